@@ -1,0 +1,38 @@
+# The README's commands. `make run` and `make test` each build .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+
+.PHONY: run test bench install-run install-test chromium clean
+
+run: $(VENV)/.run-installed
+	$(PY) -m portal.devserver
+
+test: $(VENV)/.test-installed chromium
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.test-installed
+	$(PY) bench/rls_tax.py
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[embedded]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[embedded,test]'
+	touch $@ $(VENV)/.run-installed
+
+# Browser tests drive Chromium: Debian's package when we are root, else Playwright's.
+chromium:
+	@if [ -n "$$PORTAL_CHROMIUM" ] || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
+	else $(PY) -m playwright install chromium; fi
+
+clean:
+	rm -rf $(VENV) instance

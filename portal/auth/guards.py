@@ -1,0 +1,66 @@
+"""Blueprint-level guards: every staff and tenant route passes one, none is forgotten.
+
+A staff blueprint declares, per endpoint, the permission it needs; an endpoint it
+does not declare is refused (fail closed). Who holds which permission is the table in
+`portal/auth/staff_roles.py`.
+"""
+from flask import abort, redirect, request, url_for
+from flask_login import current_user
+
+from portal.auth.staff_roles import role_may
+from portal.tenancy.context import get_current_tenant
+
+PUBLIC = "public"  # an endpoint anyone may reach (sign-in pages)
+
+
+def guard_staff_blueprint(bp, permissions):
+    """Staff console: no tenant bound, a signed-in staff user holding the permission."""
+
+    @bp.before_request
+    def _staff_guard():
+        if get_current_tenant() is not None:
+            abort(404)
+        permission = permissions.get(request.endpoint.rsplit(".", 1)[-1])
+        if permission is None:
+            abort(404)
+        if permission == PUBLIC:
+            return None
+        if not current_user.is_authenticated or not getattr(current_user, "is_staff", False):
+            return redirect(url_for("auth.staff_login", next=request.full_path.rstrip("?")))
+        if not role_may(current_user.role, permission):
+            abort(403)
+        return None
+
+    bp.staff_permissions = permissions
+
+
+def guard_tenant_blueprint(bp, permissions):
+    """A tenant's pages: a tenant bound, a signed-in user of that tenant.
+
+    `permissions` maps endpoints to "public", "member" (any user of the tenant) or
+    "admin" (the tenant's admins).
+    """
+
+    @bp.before_request
+    def _tenant_guard():
+        if get_current_tenant() is None:
+            abort(404)
+        need = permissions.get(request.endpoint.rsplit(".", 1)[-1])
+        if need is None:
+            abort(404)
+        if need == PUBLIC:
+            return None
+        if not current_user.is_authenticated or getattr(current_user, "is_staff", True):
+            return redirect(url_for("auth.tenant_login", next=request.full_path.rstrip("?")))
+        if need == "admin" and not current_user.is_admin:
+            abort(403)
+        return None
+
+    bp.tenant_permissions = permissions
+
+
+def safe_next(target, fallback):
+    """Only a local path (no scheme, no host, no backslash tricks) may be a `next`."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return fallback
+    return target

@@ -1,0 +1,94 @@
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import login_user, logout_user
+
+from portal.auth import services
+from portal.auth.forms import SetPasswordForm, SignInForm
+from portal.auth.guards import safe_next
+from portal.auth.principals import TenantPrincipal
+from portal.services.throttle import Throttled
+from portal.tenancy.context import get_current_tenant, require_tenant
+from portal.tenancy.placement import tenant_session
+
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+
+@bp.before_request
+def _realm_guard():
+    """Staff pages only where no tenant is bound; tenant pages only where one is."""
+    staff_page = request.endpoint.startswith("auth.staff_")
+    if staff_page == (get_current_tenant() is not None):
+        return render_template("errors/error.html", status=404, title="Not found",
+                               message="There is nothing at this address."), 404
+    return None
+
+
+@bp.route("/admin/login", methods=["GET", "POST"])
+def staff_login():
+    form = SignInForm(next=request.args.get("next", ""))
+    error = None
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate_staff(form.email.data, form.password.data, request.remote_addr)
+        except (services.SignInError, Throttled) as exc:
+            error = str(exc)
+        else:
+            login_user(user)
+            return redirect(safe_next(form.next.data, url_for("tenants.index")))
+    return render_template("auth/login.html", form=form, error=error, realm="Staff console"), (
+        401 if error else 200
+    )
+
+
+@bp.route("/admin/logout", methods=["POST"])
+def staff_logout():
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.staff_login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def tenant_login():
+    tenant = require_tenant()
+    form = SignInForm(next=request.args.get("next", ""))
+    error = None
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate_tenant_user(
+                tenant, form.email.data, form.password.data, request.remote_addr
+            )
+        except (services.SignInError, Throttled) as exc:
+            error = str(exc)
+        else:
+            login_user(TenantPrincipal.of(user))
+            return redirect(safe_next(form.next.data, url_for("selfservice.home")))
+    return render_template("auth/login.html", form=form, error=error, realm=tenant.name), (
+        401 if error else 200
+    )
+
+
+@bp.route("/logout", methods=["POST"])
+def tenant_logout():
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.tenant_login"))
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+def tenant_set_password(token):
+    tenant = require_tenant()
+    with tenant_session(tenant) as session:
+        user = services.user_for_token(session, token)
+    if user is None:
+        return render_template("errors/error.html", status=404, title="Link not valid",
+                               message="This link has expired or has already been used."), 404
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            user = services.set_password_with_token(tenant, token, form.password.data)
+        except services.PasswordRejected as exc:
+            form.password.errors.append(str(exc))
+        else:
+            login_user(TenantPrincipal.of(user))
+            flash("Your password is set. Welcome!", "success")
+            return redirect(url_for("selfservice.home"))
+    return render_template("auth/set_password.html", form=form, email=user.email)

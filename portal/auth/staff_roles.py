@@ -1,0 +1,24 @@
+"""What each staff role may do: the one table the console's guard consults.
+
+| permission       | superadmin | operator | support | viewer |
+|------------------|:----------:|:--------:|:-------:|:------:|
+| tenants.view     | yes        | yes      | yes     | yes    |
+| tenants.create   | yes        | yes      |         |        |
+| tenants.update   | yes        | yes      |         |        |
+| tenants.suspend  | yes        | yes      |         |        |
+| audit.view       | yes        | yes      | yes     | yes    |
+| staff.manage     | yes        |          |         |        |
+"""
+
+PERMISSIONS = {
+    "tenants.view": {"superadmin", "operator", "support", "viewer"},
+    "tenants.create": {"superadmin", "operator"},
+    "tenants.update": {"superadmin", "operator"},
+    "tenants.suspend": {"superadmin", "operator"},
+    "audit.view": {"superadmin", "operator", "support", "viewer"},
+    "staff.manage": {"superadmin"},
+}
+
+
+def role_may(role, permission):
+    return role in PERMISSIONS.get(permission, ())

@@ -1,0 +1,95 @@
+"""Operator commands: `flask --app wsgi tenants ...`, `staff ...`, `db-setup`, `seed-demo`."""
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from portal.auth.services import create_staff_user
+from portal.dbsetup import setup_database
+from portal.demo import seed
+from portal.lifecycle import provisioning, states
+from portal.models import STAFF_ROLES
+from portal.services.errors import Refused
+from portal.tenants import services as registry
+
+tenants_cli = AppGroup("tenants", help="Create, list, suspend and resume tenants.")
+staff_cli = AppGroup("staff", help="Manage staff users.")
+
+
+def _fail(message):
+    raise click.ClickException(message)
+
+
+@tenants_cli.command("create")
+@click.argument("slug")
+@click.option("--plan", required=True, help="basic, professional or enterprise")
+@click.option("--admin-email", required=True, help="email of the tenant's first admin")
+@click.option("--name", default=None, help="display name (default: the slug)")
+def tenants_create(slug, plan, admin_email, name):
+    try:
+        tenant, token = provisioning.create_tenant(slug, name or slug, plan, admin_email)
+    except Refused as exc:
+        _fail(exc.message)
+    click.echo(f"created tenant {tenant.slug} ({tenant.id}) on plan {tenant.plan_code}, tier {tenant.tier}")
+    click.echo(f"first admin {admin_email} sets a password at: /t/{tenant.slug}/set-password/{token}")
+
+
+@tenants_cli.command("list")
+@click.option("--status", default="", help="only tenants with this status")
+def tenants_list(status):
+    page = registry.search_tenants(status=status, per_page=100_000)
+    click.echo(f"{'slug':<30} {'status':<10} {'plan':<13} {'tier':<6} name")
+    for t in page.items:
+        click.echo(f"{t.slug:<30} {t.status:<10} {t.plan_code:<13} {t.tier:<6} {t.name}")
+    click.echo(f"{page.total} tenant(s)")
+
+
+def _status_command(verb, action):
+    @tenants_cli.command(verb)
+    @click.argument("slug")
+    @click.option("--reason", required=True, help="why (kept in the audit log)")
+    def command(slug, reason):
+        tenant = registry.get_tenant_by_slug(slug)
+        if tenant is None:
+            _fail(f"no tenant with slug {slug!r}")
+        try:
+            action(tenant, reason, ("system", None, "cli"))
+        except Refused as exc:
+            _fail(exc.message)
+        click.echo(f"{tenant.slug}: {tenant.status}")
+
+    command.__doc__ = f"{verb.title()} a tenant, with a reason."
+
+
+_status_command("suspend", states.suspend)
+_status_command("resume", states.resume)
+
+
+@staff_cli.command("create")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(STAFF_ROLES))
+@click.option("--password", default=None, help="default: a generated one, printed once")
+def staff_create(email, role, password):
+    try:
+        user, password = create_staff_user(email, role, password)
+    except Refused as exc:
+        _fail(exc.message)
+    click.echo(f"created staff user {user.email} ({user.role}); password: {password}")
+
+
+@click.command("db-setup")
+def db_setup():
+    """Create the application role, apply both migration histories, grant rights."""
+    setup_database(current_app.config)
+    click.echo("database ready: registry and tenant tables migrated, application role granted")
+
+
+@click.command("seed-demo")
+def seed_demo():
+    """Demo data (three tenants on the three plans), once."""
+    for line in seed():
+        click.echo(line)
+
+
+def register(app):
+    for command in (tenants_cli, staff_cli, db_setup, seed_demo):
+        app.cli.add_command(command)

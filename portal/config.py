@@ -1,0 +1,104 @@
+"""Settings, read from the environment once, in the factory, and validated there.
+
+Nothing here is read at import time: `load_config()` is called by `create_app()` with
+optional overrides (tests pass their own database and Redis URLs).
+"""
+import os
+import secrets
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def _int(name, default):
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def load_config(overrides=None):
+    env = _env("PORTAL_ENV", "development")
+    cfg = {
+        "PORTAL_ENV": env,
+        "SECRET_KEY": _env("PORTAL_SECRET_KEY"),
+        # The owner's URL: runs migrations and provisioning. The application role
+        # (below) serves requests on the same server and database.
+        "DATABASE_URL": _env("DATABASE_URL"),
+        "REDIS_URL": _env("REDIS_URL"),
+        "PORTAL_APP_ROLE": _env("PORTAL_APP_ROLE", "portal_app"),
+        "PORTAL_APP_PASSWORD": _env("PORTAL_APP_PASSWORD"),
+        "PORTAL_BASE_DOMAIN": _env("PORTAL_BASE_DOMAIN", "localhost"),
+        "PORTAL_ADMIN_HOSTS": _env("PORTAL_ADMIN_HOSTS", "localhost,127.0.0.1"),
+        "PORTAL_REDIS_PREFIX": _env("PORTAL_REDIS_PREFIX", "portal"),
+        "PORTAL_INSTANCE_DIR": _env("PORTAL_INSTANCE_DIR", os.path.abspath("instance")),
+        # Tenant lookup cache: a short in-process cache in front of Redis.
+        "TENANT_CACHE_LOCAL_SECONDS": _int("PORTAL_TENANT_CACHE_LOCAL_SECONDS", 2),
+        "TENANT_CACHE_REDIS_SECONDS": _int("PORTAL_TENANT_CACHE_REDIS_SECONDS", 300),
+        # Sign-in throttling: failures allowed per window, per account and per address.
+        "LOGIN_FAILURES_PER_ACCOUNT": _int("PORTAL_LOGIN_FAILURES_PER_ACCOUNT", 5),
+        "LOGIN_FAILURES_PER_ADDRESS": _int("PORTAL_LOGIN_FAILURES_PER_ADDRESS", 50),
+        "LOGIN_THROTTLE_WINDOW": _int("PORTAL_LOGIN_THROTTLE_WINDOW", 900),
+        # Argon2id cost; tests lower it, production keeps the library's defaults.
+        "ARGON2_TIME_COST": _int("PORTAL_ARGON2_TIME_COST", 3),
+        "ARGON2_MEMORY_COST": _int("PORTAL_ARGON2_MEMORY_COST", 65536),
+        "SET_PASSWORD_LINK_HOURS": _int("PORTAL_SET_PASSWORD_LINK_HOURS", 72),
+        "PAGE_SIZE": _int("PORTAL_PAGE_SIZE", 50),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env == "production",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5},
+        "TESTING": False,
+    }
+    cfg.update(overrides or {})
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg):
+    if cfg["PORTAL_ENV"] == "production" and not cfg["SECRET_KEY"]:
+        raise ConfigError("PORTAL_SECRET_KEY must be set when PORTAL_ENV=production")
+    if not cfg["SECRET_KEY"]:
+        # Development only: a fresh key per process (sessions end on restart).
+        cfg["SECRET_KEY"] = secrets.token_hex(32)
+    if not cfg["DATABASE_URL"]:
+        raise ConfigError(
+            "DATABASE_URL is not set: set it, or start through `make run`, "
+            "which starts the embedded PostgreSQL and sets it"
+        )
+    if not cfg["REDIS_URL"]:
+        raise ConfigError("REDIS_URL is not set (make run starts an embedded Redis and sets it)")
+    try:
+        url = make_url(cfg["DATABASE_URL"])
+    except ArgumentError:
+        raise ConfigError("DATABASE_URL does not parse as a database URL") from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError("DATABASE_URL must point at PostgreSQL")
+    cfg["DATABASE_URL"] = url.set(drivername="postgresql+psycopg2").render_as_string(
+        hide_password=False
+    )
+    cfg["SQLALCHEMY_DATABASE_URI"] = app_role_url(cfg)
+    cfg["ADMIN_HOSTS"] = frozenset(
+        h.strip().lower() for h in cfg["PORTAL_ADMIN_HOSTS"].split(",") if h.strip()
+    )
+
+
+def app_role_url(cfg):
+    """The URL the application serves with: same server and database, the app role."""
+    url = make_url(cfg["DATABASE_URL"]).set(
+        username=cfg["PORTAL_APP_ROLE"], password=cfg["PORTAL_APP_PASSWORD"]
+    )
+    return url.render_as_string(hide_password=False)

@@ -1,0 +1,34 @@
+"""`make run`: servers (embedded unless DATABASE_URL and REDIS_URL are set), migrations,
+demo data once, then the portal on http://127.0.0.1:5000/ (PORT to change)."""
+import argparse
+import os
+
+from portal.embedded import ensure_servers
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    args = parser.parse_args()
+    instance = os.environ.setdefault("PORTAL_INSTANCE_DIR", os.path.abspath("instance"))
+    embedded = ensure_servers(instance)  # noqa: F841  (kept alive for the process)
+
+    from portal import create_app
+    from portal.dbsetup import setup_database
+    from portal.demo import seed
+
+    app = create_app()
+    setup_database(app.config)
+    with app.app_context():
+        logins = seed()
+    where = "embedded PostgreSQL and Redis under " + instance if embedded else "DATABASE_URL and REDIS_URL"
+    print(f"\nTenancy Portal on http://{args.host}:{args.port}/  ({where})", flush=True)
+    for line in logins:
+        print("  " + line, flush=True)
+    print(flush=True)
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

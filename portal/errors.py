@@ -1,0 +1,48 @@
+"""Error pages: HTML for pages, JSON for /api/. The session is rolled back first."""
+import logging
+
+from flask import jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from portal.extensions import db
+from portal.tenancy.context import NoTenantBound
+
+log = logging.getLogger(__name__)
+
+_MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You do not have permission to do that.",
+    404: "There is nothing at this address.",
+    405: "That method is not allowed here.",
+    410: "This is gone.",
+}
+
+
+def _answer(status, title, message):
+    db.session.rollback()
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        return jsonify(error={"code": status, "message": message}), status
+    return render_template("errors/error.html", status=status, title=title, message=message), status
+
+
+def register(app):
+    @app.errorhandler(CSRFError)
+    def _csrf(exc):
+        return _answer(400, "Form expired", f"{exc.description} Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc):
+        return _answer(exc.code, exc.name, _MESSAGES.get(exc.code, exc.description))
+
+    @app.errorhandler(NoTenantBound)
+    def _no_tenant(exc):
+        log.error("tenant data asked for without a tenant: %s", exc)
+        return _answer(404, "Not found", _MESSAGES[404])
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        if isinstance(exc, HTTPException):
+            return _http(exc)
+        log.exception("unhandled error")
+        return _answer(500, InternalServerError.name, "Something went wrong on our side; it has been logged.")

@@ -1,0 +1,1 @@
+"""Operations on whole tenants: provisioning and status changes."""

@@ -1,0 +1,16 @@
+"""Control-plane models (schema `registry`), one file per concept."""
+from portal.models.audit import AuditEvent
+from portal.models.plan import Plan
+from portal.models.staff import STAFF_ROLES, StaffUser
+from portal.models.tenant import TENANT_STATUSES, TENANT_TIERS, Tenant, TenantDomain
+
+__all__ = [
+    "AuditEvent",
+    "Plan",
+    "STAFF_ROLES",
+    "StaffUser",
+    "TENANT_STATUSES",
+    "TENANT_TIERS",
+    "Tenant",
+    "TenantDomain",
+]

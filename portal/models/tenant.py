@@ -1,0 +1,52 @@
+import uuid
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+
+TENANT_STATUSES = ("active", "suspended", "deleted")
+TENANT_TIERS = ("pool", "bridge", "silo")
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+    __table_args__ = (
+        Index("ix_tenants_status_created", "status", "created_at"),
+        Index("ix_tenants_plan_code", "plan_code"),
+        Index("ix_tenants_lower_name", func.lower(db.column("name"))),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    status_reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    tier: Mapped[str] = mapped_column(String(16), default="pool")
+    plan_code: Mapped[str] = mapped_column(ForeignKey("plans.code"))
+    settings: Mapped[dict] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    plan = relationship("Plan", lazy="joined")
+    domains = relationship(
+        "TenantDomain", back_populates="tenant", order_by="TenantDomain.domain", lazy="selectin"
+    )
+
+
+class TenantDomain(db.Model):
+    """A custom domain that resolves to a tenant (recorded by staff)."""
+
+    __tablename__ = "tenant_domains"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    tenant = relationship("Tenant", back_populates="domains")

@@ -1,0 +1,1 @@
+"""Cross-cutting services: audit, passwords, sign-in throttling, the Redis key space."""

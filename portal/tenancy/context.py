@@ -1,0 +1,69 @@
+"""The current tenant: a ContextVar bound per request, job, CLI command or test."""
+import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """What a request needs to know of its tenant; cheap to cache and to compare."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    status: str
+    tier: str
+    plan_code: str
+    status_reason: Optional[str] = None
+
+    @classmethod
+    def of(cls, tenant):
+        return cls(
+            id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            status=tenant.status,
+            tier=tenant.tier,
+            plan_code=tenant.plan_code,
+            status_reason=tenant.status_reason,
+        )
+
+    def to_dict(self):
+        data = asdict(self)
+        data["id"] = str(self.id)
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**{**data, "id": uuid.UUID(data["id"])})
+
+
+class NoTenantBound(RuntimeError):
+    """Tenant data was asked for where no tenant is bound."""
+
+
+current_tenant: ContextVar[Optional[TenantRef]] = ContextVar("current_tenant", default=None)
+
+
+def get_current_tenant():
+    return current_tenant.get()
+
+
+def require_tenant():
+    tenant = current_tenant.get()
+    if tenant is None:
+        raise NoTenantBound("no tenant is bound: use tenant_context(tenant) or a tenant route")
+    return tenant
+
+
+@contextmanager
+def tenant_context(tenant):
+    """Bind `tenant` (a Tenant or TenantRef) for the block; the previous one comes back after."""
+    ref = tenant if isinstance(tenant, TenantRef) or tenant is None else TenantRef.of(tenant)
+    token = current_tenant.set(ref)
+    try:
+        yield ref
+    finally:
+        current_tenant.reset(token)

@@ -1,0 +1,65 @@
+"""The tenant tables: one set of definitions for every tier.
+
+Each table carries `tenant_id` first in its primary key and in every index, and every
+table has the same row-level-security policy (see migrations/tenant/). In the pool tier
+these tables live in schema `tenant_data`; other tiers map that schema name elsewhere.
+"""
+import uuid
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+TENANT_SCHEMA = "tenant_data"
+TENANT_ROLES = ("admin", "member")
+
+
+class TenantBase(DeclarativeBase):
+    metadata = MetaData(schema=TENANT_SCHEMA)
+
+
+class TenantUser(TenantBase):
+    __tablename__ = "users"
+    __table_args__ = (Index("uq_users_tenant_email", "tenant_id", "email", unique=True),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(120), default="")
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    # NULL until the user follows their set-password link.
+    password_hash: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    # sha256 of the single-use set-password token, and its expiry; NULL when none is open.
+    set_password_token_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    set_password_expires_at: Mapped[Optional[datetime]] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Order(TenantBase):
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_tenant_created", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    number: Mapped[int] = mapped_column(Integer)
+    customer: Mapped[str] = mapped_column(String(120))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantSetting(TenantBase):
+    __tablename__ = "settings"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSONB)
+    note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
+TENANT_TABLES = [TenantUser.__table__, Order.__table__, TenantSetting.__table__]

@@ -1,0 +1,94 @@
+"""Tenant lookup by slug or custom domain, with a two-level cache.
+
+A short in-process cache (seconds) in front of Redis (minutes) in front of the
+registry. `invalidate()` is called after every change of a tenant; other processes see
+the change once their in-process entry expires (TENANT_CACHE_LOCAL_SECONDS).
+If Redis is unreachable, lookups go to the registry and a warning is logged.
+"""
+import json
+import logging
+import threading
+import time
+
+import redis
+from sqlalchemy import select
+
+from portal.extensions import db, redis_holder
+from portal.models import Tenant, TenantDomain
+from portal.tenancy.context import TenantRef
+
+log = logging.getLogger(__name__)
+_MISSING = object()
+
+
+class TenantLookup:
+    def __init__(self, prefix, local_seconds, redis_seconds):
+        self.prefix = prefix
+        self.local_seconds = local_seconds
+        self.redis_seconds = redis_seconds
+        self._local = {}
+        self._lock = threading.Lock()
+
+    # -- public -----------------------------------------------------------------
+    def by_slug(self, slug):
+        return self._get(f"slug:{slug}", lambda: self._load(Tenant.slug == slug))
+
+    def by_id(self, tenant_id):
+        return self._get(f"id:{tenant_id}", lambda: self._load(Tenant.id == tenant_id))
+
+    def by_domain(self, host):
+        return self._get(
+            f"host:{host}",
+            lambda: self._load(Tenant.id.in_(select(TenantDomain.tenant_id).where(TenantDomain.domain == host))),
+        )
+
+    def invalidate(self, tenant_id, slug, domains=()):
+        keys = [f"id:{tenant_id}", f"slug:{slug}"] + [f"host:{d}" for d in domains]
+        with self._lock:
+            for key in keys:
+                self._local.pop(key, None)
+        try:
+            redis_holder.client.delete(*[self._redis_key(k) for k in keys])
+        except redis.RedisError as exc:
+            log.warning("tenant cache: could not invalidate %s in Redis: %s", slug, exc)
+
+    def clear_local(self):
+        with self._lock:
+            self._local.clear()
+
+    # -- internals --------------------------------------------------------------
+    def _redis_key(self, key):
+        return f"{self.prefix}:tenant:{key}"
+
+    def _get(self, key, load):
+        now = time.monotonic()
+        hit = self._local.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        ref = self._from_redis(key)
+        if ref is _MISSING:
+            ref = load()
+            if ref is not None:
+                self._to_redis(key, ref)
+        with self._lock:
+            self._local[key] = (now + self.local_seconds, ref)
+        return ref
+
+    def _from_redis(self, key):
+        try:
+            raw = redis_holder.client.get(self._redis_key(key))
+        except redis.RedisError as exc:
+            log.warning("tenant cache: Redis unreachable, reading the registry: %s", exc)
+            return _MISSING
+        return _MISSING if raw is None else TenantRef.from_dict(json.loads(raw))
+
+    def _to_redis(self, key, ref):
+        try:
+            redis_holder.client.set(self._redis_key(key), json.dumps(ref.to_dict()), ex=self.redis_seconds)
+        except redis.RedisError as exc:
+            log.warning("tenant cache: could not write to Redis: %s", exc)
+
+    @staticmethod
+    def _load(condition):
+        tenant = db.session.execute(select(Tenant).where(condition)).scalar_one_or_none()
+        return None if tenant is None else TenantRef.of(tenant)

@@ -1,0 +1,157 @@
+"""WSGI middleware: find the request's tenant, or answer by itself.
+
+Order: the path prefix `/t/<slug>/` (moved into SCRIPT_NAME, so `url_for` keeps it),
+a custom domain, a subdomain of PORTAL_BASE_DOMAIN, and on `/api/` paths only the
+`X-Tenant-ID` header (which must agree with a tenant named another way). A request
+for an unknown tenant gets 404, a suspended one 403, a deleted one 410: HTML pages,
+or JSON on `/api/`. Admin hosts (the base domain, `admin.`/`www.` under it, and
+PORTAL_ADMIN_HOSTS) carry no tenant: they serve the staff console.
+"""
+import json
+import re
+import uuid
+
+from flask import render_template
+
+from portal.tenancy.context import current_tenant
+from portal.tenancy.slugs import is_valid_slug
+
+_PREFIX = re.compile(r"^/t/([^/]+)(/.*)?$")
+_TENANTLESS_LABELS = ("admin", "www")
+_STATUS_ANSWERS = {
+    "suspended": (403, "Tenant suspended", "This tenant is suspended."),
+    "deleted": (410, "Tenant deleted", "This tenant has been deleted."),
+}
+
+
+class Refusal(Exception):
+    def __init__(self, status, title, message, detail=None):
+        super().__init__(message)
+        self.status, self.title, self.message, self.detail = status, title, message, detail
+
+
+class TenantResolver:
+    def __init__(self, app, wsgi_app, lookup):
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.lookup = lookup
+        self.base_domain = app.config["PORTAL_BASE_DOMAIN"].lower()
+        self.admin_hosts = app.config["ADMIN_HOSTS"]
+
+    def __call__(self, environ, start_response):
+        try:
+            with self.app.app_context():
+                tenant = self.resolve(environ)
+        except Refusal as refusal:
+            return self._refuse(environ, start_response, refusal)
+        environ["portal.tenant"] = tenant
+        token = current_tenant.set(tenant)
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            current_tenant.reset(token)
+
+    # -- resolution ---------------------------------------------------------------
+    def resolve(self, environ):
+        path = environ.get("PATH_INFO", "") or "/"
+        is_api = _is_api_path(path)
+        header = environ.get("HTTP_X_TENANT_ID")
+        if header is not None and not is_api:
+            raise Refusal(400, "Bad request", "The X-Tenant-ID header is accepted on /api/ paths only.")
+
+        tenant = None
+        match = _PREFIX.match(path)
+        if match:
+            tenant = self._by_slug(match.group(1))
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"/t/{match.group(1)}"
+            environ["PATH_INFO"] = match.group(2) or "/"
+        host = _host(environ)
+        if tenant is None:
+            tenant = self._by_host(host)
+        elif not self._is_known_host(host):
+            raise Refusal(404, "Unknown host", f"No tenant is served at {host}.")
+
+        if header is not None:
+            named = self._by_slug_or_id(header.strip())
+            if tenant is not None and named.id != tenant.id:
+                raise Refusal(400, "Bad request", "X-Tenant-ID does not match the tenant of this address.")
+            tenant = named
+        if tenant is not None:
+            self._check_status(tenant)
+        environ["portal.is_api"] = is_api
+        return tenant
+
+    def _by_host(self, host):
+        if host in self.admin_hosts or host == self.base_domain:
+            return None
+        suffix = "." + self.base_domain
+        if host.endswith(suffix):
+            label = host[: -len(suffix)]
+            if label in _TENANTLESS_LABELS:
+                return None
+            if "." in label:
+                raise Refusal(404, "Unknown host", f"No tenant is served at {host}.")
+            return self._by_slug(label)
+        tenant = self.lookup.by_domain(host)
+        if tenant is None:
+            raise Refusal(404, "Unknown host", f"No tenant is served at {host}.")
+        return tenant
+
+    def _is_known_host(self, host):
+        """A path-prefixed request must come to an admin host (not a stranger's)."""
+        return host in self.admin_hosts or host == self.base_domain or host.endswith("." + self.base_domain)
+
+    def _by_slug(self, slug):
+        tenant = self.lookup.by_slug(slug) if is_valid_slug(slug) else None
+        if tenant is None:
+            raise Refusal(404, "Tenant not found", "There is no tenant at this address.")
+        return tenant
+
+    def _by_slug_or_id(self, value):
+        """X-Tenant-ID names a tenant by its id or its slug."""
+        try:
+            tenant_id = uuid.UUID(value)
+        except ValueError:
+            return self._by_slug(value)
+        tenant = self.lookup.by_id(tenant_id)
+        if tenant is None:
+            raise Refusal(404, "Tenant not found", "There is no tenant at this address.")
+        return tenant
+
+    @staticmethod
+    def _check_status(tenant):
+        if tenant.status in _STATUS_ANSWERS:
+            status, title, message = _STATUS_ANSWERS[tenant.status]
+            raise Refusal(status, title, message, detail=tenant.status_reason)
+
+    # -- answering ----------------------------------------------------------------
+    def _refuse(self, environ, start_response, refusal):
+        if _is_api_path(environ.get("PATH_INFO", "")):
+            body = json.dumps({"error": {"code": refusal.status, "message": refusal.message}}).encode()
+            content_type = "application/json"
+        else:
+            with self.app.request_context(environ):
+                body = render_template(
+                    "errors/tenant.html", title=refusal.title, message=refusal.message,
+                    detail=refusal.detail, status=refusal.status,
+                ).encode()
+            content_type = "text/html; charset=utf-8"
+        reason = {400: "BAD REQUEST", 403: "FORBIDDEN", 404: "NOT FOUND", 410: "GONE"}[refusal.status]
+        start_response(
+            f"{refusal.status} {reason}",
+            [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+
+def _is_api_path(path):
+    match = _PREFIX.match(path)
+    return (match.group(2) or "/" if match else path).startswith("/api/")
+
+
+def _host(environ):
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("["):  # IPv6 literal
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host

@@ -1,0 +1,27 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+
+class CreateTenantForm(FlaskForm):
+    slug = StringField("Slug", validators=[DataRequired()],
+                       description="3–63 characters: a-z, 0-9 and hyphens. It becomes the address.")
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    plan = SelectField("Plan", choices=[])
+    admin_email = EmailField("First admin's email", validators=[DataRequired(), Length(max=254)])
+
+
+class RenameForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+
+
+class ChangePlanForm(FlaskForm):
+    plan = SelectField("Plan", choices=[])
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=500)])
+
+
+class DomainForm(FlaskForm):
+    domain = StringField("Custom domain", validators=[DataRequired(), Length(max=253)])

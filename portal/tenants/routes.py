@@ -1,0 +1,170 @@
+"""Staff console: the tenant registry."""
+import uuid
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.audit.services import recent_for_tenant
+from portal.auth.guards import guard_staff_blueprint
+from portal.lifecycle import provisioning, states
+from portal.services.errors import Refused
+from portal.models import TENANT_STATUSES, TENANT_TIERS
+from portal.tenants import services
+from portal.tenants.forms import ChangePlanForm, CreateTenantForm, DomainForm, ReasonForm, RenameForm
+
+bp = Blueprint("tenants", __name__, url_prefix="/admin", template_folder="templates")
+guard_staff_blueprint(
+    bp,
+    {
+        "index": "tenants.view",
+        "detail": "tenants.view",
+        "create": "tenants.create",
+        "rename": "tenants.update",
+        "change_plan": "tenants.update",
+        "add_domain": "tenants.update",
+        "suspend": "tenants.suspend",
+        "resume": "tenants.suspend",
+    },
+)
+
+
+def _plan_choices():
+    return [(p.code, p.name) for p in services.plans() if not p.is_retired]
+
+
+def _tenant_or_404(tenant_id):
+    try:
+        tenant = services.get_tenant(uuid.UUID(tenant_id))
+    except ValueError:
+        tenant = None
+    if tenant is None:
+        abort(404)
+    return tenant
+
+
+def _field_error(form, exc):
+    """Put a refused operation's message beside its field (or on the page)."""
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = list(field.errors) + [exc.message]
+    else:
+        flash(exc.message, "error")
+
+
+@bp.route("/")
+@bp.route("/tenants")
+def index():
+    args = request.args
+    try:
+        page_no = int(args.get("page", 1))
+    except ValueError:
+        page_no = 1
+    filters = {k: args.get(k, "") for k in ("q", "status", "plan", "tier")}
+    filters["q"] = filters["q"].strip()[:100]
+    sort = args.get("sort", "slug") if args.get("sort") in services.SORTS else "slug"
+    direction = "desc" if args.get("dir") == "desc" else "asc"
+    page = services.search_tenants(**filters, sort=sort, direction=direction, page=page_no,
+                                   per_page=current_app.config["PAGE_SIZE"])
+    return render_template(
+        "tenants/index.html", page=page, filters=filters, sort=sort, direction=direction,
+        plans=services.plans(), statuses=TENANT_STATUSES, tiers=TENANT_TIERS,
+    )
+
+
+@bp.route("/tenants/new", methods=["GET", "POST"])
+def create():
+    form = CreateTenantForm()
+    form.plan.choices = _plan_choices()
+    if form.validate_on_submit():
+        try:
+            tenant, token = provisioning.create_tenant(
+                form.slug.data.strip(), form.name.data, form.plan.data, form.admin_email.data,
+                actor=current_user,
+            )
+        except Refused as exc:
+            _field_error(form, exc)
+        else:
+            flash(f"Tenant {tenant.slug} created.", "success")
+            # The set-password link is shown once, on the next page, and never stored in clear.
+            link = f"/t/{tenant.slug}" + url_for("auth.tenant_set_password", token=token)
+            return render_template("tenants/created.html", tenant=tenant, link=link)
+    return render_template("tenants/new.html", form=form), (400 if form.errors else 200)
+
+
+@bp.route("/tenants/<tenant_id>")
+def detail(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    return _render_detail(tenant)
+
+
+def _render_detail(tenant, status=200, **forms):
+    rename_form = forms.get("rename_form") or RenameForm(name=tenant.name)
+    plan_form = forms.get("plan_form") or ChangePlanForm(plan=tenant.plan_code)
+    plan_form.plan.choices = _plan_choices()
+    return render_template(
+        "tenants/detail.html",
+        tenant=tenant,
+        summary=services.tenant_summary(tenant),
+        rename_form=rename_form,
+        plan_form=plan_form,
+        reason_form=forms.get("reason_form") or ReasonForm(),
+        domain_form=forms.get("domain_form") or DomainForm(),
+        events=recent_for_tenant(tenant.id),
+    ), status
+
+
+def _apply(tenant, form, form_key, action):
+    """Validate `form`, run `action`; on refusal re-render the page with the message."""
+    if form.validate_on_submit():
+        try:
+            action()
+        except Refused as exc:
+            _field_error(form, exc)
+        else:
+            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+    return _render_detail(tenant, 400, **{form_key: form})
+
+
+@bp.route("/tenants/<tenant_id>/rename", methods=["POST"])
+def rename(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    form = RenameForm()
+    return _apply(tenant, form, "rename_form",
+                  lambda: (services.rename(tenant, form.name.data, current_user), flash("Renamed.", "success")))
+
+
+@bp.route("/tenants/<tenant_id>/plan", methods=["POST"])
+def change_plan(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    form = ChangePlanForm()
+    form.plan.choices = _plan_choices()
+    return _apply(tenant, form, "plan_form",
+                  lambda: (services.change_plan(tenant, form.plan.data, current_user),
+                           flash("Plan changed.", "success")))
+
+
+@bp.route("/tenants/<tenant_id>/domains", methods=["POST"])
+def add_domain(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    form = DomainForm()
+    return _apply(tenant, form, "domain_form",
+                  lambda: (services.add_domain(tenant, form.domain.data, current_user),
+                           flash("Domain recorded.", "success")))
+
+
+@bp.route("/tenants/<tenant_id>/suspend", methods=["POST"])
+def suspend(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    form = ReasonForm()
+    return _apply(tenant, form, "reason_form",
+                  lambda: (states.suspend(tenant, form.reason.data, current_user),
+                           flash("Tenant suspended.", "success")))
+
+
+@bp.route("/tenants/<tenant_id>/resume", methods=["POST"])
+def resume(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    form = ReasonForm()
+    return _apply(tenant, form, "reason_form",
+                  lambda: (states.resume(tenant, form.reason.data, current_user),
+                           flash("Tenant resumed.", "success")))

@@ -1,0 +1,119 @@
+"""Registry queries and changes that are not lifecycle steps."""
+import re
+
+from flask import current_app
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from portal.extensions import db
+from portal.lifecycle.cache import forget_tenant
+from portal.services.errors import Refused
+from portal.lifecycle.provisioning import active_plan
+from portal.services.validation import check_name
+from portal.models import Plan, Tenant, TenantDomain
+from portal.services import audit
+from portal.services.pagination import paginate
+from portal.tenancy.context import TenantRef
+from portal.tenancy.data import Order, TenantUser
+from portal.tenancy.placement import tenant_session
+
+SORTS = {
+    "slug": Tenant.slug,
+    "name": func.lower(Tenant.name),
+    "created": Tenant.created_at,
+    "plan": Tenant.plan_code,
+    "status": Tenant.status,
+}
+_DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def search_tenants(q="", status="", plan="", tier="", sort="slug", direction="asc", page=1, per_page=50):
+    """One page of the registry. Filters are exact; `q` matches slug or name."""
+    query = select(Tenant)
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(Tenant.slug.like(pattern), func.lower(Tenant.name).like(pattern)))
+    if status:
+        query = query.where(Tenant.status == status)
+    if plan:
+        query = query.where(Tenant.plan_code == plan)
+    if tier:
+        query = query.where(Tenant.tier == tier)
+    column = SORTS.get(sort, Tenant.slug)
+    order = column.desc() if direction == "desc" else column.asc()
+    return paginate(query, (order, Tenant.slug), page, per_page)
+
+
+def get_tenant(tenant_id):
+    return db.session.get(Tenant, tenant_id)
+
+
+def get_tenant_by_slug(slug):
+    return db.session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
+
+
+def plans():
+    return db.session.execute(select(Plan).order_by(Plan.position)).scalars().all()
+
+
+def tenant_summary(tenant):
+    """Counts of the tenant's own rows, read under its own context (RLS applies)."""
+    with tenant_session(TenantRef.of(tenant)) as session:
+        users = session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
+        orders = session.execute(select(func.count()).select_from(Order)).scalar_one()
+    return {"users": users, "orders": orders}
+
+
+def rename(tenant, name, actor=None):
+    name = check_name(name)
+    old = tenant.name
+    if name == old:
+        return tenant
+    tenant.name = name
+    audit.record("tenant.renamed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                 details={"from": old, "to": name})
+    db.session.commit()
+    forget_tenant(tenant)
+    return tenant
+
+
+def change_plan(tenant, plan_code, actor=None):
+    plan = active_plan(plan_code)
+    old = tenant.plan_code
+    if plan.code == old:
+        raise Refused(f"The tenant is already on {plan.name}.", "plan")
+    if plan.max_users is not None:
+        users = tenant_summary(tenant)["users"]
+        if users > plan.max_users:
+            raise Refused(
+                f"{plan.name} allows {plan.max_users} users; this tenant has {users}.", "plan"
+            )
+    tenant.plan_code = plan.code
+    audit.record("tenant.plan_changed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                 details={"from": old, "to": plan.code})
+    db.session.commit()
+    db.session.refresh(tenant)
+    forget_tenant(tenant)
+    return tenant
+
+
+def add_domain(tenant, domain, actor=None):
+    domain = (domain or "").strip().lower().rstrip(".")
+    if not _DOMAIN_RE.match(domain):
+        raise Refused("Enter a domain name such as shop.example.com.", "domain")
+    base = current_app.config["PORTAL_BASE_DOMAIN"]
+    if domain == base or domain.endswith("." + base) or domain in current_app.config["ADMIN_HOSTS"]:
+        raise Refused(f"Domains under {base} are the portal's own; enter the tenant's domain.", "domain")
+    if db.session.execute(select(TenantDomain.id).where(TenantDomain.domain == domain)).first():
+        raise Refused(f"{domain} is already recorded.", "domain")
+    db.session.add(TenantDomain(tenant_id=tenant.id, domain=domain))
+    audit.record("tenant.domain_added", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                 details={"domain": domain})
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Refused(f"{domain} is already recorded.", "domain") from None
+    db.session.refresh(tenant)
+    forget_tenant(tenant)
+    return tenant

@@ -1,0 +1,56 @@
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from portal.auth.services import open_set_password_link
+from portal.extensions import db
+from portal.services.errors import Refused
+from portal.services.validation import normalise_email
+from portal.models import Plan
+from portal.services import audit
+from portal.tenancy.context import require_tenant
+from portal.tenancy.data import TENANT_ROLES, TenantUser
+from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
+
+
+def list_users():
+    with tenant_session() as session:
+        return session.execute(select(TenantUser).order_by(TenantUser.email)).scalars().all()
+
+
+def get_user(user_id):
+    with tenant_session() as session:
+        return get_row(session, TenantUser, user_id)
+
+
+def count_users(session):
+    return session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
+
+
+def add_user(email, name, role, actor):
+    """Add a user to the current tenant; return (user, set-password token)."""
+    tenant = require_tenant()
+    email = normalise_email(email, "email")
+    name = (name or "").strip()
+    if len(name) > 120:
+        raise Refused("A name is at most 120 characters.", "name")
+    if role not in TENANT_ROLES:
+        raise Refused("Choose admin or member.", "role")
+    plan = db.session.get(Plan, tenant.plan_code)
+    try:
+        with tenant_transaction() as session:
+            if session.execute(select(TenantUser.id).where(TenantUser.email == email)).first():
+                raise Refused(f"{email} is already a user of this tenant.", "email")
+            users = count_users(session)
+            if plan.max_users is not None and users >= plan.max_users:
+                raise Refused(
+                    f"The {plan.name} plan allows {plan.max_users} users and this tenant has {users}.",
+                    "email",
+                )
+            user = TenantUser(tenant_id=tenant.id, email=email, name=name, role=role)
+            token = open_set_password_link(user)
+            session.add(user)
+    except IntegrityError:
+        raise Refused(f"{email} is already a user of this tenant.", "email") from None
+    audit.record("tenant_user.added", actor=actor, tenant_id=tenant.id, target=email, details={"role": role})
+    db.session.commit()
+    return user, token
