@@ -1,0 +1,92 @@
+"""Fixtures: a database per test run, an app bound to it, and each test in a
+transaction that is rolled back at the end (savepoints inside it)."""
+import pytest
+import redis as redis_lib
+
+from portal import create_app
+from portal.dbsetup import setup_database
+from portal.extensions import db
+from tests.servers import TestServers
+
+BASE_DOMAIN = "portal.test"
+
+
+def app_config(servers, **overrides):
+    config = {
+        "DATABASE_URL": servers.owner_url,
+        "REDIS_URL": servers.redis_url,
+        "PORTAL_APP_ROLE": servers.app_role,
+        "PORTAL_REDIS_PREFIX": servers.redis_prefix,
+        "PORTAL_BASE_DOMAIN": BASE_DOMAIN,
+        "PORTAL_ADMIN_HOSTS": "localhost,127.0.0.1",
+        "SECRET_KEY": "test-secret-" + servers.run_id,
+        "TESTING": True,
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 8192,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def servers():
+    servers = TestServers()
+    servers.create()
+    yield servers
+    servers.drop()
+
+
+@pytest.fixture(scope="session")
+def app(servers):
+    app = create_app(app_config(servers))
+    setup_database(app.config)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_client(servers):
+    client = redis_lib.Redis.from_url(servers.redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def clear_redis(client, prefix):
+    for key in client.scan_iter(match=f"{prefix}:*", count=500):
+        client.unlink(key)
+
+
+@pytest.fixture()
+def conn(app, redis_client, servers):
+    """The app's connection for this test, inside a transaction rolled back at the end."""
+    with app.app_context():
+        connection = db.engine.connect()
+    outer = connection.begin()
+    db.session.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
+    app.extensions["portal.test_bind"] = connection
+    ctx = app.app_context()
+    ctx.push()
+    try:
+        yield connection
+    finally:
+        db.session.remove()
+        ctx.pop()
+        db.session.session_factory.configure(bind=None, join_transaction_mode="conditional_savepoint")
+        app.extensions.pop("portal.test_bind", None)
+        outer.rollback()
+        connection.close()
+        app.extensions["portal.tenant_lookup"].clear_local()
+        clear_redis(redis_client, servers.redis_prefix)
+
+
+@pytest.fixture()
+def client(app, conn):
+    return app.test_client()
+
+
+@pytest.fixture()
+def factory(app, conn):
+    from tests.factories import Factory
+
+    return Factory(app)

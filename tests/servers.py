@@ -1,0 +1,47 @@
+"""The PostgreSQL and Redis the tests use: PORTAL_TEST_DATABASE_URL and
+PORTAL_TEST_REDIS_URL when set (CI), else the embedded ones in a temporary folder.
+Each run creates its own database and roles with unique names and drops them."""
+import os
+import tempfile
+import uuid
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+
+class TestServers:
+    def __init__(self):
+        self.run_id = uuid.uuid4().hex[:10]
+        self.database = f"portal_test_{self.run_id}"
+        self.app_role = f"portal_test_app_{self.run_id}"
+        self.redis_prefix = f"portaltest{self.run_id}"
+        self._embedded = None
+        admin_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
+        self.redis_url = os.environ.get("PORTAL_TEST_REDIS_URL")
+        if not admin_url or not self.redis_url:
+            from portal.embedded import Embedded
+
+            self._tmp = tempfile.mkdtemp(prefix="portal-test-")
+            self._embedded = Embedded(self._tmp)
+            embedded_db, embedded_redis = self._embedded.start("postgres")
+            admin_url = admin_url or embedded_db
+            self.redis_url = self.redis_url or embedded_redis
+        self.admin_url = make_url(admin_url).set(drivername="postgresql+psycopg2")
+        self.owner_url = self.admin_url.set(database=self.database).render_as_string(hide_password=False)
+
+    def admin_engine(self):
+        return create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+
+    def create(self):
+        engine = self.admin_engine()
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.database}"'))
+        engine.dispose()
+
+    def drop(self, extra_roles=()):
+        engine = self.admin_engine()
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+            for role in (self.app_role, *extra_roles):
+                conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        engine.dispose()
