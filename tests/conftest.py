@@ -2,6 +2,7 @@
 transaction that is rolled back at the end (savepoints inside it)."""
 import pytest
 import redis as redis_lib
+from flask.testing import FlaskClient
 
 from portal import create_app
 from portal.dbsetup import setup_database
@@ -80,8 +81,21 @@ def conn(app, redis_client, servers):
         clear_redis(redis_client, servers.redis_prefix)
 
 
+class FreshContextClient(FlaskClient):
+    """Each request in an app context of its own, as in production.
+
+    The test holds an app context open (for services it calls directly); Flask would
+    reuse it for requests, so `g` (and Flask-Login's cached user) would leak from one
+    request into the next."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture()
 def client(app, conn):
+    app.test_client_class = FreshContextClient
     return app.test_client()
 
 

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from portal.extensions import Session as RegistrySession
 from portal.extensions import db
 from portal.tenancy.context import require_tenant
 
@@ -34,7 +35,16 @@ def _mark_tenant_pending(session, transaction, connection):
     session.info["_connection_info"] = connection.info
 
 
+@event.listens_for(RegistrySession, "after_begin")
+def _mark_no_tenant(session, transaction, connection):
+    # The registry session says "no tenant" explicitly: whatever ran before on this
+    # connection in the same transaction, tenant rows stay invisible to it.
+    connection.info[_PENDING] = ""
+    session.info["_connection_info"] = connection.info
+
+
 @event.listens_for(TenantSession, "after_transaction_end")
+@event.listens_for(RegistrySession, "after_transaction_end")
 def _clear_pending(session, transaction):
     # A transaction that ended before running a statement must not hand its tenant
     # to whoever uses the connection next.
@@ -48,7 +58,7 @@ def install_engine_hooks(engine):
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _piggyback_tenant(conn, cursor, statement, parameters, context, executemany):
-        tenant_id = conn.info.pop(_PENDING, None)
+        tenant_id = conn.info.pop(_PENDING, None)  # "" means: no tenant
         if tenant_id is None:
             return statement, parameters
         if executemany or not isinstance(parameters, dict):
