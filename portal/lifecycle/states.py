@@ -5,6 +5,7 @@ from portal.services.errors import Refused
 from portal.services import audit
 
 _ALLOWED = {"suspend": ("active", "suspended"), "resume": ("suspended", "active")}
+_AUDITED_AS = {"suspend": "tenant.suspended", "resume": "tenant.resumed"}
 _REFUSED = {"suspend": "Only an active tenant can be suspended", "resume": "Only a suspended tenant can be resumed"}
 
 
@@ -19,7 +20,7 @@ def _transition(tenant, verb, reason, actor):
         raise Refused(f"{_REFUSED[verb]}; this one is {tenant.status}.")
     tenant.status = target
     tenant.status_reason = reason if target == "suspended" else None
-    audit.record(f"tenant.{target}", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason)
+    audit.record(_AUDITED_AS[verb], actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason)
     db.session.commit()
     forget_tenant(tenant)
     return tenant

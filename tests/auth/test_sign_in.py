@@ -1,0 +1,132 @@
+"""Sign-in: one message for every failure, throttling, safe `next`, set-password links."""
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select, update
+
+from portal.auth.services import BAD_CREDENTIALS
+from portal.tenancy.data import TenantUser
+from portal.tenancy.placement import tenant_transaction
+from tests.factories import PASSWORD, csrf_token
+
+
+def _post_login(client, url, email, password, **kwargs):
+    token = csrf_token(client.get(url, **kwargs).get_data(as_text=True))
+    return client.post(url, data={"email": email, "password": password, "csrf_token": token}, **kwargs)
+
+
+def test_wrong_password_and_unknown_email_get_the_same_message(client, factory):
+    staff = factory.staff()
+    wrong_password = _post_login(client, "/admin/login", staff.email, "not the password")
+    unknown_email = _post_login(client, "/admin/login", "nobody@staff.example", PASSWORD)
+    assert wrong_password.status_code == unknown_email.status_code == 401
+    for response in (wrong_password, unknown_email):
+        assert BAD_CREDENTIALS in response.get_data(as_text=True)
+    assert "email" not in BAD_CREDENTIALS.split("do not match")[1]
+
+
+def test_failures_are_throttled_per_account(client, factory, app):
+    staff = factory.staff()
+    for _ in range(app.config["LOGIN_FAILURES_PER_ACCOUNT"]):
+        assert _post_login(client, "/admin/login", staff.email, "wrong").status_code == 401
+    blocked = _post_login(client, "/admin/login", staff.email, PASSWORD)
+    assert blocked.status_code == 401
+    assert "Too many failed sign-ins" in blocked.get_data(as_text=True)
+    other = factory.staff()
+    assert _post_login(client, "/admin/login", other.email, PASSWORD).status_code == 302
+
+
+def test_failures_are_throttled_per_address(client, factory, app):
+    app.config["LOGIN_FAILURES_PER_ADDRESS"] = 3
+    try:
+        for n in range(3):
+            _post_login(client, "/admin/login", f"nobody{n}@staff.example", "wrong")
+        blocked = _post_login(client, "/admin/login", factory.staff().email, PASSWORD)
+    finally:
+        app.config["LOGIN_FAILURES_PER_ADDRESS"] = 50
+    assert "Too many failed sign-ins" in blocked.get_data(as_text=True)
+
+
+def test_next_must_be_a_local_path(client, factory):
+    staff = factory.staff()
+    for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+        response = client.post("/admin/login", data={
+            "email": staff.email, "password": PASSWORD, "next": evil, "csrf_token": token})
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/admin/tenants", evil
+        client.post("/admin/logout", data={"csrf_token": csrf_token(client.get("/admin/").get_data(as_text=True))})
+    token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+    response = client.post("/admin/login", data={
+        "email": staff.email, "password": PASSWORD, "next": "/admin/audit", "csrf_token": token})
+    assert response.headers["Location"] == "/admin/audit"
+
+
+def test_staff_credentials_do_not_sign_in_to_a_tenant(client, factory):
+    staff = factory.staff()
+    tenant = factory.tenant()
+    response = _post_login(client, f"/t/{tenant.slug}/login", staff.email, PASSWORD)
+    assert response.status_code == 401
+
+
+def test_sign_out_needs_post_and_ends_the_session(client, factory):
+    staff = factory.staff()
+    _post_login(client, "/admin/login", staff.email, PASSWORD)
+    assert client.get("/admin/logout").status_code == 405
+    token = csrf_token(client.get("/admin/").get_data(as_text=True))
+    client.post("/admin/logout", data={"csrf_token": token})
+    assert client.get("/admin/").status_code == 302
+
+
+def _open_link(factory, app):
+    from portal.lifecycle.provisioning import create_tenant
+    from portal.tenancy.context import TenantRef
+    from tests.factories import unique_slug
+
+    slug = unique_slug()
+    tenant, token = create_tenant(slug, "Linked", "basic", f"first@{slug}.example")
+    return TenantRef.of(tenant), token
+
+
+def _set_password(client, tenant, token, password, confirm=None):
+    url = f"/t/{tenant.slug}/set-password/{token}"
+    page = client.get(url)
+    if page.status_code != 200:
+        return page
+    return client.post(url, data={"password": password, "confirm": confirm or password,
+                                  "csrf_token": csrf_token(page.get_data(as_text=True))})
+
+
+def test_set_password_link_is_single_use(client, factory, app):
+    tenant, token = _open_link(factory, app)
+    response = _set_password(client, tenant, token, "a perfectly fine passphrase")
+    assert response.status_code == 302
+    assert client.get(f"/t/{tenant.slug}/").status_code == 200  # signed in
+    again = _set_password(client, tenant, token, "another fine passphrase")
+    assert again.status_code == 404
+    assert "expired or has already been used" in again.get_data(as_text=True)
+
+
+def test_weak_or_mismatched_password_is_refused_and_link_stays_open(client, factory, app):
+    tenant, token = _open_link(factory, app)
+    weak = _set_password(client, tenant, token, "short")
+    assert weak.status_code == 200 and "at least 12 characters" in weak.get_data(as_text=True)
+    differ = _set_password(client, tenant, token, "a perfectly fine passphrase", "something else entirely")
+    assert "The two passwords differ" in differ.get_data(as_text=True)
+    assert _set_password(client, tenant, token, "a perfectly fine passphrase").status_code == 302
+
+
+def test_expired_link_is_refused(client, factory, app):
+    tenant, token = _open_link(factory, app)
+    with tenant_transaction(tenant) as session:
+        session.execute(update(TenantUser).values(
+            set_password_expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
+    assert _set_password(client, tenant, token, "a perfectly fine passphrase").status_code == 404
+
+
+def test_link_of_tenant_a_does_not_work_on_b(client, factory, app):
+    tenant, token = _open_link(factory, app)
+    other = factory.tenant()
+    assert client.get(f"/t/{other.slug}/set-password/{token}").status_code == 404
+    with tenant_transaction(tenant) as session:
+        user = session.execute(select(TenantUser)).scalar_one()
+        assert user.password_hash is None

@@ -1,0 +1,193 @@
+"""The staff console: registry pages, changes with their audit events, bad input."""
+import pytest
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import AuditEvent, Tenant
+from tests.factories import csrf_token, sign_in_staff, unique_slug
+
+
+@pytest.fixture()
+def staff_client(client, factory):
+    staff = factory.staff("operator")
+    sign_in_staff(client, staff)
+    client.staff = staff
+    return client
+
+
+def _form(client, url):
+    page = client.get(url)
+    assert page.status_code == 200
+    return csrf_token(page.get_data(as_text=True))
+
+
+def _create(client, **fields):
+    data = {"slug": unique_slug(), "name": "New Co", "plan": "basic", "admin_email": "first@newco.example"}
+    data.update(fields)
+    data["csrf_token"] = _form(client, "/admin/tenants/new")
+    return client.post("/admin/tenants/new", data=data), data
+
+
+def _tenant_count():
+    return db.session.execute(select(func.count()).select_from(Tenant)).scalar_one()
+
+
+def test_create_tenant_shows_link_once_and_audits(staff_client):
+    response, data = _create(staff_client)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert f"/t/{data['slug']}/set-password/" in body
+    tenant = db.session.execute(select(Tenant).where(Tenant.slug == data["slug"])).scalar_one()
+    assert (tenant.name, tenant.plan_code, tenant.tier, tenant.status) == ("New Co", "basic", "pool", "active")
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.tenant_id == tenant.id)).scalar_one()
+    assert event.action == "tenant.created" and event.actor_label == staff_client.staff.email
+    # The detail page does not show the link again.
+    detail = staff_client.get(f"/admin/tenants/{tenant.id}").get_data(as_text=True)
+    assert "set-password" not in detail
+
+
+@pytest.mark.parametrize("slug, message", [
+    ("acme'; drop schema x;--", "a-z, 0-9 and hyphens"),
+    ("has space", "a-z, 0-9 and hyphens"),
+    ("UpperCase", "lower case"),
+    ("аcme", "look-alike"),  # Cyrillic а
+    ("a" * 64, "at most 63"),
+    ("www", "reserved"),
+    ("admin", "reserved"),
+    ("api", "reserved"),
+    ("static", "reserved"),
+    ("t", "3 to 63"),
+    ("public", "reserved"),
+    ("pg-catalog", "reserved"),
+    ("pg_catalog", "a-z, 0-9 and hyphens"),
+    ("-leading", "a-z, 0-9 and hyphens"),
+])
+def test_bad_slugs_are_refused_beside_the_field_keeping_input(staff_client, slug, message):
+    before = _tenant_count()
+    response, data = _create(staff_client, slug=slug, name="Keep Me Ltd")
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert message in body
+    assert 'value="Keep Me Ltd"' in body  # the other input is kept
+    assert 'value="first@newco.example"' in body
+    assert _tenant_count() == before
+
+
+def test_duplicate_slug_is_refused(staff_client, factory):
+    existing = factory.tenant()
+    before = _tenant_count()
+    response, _ = _create(staff_client, slug=existing.slug)
+    assert response.status_code == 400
+    assert "is taken" in response.get_data(as_text=True)
+    assert _tenant_count() == before
+
+
+def test_bad_email_and_plan_are_refused(staff_client):
+    before = _tenant_count()
+    response, _ = _create(staff_client, admin_email="not-an-email")
+    assert response.status_code == 400 and "valid email" in response.get_data(as_text=True)
+    response, _ = _create(staff_client, plan="platinum")
+    assert response.status_code == 400 and "Not a valid choice" in response.get_data(as_text=True)
+    assert _tenant_count() == before
+
+
+def test_post_without_csrf_is_refused_and_changes_nothing(staff_client):
+    before = _tenant_count()
+    response = staff_client.post("/admin/tenants/new", data={
+        "slug": unique_slug(), "name": "No Token", "plan": "basic", "admin_email": "a@b.example"})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
+    assert _tenant_count() == before
+
+
+def test_rename_change_plan_suspend_resume_are_audited(staff_client, factory):
+    tenant = factory.tenant(plan="basic")
+    url = f"/admin/tenants/{tenant.id}"
+    token = _form(staff_client, url)
+    assert staff_client.post(f"{url}/rename", data={"name": "Renamed Co", "csrf_token": token}).status_code == 302
+    assert staff_client.post(f"{url}/plan", data={"plan": "professional", "csrf_token": token}).status_code == 302
+    assert staff_client.post(f"{url}/suspend", data={"reason": "card declined", "csrf_token": token}).status_code == 302
+    assert staff_client.get(f"/t/{tenant.slug}/login").status_code == 403
+    assert staff_client.post(f"{url}/resume", data={"reason": "paid", "csrf_token": token}).status_code == 302
+    row = db.session.get(Tenant, tenant.id)
+    db.session.refresh(row)
+    assert (row.name, row.plan_code, row.status) == ("Renamed Co", "professional", "active")
+    actions = db.session.execute(
+        select(AuditEvent.action, AuditEvent.reason).where(AuditEvent.tenant_id == tenant.id).order_by(AuditEvent.id)
+    ).all()
+    assert [a for a, _ in actions] == [
+        "tenant.created", "tenant.renamed", "tenant.plan_changed", "tenant.suspended", "tenant.resumed"]
+    assert ("tenant.suspended", "card declined") in actions
+
+
+def test_suspend_needs_a_reason_and_a_valid_state(staff_client, factory):
+    tenant = factory.tenant()
+    url = f"/admin/tenants/{tenant.id}"
+    token = _form(staff_client, url)
+    response = staff_client.post(f"{url}/suspend", data={"reason": "", "csrf_token": token})
+    assert response.status_code == 400 and "This field is required" in response.get_data(as_text=True)
+    response = staff_client.post(f"{url}/resume", data={"reason": "why not", "csrf_token": token})
+    assert response.status_code == 400 and "Only a suspended tenant can be resumed" in response.get_data(as_text=True)
+    assert db.session.get(Tenant, tenant.id).status == "active"
+
+
+def test_downgrade_that_does_not_fit_is_refused_with_numbers(staff_client, factory):
+    tenant = factory.tenant(plan="professional")
+    for _ in range(10):
+        factory.user(tenant)
+    url = f"/admin/tenants/{tenant.id}"
+    response = staff_client.post(f"{url}/plan", data={"plan": "basic", "csrf_token": _form(staff_client, url)})
+    assert response.status_code == 400
+    assert "Basic allows 10 users; this tenant has 11." in response.get_data(as_text=True)
+
+
+def test_list_search_filter_sort_paginate(staff_client, factory):
+    slugs = [factory.tenant(slug=f"zz-list-{n:02d}", plan="basic" if n % 2 else "enterprise").slug
+             for n in range(7)]
+    body = staff_client.get("/admin/tenants?q=zz-list").get_data(as_text=True)
+    assert all(s in body for s in slugs)
+    body = staff_client.get("/admin/tenants?q=zz-list&plan=enterprise").get_data(as_text=True)
+    assert "zz-list-00" in body and "zz-list-01" not in body
+    body = staff_client.get("/admin/tenants?q=zz-list&sort=slug&dir=desc").get_data(as_text=True)
+    assert body.index("zz-list-06") < body.index("zz-list-00")
+    staff_client.application.config["PAGE_SIZE"] = 3
+    try:
+        body = staff_client.get("/admin/tenants?q=zz-list&page=3").get_data(as_text=True)
+    finally:
+        staff_client.application.config["PAGE_SIZE"] = 50
+    assert "Page 3 of 3" in body and "zz-list-06" in body and "zz-list-00" not in body
+    assert staff_client.get("/admin/tenants?q=zz-list&status=suspended").get_data(as_text=True).count("zz-list-") == 0
+    assert staff_client.get("/admin/tenants?page=notanumber&sort=evil").status_code == 200
+
+
+def test_audit_log_filters(staff_client, factory):
+    a, b = factory.tenant(), factory.tenant()
+    body = staff_client.get(f"/admin/audit?tenant={a.slug}").get_data(as_text=True)
+    assert a.slug in body and b.slug not in body
+    body = staff_client.get(f"/admin/audit?actor={staff_client.staff.email}&action=staff.sign_in").get_data(as_text=True)
+    assert "staff.sign_in" in body and "tenant.created" not in body.split("<tbody>")[1]
+
+
+def test_custom_domain_bad_input(staff_client, factory):
+    tenant = factory.tenant()
+    url = f"/admin/tenants/{tenant.id}"
+    token = _form(staff_client, url)
+    for domain, message in [("not a domain", "Enter a domain name"), ("x.portal.test", "the portal&#39;s own")]:
+        response = staff_client.post(f"{url}/domains", data={"domain": domain, "csrf_token": token})
+        assert response.status_code == 400 and message in response.get_data(as_text=True)
+    assert staff_client.post(f"{url}/domains", data={"domain": "shop.example.com", "csrf_token": token}).status_code == 302
+    other = factory.tenant()
+    response = staff_client.post(f"/admin/tenants/{other.id}/domains",
+                                 data={"domain": "shop.example.com", "csrf_token": token})
+    assert response.status_code == 400 and "already recorded" in response.get_data(as_text=True)
+
+
+def test_unknown_tenant_id_is_404(staff_client):
+    assert staff_client.get("/admin/tenants/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert staff_client.get("/admin/tenants/not-a-uuid").status_code == 404
+
+
+def test_console_is_not_served_on_tenant_hosts(staff_client, factory):
+    tenant = factory.tenant()
+    assert staff_client.get(f"/t/{tenant.slug}/admin/tenants").status_code == 404
+    assert staff_client.get(f"/t/{tenant.slug}/admin/login").status_code == 404

@@ -1,0 +1,160 @@
+"""Every route of the URL map, walked: staff routes against the role table, tenant
+routes against another tenant's ids, slug, host and header."""
+import re
+import uuid
+
+import pytest
+
+from portal.auth.staff_roles import PERMISSIONS
+from portal.models import STAFF_ROLES
+from tests.conftest import BASE_DOMAIN
+from tests.factories import sign_in_staff, sign_in_tenant
+
+STAFF_BLUEPRINTS = {"tenants", "audit"}
+TENANT_BLUEPRINTS = {"selfservice", "users"}
+
+
+def _rules(app, blueprints):
+    return [r for r in app.url_map.iter_rules() if r.endpoint.split(".")[0] in blueprints]
+
+
+def _fill(rule, values):
+    path = rule.rule
+    for arg in rule.arguments:
+        path = re.sub(rf"<(?:[^:>]+:)?{arg}>", str(values[arg]), path)
+    return path
+
+
+def test_every_staff_endpoint_declares_a_permission(app):
+    for rule in _rules(app, STAFF_BLUEPRINTS):
+        blueprint, endpoint = rule.endpoint.split(".")
+        permission = app.blueprints[blueprint].staff_permissions.get(endpoint)
+        assert permission in PERMISSIONS, f"{rule.endpoint} has no permission in the role table"
+
+
+def test_every_tenant_endpoint_declares_who_may_use_it(app):
+    for rule in _rules(app, TENANT_BLUEPRINTS):
+        blueprint, endpoint = rule.endpoint.split(".")
+        assert app.blueprints[blueprint].tenant_permissions.get(endpoint) in ("member", "admin")
+
+
+@pytest.mark.parametrize("role", STAFF_ROLES)
+def test_staff_roles_per_route(app, client, factory, role):
+    tenant = factory.tenant()
+    sign_in_staff(client, factory.staff(role))
+    client.application.config["WTF_CSRF_ENABLED"] = False  # the guard answers before the form
+    try:
+        for rule in _rules(app, STAFF_BLUEPRINTS):
+            blueprint, endpoint = rule.endpoint.split(".")
+            permission = app.blueprints[blueprint].staff_permissions[endpoint]
+            url = _fill(rule, {"tenant_id": tenant.id})
+            method = "GET" if "GET" in rule.methods else "POST"
+            response = client.open(url, method=method, data={})
+            allowed = role in PERMISSIONS[permission]
+            if allowed:
+                assert response.status_code in (200, 302, 400), (role, url, response.status_code)
+            else:
+                assert response.status_code == 403, (role, url, response.status_code)
+    finally:
+        client.application.config["WTF_CSRF_ENABLED"] = True
+
+
+def test_staff_routes_need_sign_in(app, client, factory):
+    tenant = factory.tenant()
+    for rule in _rules(app, STAFF_BLUEPRINTS):
+        url = _fill(rule, {"tenant_id": tenant.id})
+        method = "GET" if "GET" in rule.methods else "POST"
+        response = client.open(url, method=method)
+        if method == "GET":
+            assert response.status_code == 302 and "/admin/login" in response.headers["Location"], url
+        else:
+            assert response.status_code in (302, 400), url  # no CSRF token: refused before anything
+
+
+def test_tenant_member_may_not_use_admin_routes(app, client, factory):
+    tenant = factory.tenant()
+    sign_in_tenant(client, tenant, factory.user(tenant, role="member"))
+    assert client.get(f"/t/{tenant.slug}/users").status_code == 200
+    assert client.get(f"/t/{tenant.slug}/users/new").status_code == 403
+
+
+@pytest.fixture()
+def tenant_pair(factory):
+    """A signed-in admin of A, and B with a user and an order of its own."""
+    a, b = factory.tenant(), factory.tenant()
+    a_admin = factory.admin(a)
+    b_user = factory.user(b, email=f"secret-user@{b.slug}.example", name="Bobby Secret")
+    b_order = factory.order(b, number=4242, customer="Secret Customer B")
+    return a, b, a_admin, b_user, b_order
+
+
+def _tenant_urls(app, ids):
+    for rule in _rules(app, TENANT_BLUEPRINTS):
+        if "GET" in rule.methods and rule.arguments:
+            yield _fill(rule, ids)
+
+
+def _leaks(body, b, b_user, b_order, asked=""):
+    """What of B's shows in `body`, beyond what the caller itself wrote in `asked`."""
+    secrets = (b.slug, b.name, b_user.email, "Bobby Secret", "Secret Customer B", str(b_order.id))
+    return [s for s in secrets if s in body and s not in asked]
+
+
+def test_tenant_routes_with_other_tenants_ids_are_404(app, client, tenant_pair):
+    a, b, a_admin, b_user, b_order = tenant_pair
+    sign_in_tenant(client, a, a_admin)  # at the path prefix
+    sign_in_tenant(client, a, a_admin, prefix="", base_url=f"http://{a.slug}.{BASE_DOMAIN}")  # on the host
+    ids = {"user_id": b_user.id, "order_id": b_order.id}
+    urls = list(_tenant_urls(app, ids))
+    assert urls, "no tenant routes with ids found"
+    for url in urls:
+        for how in ("path", "host"):
+            if how == "path":
+                response = client.get(f"/t/{a.slug}{url}")
+            else:
+                response = client.get(url, base_url=f"http://{a.slug}.{BASE_DOMAIN}")
+            assert response.status_code == 404, (how, url, response.status_code)
+            assert not _leaks(response.get_data(as_text=True), b, b_user, b_order), (how, url)
+        # A malformed id is the same 404.
+        assert client.get(f"/t/{a.slug}{_fill_garbage(url, ids)}").status_code == 404
+
+
+def _fill_garbage(url, ids):
+    for value in ids.values():
+        url = url.replace(str(value), "not-a-uuid")
+    return url
+
+
+def test_session_of_a_cannot_read_b_by_slug_host_or_header(app, client, tenant_pair):
+    a, b, a_admin, b_user, b_order = tenant_pair
+    sign_in_tenant(client, a, a_admin)
+    ids = {"user_id": b_user.id, "order_id": b_order.id}
+    plain = [_fill(r, ids) for r in _rules(app, TENANT_BLUEPRINTS) if "GET" in r.methods]
+    for url in plain:
+        for response, asked in (
+            (client.get(f"/t/{b.slug}{url}"), f"/t/{b.slug}{url}"),                       # B's slug
+            (client.get(url, base_url=f"http://{b.slug}.{BASE_DOMAIN}"), f"{b.slug}{url}"),  # B's host
+            (client.get(f"/t/{a.slug}{url}", headers={"X-Tenant-ID": b.slug}), url),        # B's header
+        ):
+            assert response.status_code in (302, 400, 404), (url, response.status_code)
+            if response.status_code == 302:
+                assert "/login" in response.headers["Location"]
+            assert not _leaks(response.get_data(as_text=True), b, b_user, b_order, asked), url
+
+
+def test_own_ids_work(app, client, factory):
+    """The same walk with A's own ids answers 200: the 404s above are about ownership."""
+    a = factory.tenant()
+    admin = factory.admin(a)
+    order = factory.order(a, number=7, customer="Own Customer")
+    sign_in_tenant(client, a, admin)
+    for url in _tenant_urls(app, {"user_id": admin.id, "order_id": order.id}):
+        assert client.get(f"/t/{a.slug}{url}").status_code == 200, url
+
+
+def test_api_names_no_other_tenant(client, factory):
+    a, b = factory.tenant(), factory.tenant()
+    response = client.get(f"/t/{a.slug}/api/v1/status", headers={"X-Tenant-ID": str(b.id)})
+    assert response.status_code == 400 and b.slug not in response.get_data(as_text=True)
+    response = client.get("/api/v1/status", headers={"X-Tenant-ID": str(uuid.uuid4())})
+    assert response.status_code == 404 and response.is_json
