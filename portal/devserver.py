@@ -2,6 +2,8 @@
 demo data once, then the portal on http://127.0.0.1:5000/ (PORT to change)."""
 import argparse
 import os
+import signal
+import sys
 
 from portal.embedded import ensure_servers
 
@@ -11,6 +13,9 @@ def main():
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
     args = parser.parse_args()
+    # SIGTERM ends the process through sys.exit, so the embedded servers' atexit
+    # clean-up stops them too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     instance = os.environ.setdefault("PORTAL_INSTANCE_DIR", os.path.abspath("instance"))
     embedded = ensure_servers(instance)  # noqa: F841  (kept alive for the process)
 

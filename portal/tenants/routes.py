@@ -3,6 +3,7 @@ import uuid
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from portal.audit.services import recent_for_tenant
 from portal.auth.guards import guard_staff_blueprint
@@ -29,7 +30,7 @@ guard_staff_blueprint(
 
 
 def _plan_choices():
-    return [(p.code, p.name) for p in services.plans() if not p.is_retired]
+    return [SelectChoice(p.code, p.name) for p in services.plans() if not p.is_retired]
 
 
 def _tenant_or_404(tenant_id):

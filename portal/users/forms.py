@@ -1,5 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from portal.tenancy.data import TENANT_ROLES
@@ -8,4 +9,4 @@ from portal.tenancy.data import TENANT_ROLES
 class AddUserForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     name = StringField("Name", validators=[Length(max=120)])
-    role = SelectField("Role", choices=[(r, r.title()) for r in TENANT_ROLES], default="member")
+    role = SelectField("Role", choices=[SelectChoice(r, r.title()) for r in TENANT_ROLES], default="member")
