@@ -28,6 +28,7 @@ def register_logging(app):
 
 def register_extensions(app):
     from portal.auth.principals import RealmSessionInterface, load_user
+    from portal.tenancy.engines import SiloEngines
     from portal.tenancy.placement import install_engine_hooks
 
     db.init_app(app)
@@ -41,6 +42,11 @@ def register_extensions(app):
     )
     with app.app_context():
         install_engine_hooks(db.engine)
+    cfg = app.config
+    app.extensions["portal.silo_engines"] = SiloEngines(
+        cfg["SILO_MAX_ENGINES"], cfg["SILO_POOL_SIZE"], cfg["SILO_MAX_OVERFLOW"], cfg["SILO_CONNECTION_BUDGET"],
+        on_create=install_engine_hooks,
+    )
 
 
 def register_tenancy(app):

@@ -6,8 +6,8 @@ from flask.cli import AppGroup
 from portal.auth.services import create_staff_user
 from portal.dbsetup import setup_database
 from portal.demo import seed
-from portal.lifecycle import provisioning, states
-from portal.models import STAFF_ROLES
+from portal.lifecycle import placements, provisioning, states, upgrade
+from portal.models import STAFF_ROLES, TENANT_TIERS
 from portal.services.errors import Refused
 from portal.tenants import services as registry
 
@@ -24,9 +24,18 @@ def _fail(message):
 @click.option("--plan", required=True, help="basic, professional or enterprise")
 @click.option("--admin-email", required=True, help="email of the tenant's first admin")
 @click.option("--name", default=None, help="display name (default: the slug)")
-def tenants_create(slug, plan, admin_email, name):
+@click.option("--tier", type=click.Choice(TENANT_TIERS), default=None, help="default: the plan's")
+@click.option("--placement", default=None, help="silo only: placement name (default: the emptiest)")
+def tenants_create(slug, plan, admin_email, name, tier, placement):
+    placement_id = None
+    if placement:
+        found = placements.by_name(placement)
+        if found is None:
+            _fail(f"no placement named {placement!r}")
+        placement_id = found.id
     try:
-        tenant, token = provisioning.create_tenant(slug, name or slug, plan, admin_email)
+        tenant, token = provisioning.create_tenant(slug, name or slug, plan, admin_email, tier=tier,
+                                                   placement_id=placement_id)
     except Refused as exc:
         _fail(exc.message)
     click.echo(f"created tenant {tenant.slug} ({tenant.id}) on plan {tenant.plan_code}, tier {tenant.tier}")
@@ -64,6 +73,61 @@ _status_command("suspend", states.suspend)
 _status_command("resume", states.resume)
 
 
+@tenants_cli.command("upgrade")
+@click.argument("slugs", nargs=-1)
+@click.option("--all", "everyone", is_flag=True, help="every tenant that is behind")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 32), help="targets migrated at once")
+def tenants_upgrade(slugs, everyone, jobs):
+    """Apply the tenant history to the pool, each bridge schema and each silo database."""
+    if slugs and everyone:
+        _fail("give slugs or --all, not both")
+    try:
+        targets, current, head = upgrade.plan(slugs, everyone)
+    except Refused as exc:
+        _fail(exc.message)
+    click.echo(f"head {head}: {len(targets)} target(s) to upgrade, {current} tenant(s) already current")
+    if not targets:
+        return
+    results = []
+    with click.progressbar(length=len(targets), label="upgrading", show_pos=True,
+                           item_show_func=lambda r: r.target.label if r else "") as bar:
+        def on_result(result):
+            results.append(result)
+            bar.update(1, result)
+
+        try:
+            record = upgrade.run(targets, "cli", jobs=jobs, on_result=on_result)
+        except Refused as exc:
+            _fail(exc.message)
+    for r in sorted(results, key=lambda r: r.target.label):
+        outcome = f"ok  {r.revision}" if r.ok else f"FAILED  {r.error}"
+        click.echo(f"  {r.target.label:<40} {r.target.tier:<6} {r.seconds * 1000:8.1f} ms  {outcome}")
+    click.echo(f"run {record.id}: {record.done} upgraded, {record.failed} failed, {current} already current")
+    if record.failed:
+        raise SystemExit(1)
+
+
+placements_cli = AppGroup("placements", help="PostgreSQL servers for silo tenants.")
+
+
+@placements_cli.command("add")
+@click.argument("name")
+@click.option("--url-env", default="", help="environment variable with the owner URL (default: the registry's)")
+@click.option("--capacity", type=int, required=True, help="most silo tenants it may hold")
+def placements_add(name, url_env, capacity):
+    try:
+        placement = placements.register(name, url_env, capacity, actor=("system", None, "cli"))
+    except Refused as exc:
+        _fail(exc.message)
+    click.echo(f"registered placement {placement.name} ({placement.url_source}, capacity {placement.capacity})")
+
+
+@placements_cli.command("list")
+def placements_list():
+    for placement, count in placements.all_placements():
+        click.echo(f"{placement.name:<24} {count:>5} of {placement.capacity:<6} {placement.url_source}")
+
+
 @staff_cli.command("create")
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice(STAFF_ROLES))
@@ -91,5 +155,5 @@ def seed_demo():
 
 
 def register(app):
-    for command in (tenants_cli, staff_cli, db_setup, seed_demo):
+    for command in (tenants_cli, staff_cli, placements_cli, db_setup, seed_demo):
         app.cli.add_command(command)

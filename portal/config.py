@@ -44,6 +44,16 @@ def load_config(overrides=None):
         "PORTAL_ADMIN_HOSTS": _env("PORTAL_ADMIN_HOSTS", "localhost,127.0.0.1"),
         "PORTAL_REDIS_PREFIX": _env("PORTAL_REDIS_PREFIX", "portal"),
         "PORTAL_INSTANCE_DIR": _env("PORTAL_INSTANCE_DIR", os.path.abspath("instance")),
+        # Bridge and silo tenants: their roles and databases are named <prefix><tenant id>,
+        # and their roles' passwords are derived from this secret (never stored).
+        "PORTAL_NAME_PREFIX": _env("PORTAL_NAME_PREFIX", "tenant_"),
+        "PORTAL_TENANT_ROLE_SECRET": _env("PORTAL_TENANT_ROLE_SECRET"),
+        # Silo engines: at most this many open at once (least recently used disposed),
+        # each with a small pool, and a total connection budget across them.
+        "SILO_MAX_ENGINES": _int("PORTAL_SILO_MAX_ENGINES", 32),
+        "SILO_POOL_SIZE": _int("PORTAL_SILO_POOL_SIZE", 1),
+        "SILO_MAX_OVERFLOW": _int("PORTAL_SILO_MAX_OVERFLOW", 2),
+        "SILO_CONNECTION_BUDGET": _int("PORTAL_SILO_CONNECTION_BUDGET", 64),
         # Tenant lookup cache: a short in-process cache in front of Redis.
         "TENANT_CACHE_LOCAL_SECONDS": _int("PORTAL_TENANT_CACHE_LOCAL_SECONDS", 2),
         "TENANT_CACHE_REDIS_SECONDS": _int("PORTAL_TENANT_CACHE_REDIS_SECONDS", 300),
@@ -71,6 +81,11 @@ def load_config(overrides=None):
 def _validate(cfg):
     if cfg["PORTAL_ENV"] == "production" and not cfg["SECRET_KEY"]:
         raise ConfigError("PORTAL_SECRET_KEY must be set when PORTAL_ENV=production")
+    if cfg["PORTAL_ENV"] == "production" and not cfg["PORTAL_TENANT_ROLE_SECRET"]:
+        raise ConfigError("PORTAL_TENANT_ROLE_SECRET must be set when PORTAL_ENV=production")
+    if not cfg["PORTAL_TENANT_ROLE_SECRET"]:
+        # Development only: a fixed value, so that roles made in one run work in the next.
+        cfg["PORTAL_TENANT_ROLE_SECRET"] = "development-only-tenant-role-secret"
     if not cfg["SECRET_KEY"]:
         # Development only: a fresh key per process (sessions end on restart).
         cfg["SECRET_KEY"] = secrets.token_hex(32)

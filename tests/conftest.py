@@ -1,5 +1,7 @@
 """Fixtures: a database per test run, an app bound to it, and each test in a
 transaction that is rolled back at the end (savepoints inside it)."""
+import os
+
 import pytest
 import redis as redis_lib
 from flask.testing import FlaskClient
@@ -18,6 +20,7 @@ def app_config(servers, **overrides):
         "REDIS_URL": servers.redis_url,
         "PORTAL_APP_ROLE": servers.app_role,
         "PORTAL_REDIS_PREFIX": servers.redis_prefix,
+        "PORTAL_NAME_PREFIX": servers.name_prefix,
         "PORTAL_BASE_DOMAIN": BASE_DOMAIN,
         "PORTAL_ADMIN_HOSTS": "localhost,127.0.0.1",
         "SECRET_KEY": "test-secret-" + servers.run_id,
@@ -44,6 +47,22 @@ def app(servers):
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+SECOND_SERVER_ENV = "PORTAL_TEST_SECOND_SERVER_URL"
+
+
+@pytest.fixture(scope="session")
+def second_server(tmp_path_factory):
+    """A second PostgreSQL server (the embedded one, on its own socket) for silo
+    placements; its URL is in the environment variable SECOND_SERVER_ENV."""
+    from portal.embedded import Embedded
+
+    embedded = Embedded(str(tmp_path_factory.mktemp("second-pg")))
+    url = embedded.start_postgres_only("postgres")
+    os.environ[SECOND_SERVER_ENV] = url
+    yield url
+    os.environ.pop(SECOND_SERVER_ENV, None)
 
 
 @pytest.fixture(scope="session")

@@ -28,9 +28,12 @@ class Factory:
     def __init__(self, app):
         self.app = app
 
-    def tenant(self, slug=None, plan="basic", name=None, admin_email=None):
+    def tenant(self, slug=None, plan="basic", name=None, admin_email=None, tier="pool", placement_id=None):
+        """A tenant; pool unless asked (bridge and silo storage is committed for real:
+        use the `tiers` fixture, which drops it after the test)."""
         slug = slug or unique_slug()
-        tenant, _token = create_tenant(slug, name or f"Tenant {slug}", plan, admin_email or f"admin@{slug}.example")
+        tenant, _token = create_tenant(slug, name or f"Tenant {slug}", plan, admin_email or f"admin@{slug}.example",
+                                       tier=tier, placement_id=placement_id)
         return TenantRef.of(tenant)
 
     def user(self, tenant, email=None, role="member", password=PASSWORD, name=""):

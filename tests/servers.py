@@ -15,6 +15,8 @@ class TestServers:
         self.database = f"portal_test_{self.run_id}"
         self.app_role = f"portal_test_app_{self.run_id}"
         self.redis_prefix = f"portaltest{self.run_id}"
+        # Bridge and silo tenants' roles and databases start with this; dropped at the end.
+        self.name_prefix = f"pt{self.run_id}_"
         self._embedded = None
         admin_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
         self.redis_url = os.environ.get("PORTAL_TEST_REDIS_URL")
@@ -38,10 +40,14 @@ class TestServers:
             conn.execute(text(f'CREATE DATABASE "{self.database}"'))
         engine.dispose()
 
-    def drop(self, extra_roles=()):
+    def drop(self):
         engine = self.admin_engine()
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
-            for role in (self.app_role, *extra_roles):
+            pattern = {"p": self.name_prefix.replace("_", "\\_") + "%"}
+            for (name,) in conn.execute(text("select datname from pg_database where datname like :p"), pattern):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            tenant_roles = conn.execute(text("select rolname from pg_roles where rolname like :p"), pattern)
+            for role in [r for (r,) in tenant_roles] + [self.app_role]:
                 conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         engine.dispose()

@@ -1,11 +1,13 @@
 """Control-plane models (schema `registry`), one file per concept."""
 from portal.models.audit import AuditEvent
+from portal.models.placement import Placement, UpgradeRun
 from portal.models.plan import Plan
 from portal.models.staff import STAFF_ROLES, StaffUser
 from portal.models.tenant import TENANT_STATUSES, TENANT_TIERS, Tenant, TenantDomain
 
 __all__ = [
     "AuditEvent",
+    "Placement",
     "Plan",
     "STAFF_ROLES",
     "StaffUser",
@@ -13,4 +15,5 @@ __all__ = [
     "TENANT_TIERS",
     "Tenant",
     "TenantDomain",
+    "UpgradeRun",
 ]

@@ -27,6 +27,10 @@ class Tenant(db.Model):
     status_reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     tier: Mapped[str] = mapped_column(String(16), default="pool")
     plan_code: Mapped[str] = mapped_column(ForeignKey("plans.code"))
+    # Silo tenants only: the server holding the tenant's database.
+    placement_id: Mapped[Optional[uuid.UUID]] = mapped_column(ForeignKey("placements.id"), nullable=True)
+    # The tenant history's revision applied to this tenant's tables; None until known.
+    schema_version: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
     settings: Mapped[dict] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -34,6 +38,7 @@ class Tenant(db.Model):
     )
 
     plan = relationship("Plan", lazy="joined")
+    placement = relationship("Placement", lazy="joined")
     domains = relationship(
         "TenantDomain", back_populates="tenant", order_by="TenantDomain.domain", lazy="selectin"
     )

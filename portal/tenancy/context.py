@@ -17,6 +17,8 @@ class TenantRef:
     tier: str
     plan_code: str
     status_reason: Optional[str] = None
+    # Silo tenants: the environment variable naming their server's URL ("" = registry's).
+    placement_env: Optional[str] = None
 
     @classmethod
     def of(cls, tenant):
@@ -28,6 +30,7 @@ class TenantRef:
             tier=tenant.tier,
             plan_code=tenant.plan_code,
             status_reason=tenant.status_reason,
+            placement_env=(tenant.placement.url_env or "") if tenant.placement is not None else None,
         )
 
     def to_dict(self):

@@ -1,28 +1,38 @@
-"""Sessions for the current tenant's placement.
+"""Sessions for the current tenant's placement, in each tier.
 
-Every transaction of a tenant session starts with
-`select set_config('app.tenant_id', :id, true)`: a bound parameter, local to the
-transaction (so a pooled connection carries nothing into the next one, and it stays
-safe behind PgBouncer's transaction pooling). To save the round trip, the call is sent
-in the same round trip as the transaction's first statement (psycopg2 runs the two
-statements of one `execute` together and returns the last one's result).
+- pool: the shared tables of schema `tenant_data`, through the application role;
+- bridge: the tenant's schema `t_<id>` (SQLAlchemy's `schema_translate_map` maps
+  `tenant_data` onto it), through the application role switched, for the transaction,
+  to the tenant's own role (`set_config('role', ..., true)`);
+- silo: the tenant's database, through an engine connected as the tenant's own role
+  (from the bounded registry in `engines.py`).
 
-Only the pool tier exists so far: its tables live in schema `tenant_data` of the
-registry database and are reached through the application role.
+Every transaction starts with `select set_config('app.tenant_id', :id, true),
+set_config('role', :role, true)`: bound parameters, local to the transaction (a pooled
+connection carries nothing into the next one, and it is safe behind PgBouncer's
+transaction pooling). To save a round trip it is sent together with the transaction's
+first statement (psycopg2 runs both and returns the last one's result). Registry
+sessions send the same with no tenant and no role.
 """
+import os
 import uuid
 from contextlib import contextmanager
 
 from flask import current_app
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from portal.extensions import Session as RegistrySession
 from portal.extensions import db
 from portal.tenancy.context import require_tenant
+from portal.tenancy.data import TENANT_SCHEMA
+from portal.tenancy.names import database_name, role_name, role_password, schema_name
 
-_PENDING = "portal.pending_tenant_id"
-_SET_TENANT = "select set_config('app.tenant_id', %(_portal_tenant_id)s, true); "
+_PENDING = "portal.pending_tenant"
+_NO_TENANT = ("", "none")
+_SET_TENANT = ("select set_config('app.tenant_id', %(_portal_tenant_id)s, true), "
+               "set_config('role', %(_portal_role)s, true)")
 
 
 class TenantSession(Session):
@@ -31,15 +41,15 @@ class TenantSession(Session):
 
 @event.listens_for(TenantSession, "after_begin")
 def _mark_tenant_pending(session, transaction, connection):
-    connection.info[_PENDING] = session.info["tenant_id"]
+    connection.info[_PENDING] = (session.info["tenant_id"], session.info["role"])
     session.info["_connection_info"] = connection.info
 
 
 @event.listens_for(RegistrySession, "after_begin")
 def _mark_no_tenant(session, transaction, connection):
-    # The registry session says "no tenant" explicitly: whatever ran before on this
-    # connection in the same transaction, tenant rows stay invisible to it.
-    connection.info[_PENDING] = ""
+    # The registry session says "no tenant, own role" explicitly: whatever ran before on
+    # this connection in the same transaction, tenant rows stay out of its reach.
+    connection.info[_PENDING] = _NO_TENANT
     session.info["_connection_info"] = connection.info
 
 
@@ -54,39 +64,69 @@ def _clear_pending(session, transaction):
 
 
 def install_engine_hooks(engine):
-    """Send the pending set_config with the first statement of the transaction."""
+    """Send the pending set_config calls with the first statement of the transaction."""
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _piggyback_tenant(conn, cursor, statement, parameters, context, executemany):
-        tenant_id = conn.info.pop(_PENDING, None)  # "" means: no tenant
-        if tenant_id is None:
+        pending = conn.info.pop(_PENDING, None)
+        if pending is None:
             return statement, parameters
+        values = {"_portal_tenant_id": pending[0], "_portal_role": pending[1]}
         if executemany or not isinstance(parameters, dict):
-            cursor.execute(_SET_TENANT.rstrip("; "), {"_portal_tenant_id": tenant_id})
+            cursor.execute(_SET_TENANT, values)
             return statement, parameters
-        return _SET_TENANT + statement, {**parameters, "_portal_tenant_id": tenant_id}
+        return f"{_SET_TENANT}; {statement}", {**parameters, **values}
 
     @event.listens_for(engine, "checkin")
     def _forget_pending(dbapi_connection, connection_record):
         connection_record.info.pop(_PENDING, None)
 
 
+def silo_url(tenant, owner_url):
+    """The tenant's own URL on its placement: its database, its role."""
+    return make_url(owner_url).set(
+        drivername="postgresql+psycopg2", database=database_name(tenant.id),
+        username=role_name(tenant.id), password=role_password(tenant.id),
+    )
+
+
+def placement_owner_url(url_env):
+    """The owner URL of a placement: from the named environment variable, or the registry's."""
+    if not url_env:
+        return current_app.config["DATABASE_URL"]
+    return os.environ[url_env]
+
+
+def _bind_for(tenant):
+    """(bind, role to switch to, join mode) for `tenant`'s placement."""
+    test_bind = current_app.extensions.get("portal.test_bind")
+    if tenant.tier == "pool":
+        if test_bind is not None:
+            return test_bind, "none", "create_savepoint"
+        return db.engine, "none", "conditional_savepoint"
+    if tenant.tier == "bridge":
+        engine = db.engine.execution_options(schema_translate_map={TENANT_SCHEMA: schema_name(tenant.id)})
+        return engine, role_name(tenant.id), "conditional_savepoint"
+    if tenant.tier == "silo":
+        engines = current_app.extensions["portal.silo_engines"]
+        url = silo_url(tenant, placement_owner_url(tenant.placement_env))
+        return engines.get(tenant.id, url), "none", "conditional_savepoint"
+    raise ValueError(f"unknown tier {tenant.tier!r}")
+
+
 def tenant_session(tenant=None, bind=None):
     """A session on `tenant`'s placement (default: the current tenant).
 
-    `bind` joins an open connection (a provisioning step that must commit together
-    with its registry row). Use as `with tenant_session() as s: ...; s.commit()`.
+    `bind` joins an open connection (a pool tenant's rows written in the same
+    transaction as its registry row). Use as `with tenant_session() as s: ...`.
     """
     tenant = tenant or require_tenant()
-    if tenant.tier != "pool":
-        raise NotImplementedError(f"tier {tenant.tier!r} is not served yet")
-    test_bind = current_app.extensions.get("portal.test_bind")
-    bind = bind if bind is not None else (test_bind if test_bind is not None else db.engine)
+    default_bind, role, mode = _bind_for(tenant)
     return TenantSession(
-        bind=bind,
-        info={"tenant_id": str(tenant.id)},
+        bind=bind if bind is not None else default_bind,
+        info={"tenant_id": str(tenant.id), "role": role},
         expire_on_commit=False,
-        join_transaction_mode="create_savepoint" if test_bind is not None else "conditional_savepoint",
+        join_transaction_mode=mode,
     )
 
 

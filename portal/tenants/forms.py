@@ -8,6 +8,8 @@ class CreateTenantForm(FlaskForm):
                        description="3–63 characters: a-z, 0-9 and hyphens. It becomes the address.")
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     plan = SelectField("Plan", choices=[])
+    tier = SelectField("Tier", choices=[], default="", description="Where its data lives; the plan names a default.")
+    placement = SelectField("Placement (silo only)", choices=[], default="")
     admin_email = EmailField("First admin's email", validators=[DataRequired(), Length(max=254)])
 
 

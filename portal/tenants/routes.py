@@ -8,6 +8,7 @@ from wtforms.fields.choices import SelectChoice
 from portal.audit.services import recent_for_tenant
 from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import provisioning, states
+from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
 from portal.models import TENANT_STATUSES, TENANT_TIERS
 from portal.tenants import services
@@ -31,6 +32,20 @@ guard_staff_blueprint(
 
 def _plan_choices():
     return [SelectChoice(p.code, p.name) for p in services.plans() if not p.is_retired]
+
+
+TIER_CHOICES = [
+    SelectChoice("", "The plan's default"),
+    SelectChoice("pool", "pool: shared tables under row-level security"),
+    SelectChoice("bridge", "bridge: a schema of its own"),
+    SelectChoice("silo", "silo: a database of its own"),
+]
+
+
+def _placement_choices():
+    return [SelectChoice("", "The emptiest with room")] + [
+        SelectChoice(str(p.id), f"{p.name} ({n} of {p.capacity})") for p, n in all_placements()
+    ]
 
 
 def _tenant_or_404(tenant_id):
@@ -76,11 +91,14 @@ def index():
 def create():
     form = CreateTenantForm()
     form.plan.choices = _plan_choices()
+    form.tier.choices = TIER_CHOICES
+    form.placement.choices = _placement_choices()
     if form.validate_on_submit():
         try:
             tenant, token = provisioning.create_tenant(
                 form.slug.data.strip(), form.name.data, form.plan.data, form.admin_email.data,
-                actor=current_user,
+                actor=current_user, tier=form.tier.data or None,
+                placement_id=uuid.UUID(form.placement.data) if form.placement.data else None,
             )
         except Refused as exc:
             _field_error(form, exc)
@@ -106,6 +124,7 @@ def _render_detail(tenant, status=200, **forms):
         "tenants/detail.html",
         tenant=tenant,
         summary=services.tenant_summary(tenant),
+        storage=services.storage_facts(tenant),
         rename_form=rename_form,
         plan_form=plan_form,
         reason_form=forms.get("reason_form") or ReasonForm(),

@@ -3,9 +3,11 @@ import re
 
 from flask import current_app
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from portal.dbsetup import tenant_head
 from portal.extensions import db
+from portal.lifecycle.storage import data_size
 from portal.lifecycle.cache import forget_tenant
 from portal.services.errors import Refused
 from portal.lifecycle.provisioning import active_plan
@@ -15,6 +17,7 @@ from portal.services import audit
 from portal.services.pagination import paginate
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import Order, TenantUser
+from portal.tenancy.names import database_name, role_name, schema_name
 from portal.tenancy.placement import tenant_session
 
 SORTS = {
@@ -62,6 +65,24 @@ def tenant_summary(tenant):
         users = session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
         orders = session.execute(select(func.count()).select_from(Order)).scalar_one()
     return {"users": users, "orders": orders}
+
+
+def storage_facts(tenant):
+    """Where the tenant's rows live, how much room they take, their schema version."""
+    ref = TenantRef.of(tenant)
+    facts = {"tier": tenant.tier, "version": tenant.schema_version or "unknown", "head": tenant_head()}
+    if tenant.tier == "pool":
+        facts["where"] = "schema tenant_data (shared, row-level security)"
+    elif tenant.tier == "bridge":
+        facts["where"] = f"schema {schema_name(tenant.id)}, role {role_name(tenant.id)}"
+    else:
+        facts["where"] = f"database {database_name(tenant.id)} on {tenant.placement.name}, role {role_name(tenant.id)}"
+    try:
+        size = data_size(ref)
+    except SQLAlchemyError:
+        size = None
+    facts["size"] = "estimated on the usage page" if size is None else f"{size / 1_048_576:.2f} MB"
+    return facts
 
 
 def rename(tenant, name, actor=None):

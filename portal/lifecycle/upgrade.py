@@ -1,0 +1,171 @@
+"""The tenant upgrade runner: applies the tenant Alembic history to the pool tables,
+every bridge schema and every silo database.
+
+- A target is one set of tenant tables: the pool (shared by every pool tenant), one
+  bridge schema, or one silo database. Each is migrated in its own transaction as the
+  owner of its server; a target that fails is reported and rolled back to its old
+  version, and the others go on.
+- Whether a tenant is current is read from the registry (`tenants.schema_version`, kept
+  by this runner and by provisioning): one query for all tenants, no connection to the
+  tenant's server. Running again resumes where a run stopped.
+- One run at a time: a PostgreSQL advisory lock, and an `upgrade_runs` row that a second
+  run names in its refusal.
+"""
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select, text, update
+
+from portal.dbsetup import migrate_schema, owner_engine, tenant_head
+from portal.extensions import db
+from portal.models import Tenant, UpgradeRun
+from portal.services import audit
+from portal.services.errors import Refused
+from portal.tenancy.data import TENANT_SCHEMA
+from portal.tenancy.names import database_name, schema_name
+from portal.tenancy.placement import placement_owner_url
+
+LOCK_KEY = 0x7E4A_47_5550  # "tenant upgrade": any constant, the same in every process
+
+
+@dataclass
+class Target:
+    label: str
+    tier: str
+    schema: str
+    tenant_ids: list = field(default_factory=list)
+    url_env: str = None
+    database: str = None
+
+
+@dataclass
+class Result:
+    target: Target
+    ok: bool
+    revision: str = None
+    error: str = None
+    seconds: float = 0.0
+
+
+def plan(slugs=(), everyone=False, script_location=None):
+    """(targets behind the head, number of tenants already current, head)."""
+    if not slugs and not everyone:
+        raise Refused("Name tenants by slug, or ask for --all.")
+    head = tenant_head(script_location)
+    query = select(Tenant).where(Tenant.status != "deleted").order_by(Tenant.slug)
+    if slugs:
+        query = query.where(Tenant.slug.in_(slugs))
+    tenants = db.session.execute(query).scalars().all()
+    unknown = sorted(set(slugs) - {t.slug for t in tenants})
+    if unknown:
+        raise Refused(f"No tenant with slug {', '.join(unknown)}.")
+    behind = [t for t in tenants if t.schema_version != head]
+    targets, pool_ids = [], [t.id for t in behind if t.tier == "pool"]
+    if pool_ids:
+        # The pool's tables are shared: upgrading them upgrades every pool tenant.
+        all_pool = db.session.execute(select(Tenant.id).where(Tenant.tier == "pool")).scalars().all()
+        targets.append(Target("pool (tenant_data)", "pool", TENANT_SCHEMA, list(all_pool)))
+    for t in behind:
+        if t.tier == "bridge":
+            targets.append(Target(t.slug, "bridge", schema_name(t.id), [t.id]))
+        elif t.tier == "silo":
+            targets.append(Target(t.slug, "silo", TENANT_SCHEMA, [t.id], url_env=t.placement.url_env or "",
+                                  database=database_name(t.id)))
+    return targets, len(tenants) - len(behind), head
+
+
+def _migrate(app, target, script_location):
+    started = time.perf_counter()
+    with app.app_context():
+        url = placement_owner_url(target.url_env) if target.tier == "silo" else app.config["DATABASE_URL"]
+        engine = owner_engine(url, database=target.database)
+        try:
+            with engine.begin() as conn:
+                revision = migrate_schema(conn, target.schema, script_location=script_location)
+            return Result(target, True, revision=revision, seconds=time.perf_counter() - started)
+        except Exception as exc:  # reported per target; the others go on
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            return Result(target, False, error=reason, seconds=time.perf_counter() - started)
+        finally:
+            engine.dispose()
+
+
+class RunLock:
+    """The advisory lock that lets one upgrade run at a time (held on its own connection)."""
+
+    def __init__(self):
+        self.engine = owner_engine(current_app.config["DATABASE_URL"])
+        self.conn = None
+
+    def acquire(self):
+        self.conn = self.engine.connect()
+        got = self.conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
+        self.conn.commit()
+        if not got:
+            self.release()
+            running = db.session.execute(
+                select(UpgradeRun).where(UpgradeRun.status == "running").order_by(UpgradeRun.started_at.desc())
+            ).scalars().first()
+            who = f"run {running.id}, started by {running.started_by} at {running.started_at:%Y-%m-%d %H:%M:%S}" \
+                if running else "another process"
+            raise Refused(f"An upgrade is already running ({who}); wait for it to finish.")
+
+    def release(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.engine.dispose()
+
+
+def run(targets, started_by, jobs=1, script_location=None, on_result=None, target_name="head"):
+    """Migrate `targets` with `jobs` threads; record the run; return it. `on_result` is
+    called with each Result as it arrives (progress)."""
+    lock = RunLock()
+    lock.acquire()
+    try:
+        # A run that died without finishing left its row `running`: it was interrupted.
+        db.session.execute(update(UpgradeRun).where(UpgradeRun.status == "running")
+                           .values(status="interrupted", finished_at=datetime.now(timezone.utc)))
+        record = UpgradeRun(id=uuid.uuid4(), started_by=started_by, status="running", target=target_name,
+                            total=len(targets), results=[])
+        db.session.add(record)
+        audit.record("tenants.upgrade_started", actor=("system", None, started_by),
+                     details={"run": str(record.id), "targets": len(targets), "jobs": jobs})
+        db.session.commit()
+        app = current_app._get_current_object()
+        results = []
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(_migrate, app, t, script_location) for t in targets]
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                _record(record, result)
+                if on_result:
+                    on_result(result)
+        record.status = "done" if record.failed == 0 else "failed"
+        record.finished_at = datetime.now(timezone.utc)
+        audit.record("tenants.upgrade_finished", actor=("system", None, started_by),
+                     details={"run": str(record.id), "done": record.done, "failed": record.failed})
+        db.session.commit()
+        return record
+    finally:
+        lock.release()
+
+
+def _record(record, result):
+    """Keep the registry's versions and the run's progress as each target finishes."""
+    if result.ok:
+        db.session.execute(update(Tenant).where(Tenant.id.in_(result.target.tenant_ids))
+                           .values(schema_version=result.revision))
+        record.done += 1
+    else:
+        record.failed += 1
+    record.results = record.results + [{
+        "target": result.target.label, "tier": result.target.tier, "ok": result.ok,
+        "revision": result.revision, "error": result.error, "ms": round(result.seconds * 1000, 1),
+    }]
+    db.session.commit()

@@ -1,0 +1,55 @@
+"""Silo engines: one small engine per silo tenant, connected as the tenant's own role to
+the tenant's database, kept in a bounded registry.
+
+At most `max_engines` engines are open, and their pools together stay within
+`budget` connections; the least recently used engine is disposed to make room.
+"""
+import threading
+from collections import OrderedDict
+
+from sqlalchemy import create_engine
+
+
+class SiloEngines:
+    def __init__(self, max_engines, pool_size, max_overflow, budget, on_create=None):
+        per_engine = pool_size + max_overflow
+        self.capacity = max(1, min(max_engines, budget // per_engine))
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        self.on_create = on_create
+        self._engines = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, url):
+        """The engine for `key` (a tenant id); made from `url` if not open."""
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is not None:
+                self._engines.move_to_end(key)
+                return engine
+            while len(self._engines) >= self.capacity:
+                _, oldest = self._engines.popitem(last=False)
+                oldest.dispose()
+            engine = create_engine(
+                url, pool_size=self.pool_size, max_overflow=self.max_overflow,
+                pool_pre_ping=True, pool_recycle=1800,
+            )
+            if self.on_create:
+                self.on_create(engine)
+            self._engines[key] = engine
+            return engine
+
+    def forget(self, key):
+        with self._lock:
+            engine = self._engines.pop(key, None)
+        if engine is not None:
+            engine.dispose()
+
+    def dispose_all(self):
+        with self._lock:
+            engines, self._engines = list(self._engines.values()), OrderedDict()
+        for engine in engines:
+            engine.dispose()
+
+    def __len__(self):
+        return len(self._engines)
