@@ -1,6 +1,5 @@
 """Every route of the URL map, walked: staff routes against the role table, tenant
 routes against another tenant's ids, slug, host and header."""
-import re
 import uuid
 
 import pytest
@@ -9,20 +8,9 @@ from portal.auth.staff_roles import PERMISSIONS
 from portal.models import STAFF_ROLES
 from tests.conftest import BASE_DOMAIN
 from tests.factories import sign_in_staff, sign_in_tenant
-
-STAFF_BLUEPRINTS = {"tenants", "audit"}
-TENANT_BLUEPRINTS = {"selfservice", "users"}
-
-
-def _rules(app, blueprints):
-    return [r for r in app.url_map.iter_rules() if r.endpoint.split(".")[0] in blueprints]
-
-
-def _fill(rule, values):
-    path = rule.rule
-    for arg in rule.arguments:
-        path = re.sub(rf"<(?:[^:>]+:)?{arg}>", str(values[arg]), path)
-    return path
+from tests.routes import STAFF_BLUEPRINTS, TENANT_BLUEPRINTS, leaks, tenant_get_urls
+from tests.routes import fill as _fill
+from tests.routes import rules as _rules
 
 
 def test_every_staff_endpoint_declares_a_permission(app):
@@ -89,15 +77,12 @@ def tenant_pair(factory):
 
 
 def _tenant_urls(app, ids):
-    for rule in _rules(app, TENANT_BLUEPRINTS):
-        if "GET" in rule.methods and rule.arguments:
-            yield _fill(rule, ids)
+    return tenant_get_urls(app, ids, with_ids_only=True)
 
 
 def _leaks(body, b, b_user, b_order, asked=""):
     """What of B's shows in `body`, beyond what the caller itself wrote in `asked`."""
-    secrets = (b.slug, b.name, b_user.email, "Bobby Secret", "Secret Customer B", str(b_order.id))
-    return [s for s in secrets if s in body and s not in asked]
+    return leaks(body, (b.slug, b.name, b_user.email, "Bobby Secret", "Secret Customer B", str(b_order.id)), asked)
 
 
 def test_tenant_routes_with_other_tenants_ids_are_404(app, client, tenant_pair):

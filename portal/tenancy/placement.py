@@ -7,12 +7,13 @@
 - silo: the tenant's database, through an engine connected as the tenant's own role
   (from the bounded registry in `engines.py`).
 
-Every transaction starts with `select set_config('app.tenant_id', :id, true),
-set_config('role', :role, true)`: bound parameters, local to the transaction (a pooled
-connection carries nothing into the next one, and it is safe behind PgBouncer's
-transaction pooling). To save a round trip it is sent together with the transaction's
-first statement (psycopg2 runs both and returns the last one's result). Registry
-sessions send the same with no tenant and no role.
+Every transaction starts with `select set_config('app.tenant_id', :id, true)` (and for
+bridge, `set_config('role', :role, true)`): bound parameters, local to the transaction
+(a pooled connection carries nothing into the next one, and it is safe behind
+PgBouncer's transaction pooling). To save a round trip it is sent together with the
+transaction's first statement (psycopg2 runs both and returns the last one's result).
+Registry sessions send it with no tenant. The role is switched only where it must be:
+measured, the extra set_config costs ~19 µs a transaction (docs/performance.md).
 """
 import os
 import uuid
@@ -30,9 +31,9 @@ from portal.tenancy.data import TENANT_SCHEMA
 from portal.tenancy.names import database_name, role_name, role_password, schema_name
 
 _PENDING = "portal.pending_tenant"
-_NO_TENANT = ("", "none")
-_SET_TENANT = ("select set_config('app.tenant_id', %(_portal_tenant_id)s, true), "
-               "set_config('role', %(_portal_role)s, true)")
+_NO_TENANT = ("", None)
+_SET_TENANT = "select set_config('app.tenant_id', %(_portal_tenant_id)s, true)"
+_SET_TENANT_AND_ROLE = _SET_TENANT + ", set_config('role', %(_portal_role)s, true)"
 
 
 class TenantSession(Session):
@@ -47,8 +48,8 @@ def _mark_tenant_pending(session, transaction, connection):
 
 @event.listens_for(RegistrySession, "after_begin")
 def _mark_no_tenant(session, transaction, connection):
-    # The registry session says "no tenant, own role" explicitly: whatever ran before on
-    # this connection in the same transaction, tenant rows stay out of its reach.
+    # The registry session says "no tenant" explicitly: whatever ran before on this
+    # connection in the same transaction, tenant rows stay out of its reach.
     connection.info[_PENDING] = _NO_TENANT
     session.info["_connection_info"] = connection.info
 
@@ -71,11 +72,15 @@ def install_engine_hooks(engine):
         pending = conn.info.pop(_PENDING, None)
         if pending is None:
             return statement, parameters
-        values = {"_portal_tenant_id": pending[0], "_portal_role": pending[1]}
+        tenant_id, role = pending
+        values = {"_portal_tenant_id": tenant_id}
+        prefix = _SET_TENANT
+        if role is not None:
+            prefix, values["_portal_role"] = _SET_TENANT_AND_ROLE, role
         if executemany or not isinstance(parameters, dict):
-            cursor.execute(_SET_TENANT, values)
+            cursor.execute(prefix, values)
             return statement, parameters
-        return f"{_SET_TENANT}; {statement}", {**parameters, **values}
+        return f"{prefix}; {statement}", {**parameters, **values}
 
     @event.listens_for(engine, "checkin")
     def _forget_pending(dbapi_connection, connection_record):
@@ -98,19 +103,19 @@ def placement_owner_url(url_env):
 
 
 def _bind_for(tenant):
-    """(bind, role to switch to, join mode) for `tenant`'s placement."""
+    """(bind, role to switch to or None, join mode) for `tenant`'s placement."""
     test_bind = current_app.extensions.get("portal.test_bind")
     if tenant.tier == "pool":
         if test_bind is not None:
-            return test_bind, "none", "create_savepoint"
-        return db.engine, "none", "conditional_savepoint"
+            return test_bind, None, "create_savepoint"
+        return db.engine, None, "conditional_savepoint"
     if tenant.tier == "bridge":
         engine = db.engine.execution_options(schema_translate_map={TENANT_SCHEMA: schema_name(tenant.id)})
         return engine, role_name(tenant.id), "conditional_savepoint"
     if tenant.tier == "silo":
         engines = current_app.extensions["portal.silo_engines"]
         url = silo_url(tenant, placement_owner_url(tenant.placement_env))
-        return engines.get(tenant.id, url), "none", "conditional_savepoint"
+        return engines.get(tenant.id, url), None, "conditional_savepoint"
     raise ValueError(f"unknown tier {tenant.tier!r}")
 
 

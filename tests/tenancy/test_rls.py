@@ -142,7 +142,7 @@ def test_pooled_connection_carries_no_tenant_into_next_transaction(app, servers)
     install_engine_hooks(engine)
     tenant_id = str(uuid.uuid4())
     try:
-        with TenantSession(bind=engine, info={"tenant_id": tenant_id, "role": "none"}) as session:
+        with TenantSession(bind=engine, info={"tenant_id": tenant_id, "role": None}) as session:
             with session.begin():
                 seen = session.execute(text("select current_setting('app.tenant_id', true)")).scalar()
                 backend = session.execute(text("select pg_backend_pid()")).scalar()
@@ -153,7 +153,7 @@ def test_pooled_connection_carries_no_tenant_into_next_transaction(app, servers)
             assert leftover in (None, "")
             assert plain.execute(text("select count(*) from tenant_data.orders")).scalar() == 0
         # A transaction begun but ended before any statement must not hand its tenant on.
-        with TenantSession(bind=engine, info={"tenant_id": tenant_id, "role": "none"}) as session:
+        with TenantSession(bind=engine, info={"tenant_id": tenant_id, "role": None}) as session:
             session.begin()
             session.connection()
             session.rollback()

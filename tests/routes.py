@@ -1,0 +1,28 @@
+"""Walking the URL map: the routes of given blueprints, filled with given ids."""
+import re
+
+STAFF_BLUEPRINTS = {"tenants", "audit", "placements", "upgrades"}
+TENANT_BLUEPRINTS = {"selfservice", "users"}
+
+
+def rules(app, blueprints):
+    return [r for r in app.url_map.iter_rules() if r.endpoint.split(".")[0] in blueprints]
+
+
+def fill(rule, values):
+    path = rule.rule
+    for arg in rule.arguments:
+        path = re.sub(rf"<(?:[^:>]+:)?{arg}>", str(values[arg]), path)
+    return path
+
+
+def tenant_get_urls(app, ids, with_ids_only=False):
+    """Every GET route of the tenant's pages, with `ids` filled in."""
+    for rule in rules(app, TENANT_BLUEPRINTS):
+        if "GET" in rule.methods and (rule.arguments or not with_ids_only):
+            yield fill(rule, ids)
+
+
+def leaks(body, secrets, asked=""):
+    """Which of `secrets` show in `body`, beyond what the caller itself wrote in `asked`."""
+    return [s for s in secrets if s in body and s not in asked]
