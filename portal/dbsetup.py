@@ -4,6 +4,7 @@ Run as the owner (DATABASE_URL). Idempotent: `flask --app wsgi db-setup` may be 
 every deploy. Migrations never run at start-up of the web process.
 """
 import os
+import threading
 
 from alembic import command
 from alembic.config import Config
@@ -52,14 +53,22 @@ def alembic_config(history, connection, schema=None, script_location=None):
     return cfg
 
 
+# Alembic's `op` and `context` are module-level proxies: two migrations running in
+# threads of one process would use each other's connections. One at a time per process
+# (the upgrade runner's parallel jobs are processes).
+_ALEMBIC = threading.Lock()
+
+
 def migrate(conn, history="registry", revision="head"):
-    command.upgrade(alembic_config(history, conn), revision)
+    with _ALEMBIC:
+        command.upgrade(alembic_config(history, conn), revision)
 
 
 def migrate_schema(conn, schema, revision="head", script_location=None):
     """Apply the tenant history to one placement's `schema`; return the revision it is at."""
     cfg = alembic_config("tenant", conn, schema=schema, script_location=script_location)
-    command.upgrade(cfg, revision)
+    with _ALEMBIC:
+        command.upgrade(cfg, revision)
     return current_revision(conn, schema)
 
 

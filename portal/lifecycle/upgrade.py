@@ -10,10 +10,14 @@ every bridge schema and every silo database.
   tenant's server. Running again resumes where a run stopped.
 - One run at a time: a PostgreSQL advisory lock, and an `upgrade_runs` row that a second
   run names in its refusal.
+- `jobs` > 1 migrates targets in that many worker processes, not threads: Alembic's
+  `op` and `context` are module-level proxies, so two migrations in one process would
+  run against each other's connections.
 """
+import multiprocessing
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -37,8 +41,8 @@ class Target:
     label: str
     tier: str
     schema: str
+    owner_url: str
     tenant_ids: list = field(default_factory=list)
-    url_env: str = None
     database: str = None
 
 
@@ -64,34 +68,48 @@ def plan(slugs=(), everyone=False, script_location=None):
     if unknown:
         raise Refused(f"No tenant with slug {', '.join(unknown)}.")
     behind = [t for t in tenants if t.schema_version != head]
+    registry_url = current_app.config["DATABASE_URL"]
     targets, pool_ids = [], [t.id for t in behind if t.tier == "pool"]
     if pool_ids:
         # The pool's tables are shared: upgrading them upgrades every pool tenant.
         all_pool = db.session.execute(select(Tenant.id).where(Tenant.tier == "pool")).scalars().all()
-        targets.append(Target("pool (tenant_data)", "pool", TENANT_SCHEMA, list(all_pool)))
+        targets.append(Target("pool (tenant_data)", "pool", TENANT_SCHEMA, registry_url, list(all_pool)))
     for t in behind:
         if t.tier == "bridge":
-            targets.append(Target(t.slug, "bridge", schema_name(t.id), [t.id]))
+            targets.append(Target(t.slug, "bridge", schema_name(t.id), registry_url, [t.id]))
         elif t.tier == "silo":
-            targets.append(Target(t.slug, "silo", TENANT_SCHEMA, [t.id], url_env=t.placement.url_env or "",
-                                  database=database_name(t.id)))
+            targets.append(Target(t.slug, "silo", TENANT_SCHEMA, placement_owner_url(t.placement.url_env),
+                                  [t.id], database=database_name(t.id)))
     return targets, len(tenants) - len(behind), head
 
 
-def _migrate(app, target, script_location):
+def _migrate(target, script_location):
+    """Migrate one target in its own transaction; never raises (the others go on)."""
     started = time.perf_counter()
-    with app.app_context():
-        url = placement_owner_url(target.url_env) if target.tier == "silo" else app.config["DATABASE_URL"]
-        engine = owner_engine(url, database=target.database)
-        try:
-            with engine.begin() as conn:
-                revision = migrate_schema(conn, target.schema, script_location=script_location)
-            return Result(target, True, revision=revision, seconds=time.perf_counter() - started)
-        except Exception as exc:  # reported per target; the others go on
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            return Result(target, False, error=reason, seconds=time.perf_counter() - started)
-        finally:
-            engine.dispose()
+    engine = owner_engine(target.owner_url, database=target.database)
+    try:
+        with engine.begin() as conn:
+            revision = migrate_schema(conn, target.schema, script_location=script_location)
+        return Result(target, True, revision=revision, seconds=time.perf_counter() - started)
+    except Exception as exc:
+        message = str(getattr(exc, "orig", exc)).strip()
+        reason = message.splitlines()[0] if message else repr(exc)
+        return Result(target, False, error=reason, seconds=time.perf_counter() - started)
+    finally:
+        engine.dispose()
+
+
+def _results(targets, jobs, script_location):
+    """Results as they arrive: in this process for one job, else in worker processes."""
+    if jobs <= 1:
+        for target in targets:
+            yield _migrate(target, script_location)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as workers:
+        futures = [workers.submit(_migrate, target, script_location) for target in targets]
+        for future in as_completed(futures):
+            yield future.result()
 
 
 class RunLock:
@@ -136,16 +154,10 @@ def run(targets, started_by, jobs=1, script_location=None, on_result=None, targe
         audit.record("tenants.upgrade_started", actor=("system", None, started_by),
                      details={"run": str(record.id), "targets": len(targets), "jobs": jobs})
         db.session.commit()
-        app = current_app._get_current_object()
-        results = []
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(_migrate, app, t, script_location) for t in targets]
-            for future in as_completed(futures):
-                result = future.result()
-                results.append(result)
-                _record(record, result)
-                if on_result:
-                    on_result(result)
+        for result in _results(targets, jobs, script_location):
+            _record(record, result)
+            if on_result:
+                on_result(result)
         record.status = "done" if record.failed == 0 else "failed"
         record.finished_at = datetime.now(timezone.utc)
         audit.record("tenants.upgrade_finished", actor=("system", None, started_by),
