@@ -6,10 +6,11 @@ default settings. A failure at any step leaves nothing behind.
 - bridge and silo: the storage (role, schema or database, tables) is made first, as the
   placement's owner; if anything after it fails, the storage is dropped again.
 """
+import logging
 import uuid
 
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from portal.auth.services import open_set_password_link
 from portal.extensions import db
@@ -25,6 +26,7 @@ from portal.tenancy.data import TenantSetting, TenantUser
 from portal.tenancy.placement import tenant_transaction
 from portal.tenancy.slugs import slug_problem
 
+log = logging.getLogger(__name__)
 DEFAULT_SETTINGS = {"display_colour": "#3b5bdb", "support_access": True, "session_minutes": 480}
 
 
@@ -69,9 +71,11 @@ def create_tenant(slug, name, plan_code, admin_email, actor=None, tier=None, pla
     url_env = placement.url_env if placement else None
     try:
         revision = create_storage(tenant.id, tier, url_env, script_location)
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise Refused(f"The tenant's storage could not be made: {reason}", "placement" if placement else None) from None
+    except Exception as exc:  # the storage step undid itself; say why on the page
+        log.warning("storage of tenant %s (%s) failed: %s", slug, tier, exc)
+        message = str(getattr(exc, "orig", exc)).strip()
+        reason = message.splitlines()[0] if message else type(exc).__name__
+        raise Refused(f"The tenant's storage could not be made: {reason}", "placement" if placement else "tier") from None
 
     tenant.schema_version = revision if tier != "pool" else pool_revision()
     db.session.add(tenant)
