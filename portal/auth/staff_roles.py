@@ -7,6 +7,9 @@
 | tenants.update   | yes        | yes      |         |        |
 | tenants.suspend  | yes        | yes      |         |        |
 | audit.view       | yes        | yes      | yes     | yes    |
+| placements.view  | yes        | yes      |         | yes    |
+| placements.manage| yes        |          |         |        |
+| tenants.upgrade  | yes        | yes      |         |        |
 | staff.manage     | yes        |          |         |        |
 """
 
@@ -16,6 +19,9 @@ PERMISSIONS = {
     "tenants.update": {"superadmin", "operator"},
     "tenants.suspend": {"superadmin", "operator"},
     "audit.view": {"superadmin", "operator", "support", "viewer"},
+    "placements.view": {"superadmin", "operator", "viewer"},
+    "placements.manage": {"superadmin"},
+    "tenants.upgrade": {"superadmin", "operator"},
     "staff.manage": {"superadmin"},
 }
 

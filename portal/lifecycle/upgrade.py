@@ -14,7 +14,9 @@ every bridge schema and every silo database.
   `op` and `context` are module-level proxies, so two migrations in one process would
   run against each other's connections.
 """
+import logging
 import multiprocessing
+import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from portal.dbsetup import migrate_schema, owner_engine, tenant_head
 from portal.extensions import db
@@ -33,6 +35,7 @@ from portal.tenancy.data import TENANT_SCHEMA
 from portal.tenancy.names import database_name, schema_name
 from portal.tenancy.placement import placement_owner_url
 
+log = logging.getLogger(__name__)
 LOCK_KEY = 0x7E4A_47_5550  # "tenant upgrade": any constant, the same in every process
 
 
@@ -132,6 +135,11 @@ class RunLock:
                 if running else "another process"
             raise Refused(f"An upgrade is already running ({who}); wait for it to finish.")
 
+    def probe(self):
+        """Refuse now, with the running run's name, if the lock is taken."""
+        self.acquire()
+        self.release()
+
     def release(self):
         if self.conn is not None:
             self.conn.close()
@@ -181,3 +189,41 @@ def _record(record, result):
         "revision": result.revision, "error": result.error, "ms": round(result.seconds * 1000, 1),
     }]
     db.session.commit()
+
+
+def overview(limit=200):
+    """What the upgrades page shows: head, tenants behind it, the running and recent runs."""
+    head = tenant_head()
+    behind = db.session.execute(
+        select(Tenant).where(Tenant.status != "deleted", Tenant.schema_version.is_distinct_from(head))
+        .order_by(Tenant.slug).limit(limit)
+    ).scalars().all()
+    current = db.session.execute(
+        select(func.count()).select_from(Tenant).where(Tenant.status != "deleted", Tenant.schema_version == head)
+    ).scalar_one()
+    runs = db.session.execute(select(UpgradeRun).order_by(UpgradeRun.started_at.desc()).limit(10)).scalars().all()
+    running = next((r for r in runs if r.status == "running"), None)
+    return {"head": head, "behind": behind, "current": current, "runs": runs, "running": running}
+
+
+def start_in_background(started_by, jobs=1):
+    """Start an upgrade of every tenant behind, outside the request: a thread of this
+    process with its own app context. Refused at once if one is running."""
+    targets, _, _ = plan(everyone=True)
+    if not targets:
+        raise Refused("Every tenant is current.")
+    RunLock().probe()
+    app = current_app._get_current_object()
+
+    def work():
+        with app.app_context():
+            try:
+                run(targets, started_by, jobs=jobs)
+            except Refused as exc:
+                log.warning("background upgrade refused: %s", exc.message)
+            except Exception:
+                log.exception("background upgrade failed")
+
+    thread = threading.Thread(target=work, name="tenant-upgrade", daemon=True)
+    thread.start()
+    return thread

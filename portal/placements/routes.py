@@ -1,0 +1,38 @@
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from portal.auth.guards import guard_staff_blueprint
+from portal.lifecycle import placements
+from portal.services.errors import Refused
+
+bp = Blueprint("placements", __name__, url_prefix="/admin", template_folder="templates")
+guard_staff_blueprint(bp, {"index": "placements.view", "register": "placements.manage"})
+
+
+class PlacementForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=63)])
+    url_env = StringField("Environment variable with the owner URL", validators=[Optional(), Length(max=128)],
+                          description="Blank: the registry's own server. The URL itself never enters the registry.")
+    capacity = IntegerField("Capacity (silo tenants)", validators=[DataRequired(), NumberRange(1, 100_000)])
+
+
+@bp.route("/placements")
+def index():
+    return render_template("placements/index.html", rows=placements.all_placements(), form=PlacementForm())
+
+
+@bp.route("/placements", methods=["POST"])
+def register():
+    form = PlacementForm()
+    if form.validate_on_submit():
+        try:
+            placement = placements.register(form.name.data, form.url_env.data, form.capacity.data, current_user)
+        except Refused as exc:
+            getattr(form, exc.field or "name").errors.append(exc.message)
+        else:
+            flash(f"Placement {placement.name} registered.", "success")
+            return redirect(url_for("placements.index"))
+    return render_template("placements/index.html", rows=placements.all_placements(), form=form), 400

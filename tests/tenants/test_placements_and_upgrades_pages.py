@@ -1,0 +1,71 @@
+"""Staff pages for placements and tenant upgrades."""
+from sqlalchemy import text, update
+
+from portal.dbsetup import owner_engine
+from portal.extensions import db
+from portal.lifecycle.upgrade import LOCK_KEY
+from portal.models import Placement, Tenant, UpgradeRun
+from tests.conftest import SECOND_SERVER_ENV
+from tests.factories import csrf_token, sign_in_staff
+
+
+def _post(client, url, data):
+    data = dict(data, csrf_token=csrf_token(client.get(url).get_data(as_text=True)))
+    return client.post(url, data=data)
+
+
+def test_superadmin_registers_a_placement(client, factory, second_server):
+    sign_in_staff(client, factory.staff("superadmin"))
+    response = _post(client, "/admin/placements", {"name": "eu-2", "url_env": SECOND_SERVER_ENV, "capacity": "50"})
+    assert response.status_code == 302
+    page = client.get("/admin/placements").get_data(as_text=True)
+    assert "eu-2" in page and f"${SECOND_SERVER_ENV}" in page
+    assert db.session.query(Placement).filter_by(name="eu-2").one().capacity == 50
+
+
+def test_bad_placement_input_is_shown_beside_the_field(client, factory):
+    sign_in_staff(client, factory.staff("superadmin"))
+    response = _post(client, "/admin/placements", {"name": "eu-3", "url_env": "NO_SUCH_VARIABLE_SET", "capacity": "5"})
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert "NO_SUCH_VARIABLE_SET is not set" in body and 'value="eu-3"' in body
+    response = _post(client, "/admin/placements", {"name": "Bad Name", "url_env": "", "capacity": "5"})
+    assert response.status_code == 400 and "a-z, 0-9 and hyphens" in response.get_data(as_text=True)
+    assert db.session.query(Placement).count() == 0
+
+
+def test_operator_may_not_register_placements(client, factory):
+    sign_in_staff(client, factory.staff("operator"))
+    assert client.get("/admin/placements").status_code == 200
+    token = csrf_token(client.get("/admin/tenants").get_data(as_text=True))
+    response = client.post("/admin/placements", data={"name": "x1", "capacity": "1", "csrf_token": token})
+    assert response.status_code == 403
+
+
+def test_upgrades_page_lists_tenants_behind(client, factory):
+    behind = factory.tenant()
+    current = factory.tenant()
+    db.session.execute(update(Tenant).where(Tenant.id == behind.id).values(schema_version=None))
+    db.session.commit()
+    sign_in_staff(client, factory.staff("operator"))
+    body = client.get("/admin/upgrades").get_data(as_text=True)
+    table = body.split('id="behind"')[1].split("</table>")[0]
+    assert behind.slug in table and current.slug not in table
+    assert "Upgrade all behind" in body
+
+
+def test_starting_while_a_run_holds_the_lock_is_refused_with_its_name(app, client, factory):
+    behind = factory.tenant()
+    db.session.execute(update(Tenant).where(Tenant.id == behind.id).values(schema_version=None))
+    db.session.add(UpgradeRun(started_by="night-shift@example.com", status="running", target="head", total=3))
+    db.session.commit()
+    sign_in_staff(client, factory.staff("operator"))
+    holder = owner_engine(app.config["DATABASE_URL"])
+    with holder.connect() as held:
+        held.execute(text("select pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+        response = _post(client, "/admin/upgrades", {})
+        held.execute(text("select pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+    holder.dispose()
+    assert response.status_code == 302
+    page = client.get("/admin/upgrades").get_data(as_text=True)
+    assert "already running" in page and "night-shift@example.com" in page
