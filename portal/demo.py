@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from portal.auth.services import create_staff_user
 from portal.extensions import db
+from portal.lifecycle import placements
 from portal.lifecycle.provisioning import create_tenant
 from portal.models import StaffUser
 from portal.services.passwords import hash_password
@@ -38,6 +39,9 @@ def seed():
         password = secrets.token_urlsafe(9)
         create_staff_user(STAFF_EMAIL, "superadmin", password, name="Demo staff")
         tenant_password = secrets.token_urlsafe(9)
+        # Each plan's default tier: acme in the pool, globex in a schema of its own,
+        # initech in a database of its own on the registry's server.
+        placements.register("local", "", 100, actor=("system", None, "demo"))
         for slug, name, plan in TENANTS:
             _seed_tenant(slug, name, plan, tenant_password)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -48,7 +52,8 @@ def seed():
     email, password, tenant_password = open(path).read().split("\n")[:3]
     return [
         f"staff console:  /admin/   sign in as {email} / {password}",
-        f"tenant pages:   /t/acme/  /t/globex/  /t/initech/   sign in as admin@<slug>.example / {tenant_password}",
+        f"tenant pages:   /t/acme/ (pool)  /t/globex/ (bridge)  /t/initech/ (silo)",
+        f"                sign in as admin@<slug>.example / {tenant_password}",
     ]
 
 
