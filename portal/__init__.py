@@ -63,9 +63,9 @@ def register_tenancy(app):
 
 
 def register_blueprints(app):
-    from portal import api, audit, auth, placements, selfservice, tenants, upgrades, users
+    from portal import api, audit, auth, jobs, placements, selfservice, tenants, upgrades, users
 
-    for module in (auth, tenants, placements, upgrades, audit, selfservice, users, api):
+    for module in (auth, tenants, placements, upgrades, jobs, audit, selfservice, users, api):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
 

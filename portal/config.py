@@ -54,6 +54,14 @@ def load_config(overrides=None):
         "SILO_POOL_SIZE": _int("PORTAL_SILO_POOL_SIZE", 1),
         "SILO_MAX_OVERFLOW": _int("PORTAL_SILO_MAX_OVERFLOW", 2),
         "SILO_CONNECTION_BUDGET": _int("PORTAL_SILO_CONNECTION_BUDGET", 64),
+        # Jobs (RQ): how long one may run; where exports are kept, and for how long after
+        # a tenant is deprovisioned before it is purged.
+        "JOB_TIMEOUT": _int("PORTAL_JOB_TIMEOUT", 3600),
+        "PORTAL_EXPORT_DIR": _env("PORTAL_EXPORT_DIR"),
+        "PORTAL_RETENTION_DAYS": _int("PORTAL_RETENTION_DAYS", 30),
+        # A running job whose heartbeat is older than this was interrupted.
+        "JOB_STALE_SECONDS": _int("PORTAL_JOB_STALE_SECONDS", 60),
+        "JOB_HEARTBEAT_SECONDS": _int("PORTAL_JOB_HEARTBEAT_SECONDS", 10),
         # Tenant lookup cache: a short in-process cache in front of Redis.
         "TENANT_CACHE_LOCAL_SECONDS": _int("PORTAL_TENANT_CACHE_LOCAL_SECONDS", 2),
         "TENANT_CACHE_REDIS_SECONDS": _int("PORTAL_TENANT_CACHE_REDIS_SECONDS", 300),
@@ -71,7 +79,10 @@ def load_config(overrides=None):
         "SESSION_COOKIE_SECURE": env == "production",
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5},
-        "TESTING": False,
+        "TESTING": _env("PORTAL_TESTING") == "1" and env != "production",
+        # Tests only (honoured when TESTING): fail at, or stall at ("step:seconds"), a step.
+        "PORTAL_FAULT_STEP": _env("PORTAL_FAULT_STEP"),
+        "PORTAL_STALL_STEP": _env("PORTAL_STALL_STEP"),
     }
     cfg.update(overrides or {})
     _validate(cfg)
@@ -89,6 +100,8 @@ def _validate(cfg):
     if not cfg["SECRET_KEY"]:
         # Development only: a fresh key per process (sessions end on restart).
         cfg["SECRET_KEY"] = secrets.token_hex(32)
+    if not cfg["PORTAL_EXPORT_DIR"]:
+        cfg["PORTAL_EXPORT_DIR"] = os.path.join(cfg["PORTAL_INSTANCE_DIR"], "exports")
     if not cfg["DATABASE_URL"]:
         raise ConfigError(
             "DATABASE_URL is not set: set it, or start through `make run`, "

@@ -3,7 +3,7 @@ import logging
 
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
 from portal.tenancy.context import NoTenantBound
@@ -45,4 +45,4 @@ def register(app):
         if isinstance(exc, HTTPException):
             return _http(exc)
         log.exception("unhandled error")
-        return _answer(500, InternalServerError.name, "Something went wrong on our side; it has been logged.")
+        return _answer(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")

@@ -123,3 +123,20 @@ def factory(app, conn):
     from tests.factories import Factory
 
     return Factory(app)
+
+
+@pytest.fixture()
+def run_jobs(app, conn):
+    """Run the queued jobs now, in this thread, with RQ's own worker (burst mode): the
+    jobs see this test's transaction. Returns how many ran."""
+    from rq import SimpleWorker
+
+    from portal.services import jobs
+
+    def run():
+        queue = jobs.queue()
+        count = len(queue)
+        SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+        return count
+
+    return run

@@ -7,7 +7,7 @@ realm: a session made on tenant A is anonymous on tenant B and in the console.
 import uuid
 from dataclasses import dataclass
 
-from flask import request
+from flask import request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
@@ -54,10 +54,10 @@ def load_user(user_id):
             return user if user is not None and user.is_active else None
         if kind == "tenant" and tenant is not None:
             tenant_id, _, local_id = rest.partition(":")
-            if uuid.UUID(tenant_id) != tenant.id:
+            if uuid.UUID(tenant_id) != tenant.id or session.get("epoch") != tenant.session_epoch:
                 return None
-            with tenant_session(tenant) as session:
-                user = session.get(TenantUser, (tenant.id, uuid.UUID(local_id)))
+            with tenant_session(tenant) as data:
+                user = data.get(TenantUser, (tenant.id, uuid.UUID(local_id)))
                 return TenantPrincipal.of(user) if user is not None and user.is_active else None
     except ValueError:
         return None

@@ -1,4 +1,4 @@
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 
 from portal.auth import services
@@ -20,6 +20,12 @@ def _realm_guard():
         return render_template("errors/error.html", status=404, title="Not found",
                                message="There is nothing at this address."), 404
     return None
+
+
+def sign_in_tenant_user(tenant, user):
+    """Sign in, in the tenant's current session epoch (a later epoch ends the session)."""
+    login_user(TenantPrincipal.of(user))
+    session["epoch"] = tenant.session_epoch
 
 
 @bp.route("/admin/login", methods=["GET", "POST"])
@@ -59,7 +65,7 @@ def tenant_login():
         except (services.SignInError, Throttled) as exc:
             error = str(exc)
         else:
-            login_user(TenantPrincipal.of(user))
+            sign_in_tenant_user(tenant, user)
             return redirect(safe_next(form.next.data, url_for("selfservice.home")))
     return render_template("auth/login.html", form=form, error=error, realm=tenant.name), (
         401 if error else 200
@@ -88,7 +94,7 @@ def tenant_set_password(token):
         except services.PasswordRejected as exc:
             form.password.errors.append(str(exc))
         else:
-            login_user(TenantPrincipal.of(user))
+            sign_in_tenant_user(tenant, user)
             flash("Your password is set. Welcome!", "success")
             return redirect(url_for("selfservice.home"))
     return render_template("auth/set_password.html", form=form, email=user.email)

@@ -10,6 +10,8 @@
 | placements.view  | yes        | yes      |         | yes    |
 | placements.manage| yes        |          |         |        |
 | tenants.upgrade  | yes        | yes      |         |        |
+| tenants.export   | yes        | yes      |         |        |
+| tenants.delete   | yes        | yes      |         |        |
 | staff.manage     | yes        |          |         |        |
 """
 
@@ -22,6 +24,8 @@ PERMISSIONS = {
     "placements.view": {"superadmin", "operator", "viewer"},
     "placements.manage": {"superadmin"},
     "tenants.upgrade": {"superadmin", "operator"},
+    "tenants.export": {"superadmin", "operator"},
+    "tenants.delete": {"superadmin", "operator"},
     "staff.manage": {"superadmin"},
 }
 

@@ -1,24 +1,27 @@
-"""Creating a tenant: its storage in its tier, its registry row, its first admin and
-default settings. A failure at any step leaves nothing behind.
+"""Creating a tenant, as a job of steps (see saga.py): the registry record, storage for
+its tier, its database role, limits, default settings, its first admin with an
+invitation, the cache warm-up. A failing step undoes the steps before it, newest first,
+and leaves the tenant `failed` with the step and the reason; staff retry or discard it.
 
-- pool: the registry row and the tenant's rows are written in one transaction (same
-  database, the tenant session joins the registry session's connection);
-- bridge and silo: the storage (role, schema or database, tables) is made first, as the
-  placement's owner; if anything after it fails, the storage is dropped again.
+`request_tenant` validates and records the tenant (`provisioning`) and its job; a worker
+runs `provision`. `create_tenant` does both at once, for the CLI and tests.
 """
 import logging
 import uuid
 
-from sqlalchemy import select, text
+from flask import current_app
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from portal.auth.services import open_set_password_link
 from portal.extensions import db
 from portal.lifecycle.cache import forget_tenant
+from portal.lifecycle.exports import delete_rows, load_rows, verify_export
 from portal.lifecycle.placements import choose_for_silo
-from portal.lifecycle.storage import create_storage, drop_storage
+from portal.lifecycle.saga import Step, StepFailed, run_steps, undo_steps
+from portal.lifecycle.storage import drop_role, drop_storage_only, make_role, make_storage, set_role_limits
 from portal.models import TENANT_TIERS, Plan, Tenant
-from portal.services import audit
+from portal.services import audit, jobs
 from portal.services.errors import Refused
 from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import TenantRef
@@ -28,6 +31,8 @@ from portal.tenancy.slugs import slug_problem
 
 log = logging.getLogger(__name__)
 DEFAULT_SETTINGS = {"display_colour": "#3b5bdb", "support_access": True, "session_minutes": 480}
+ROLE_CONNECTIONS = 20
+ROLE_STATEMENT_TIMEOUT_MS = 30_000
 
 
 def active_plan(plan_code):
@@ -37,7 +42,31 @@ def active_plan(plan_code):
     return plan
 
 
-def _check_slug_free(slug):
+def pool_revision():
+    return db.session.execute(text("select version_num from tenant_data.alembic_version")).scalar()
+
+
+# -- the request --------------------------------------------------------------------------
+def request_tenant(slug, name, plan_code, admin_email, actor=None, tier=None, placement_id=None,
+                   script_location=None):
+    """Validate, record the tenant as `provisioning` and its job (committed, not yet
+    enqueued); return (tenant, job). Bad input is Refused and records nothing."""
+    _check_slug(slug)
+    admin_email = normalise_email(admin_email, "admin_email")
+    return _record(slug, name, plan_code, tier, placement_id, actor, "provision",
+                   {"admin_email": admin_email, "script_location": script_location})
+
+
+def request_import(archive_path, slug, name, plan_code, actor=None, tier=None, placement_id=None):
+    """Check the export, then record a tenant to be made from it (like request_tenant)."""
+    _check_slug(slug)
+    manifest = verify_export(archive_path)
+    return _record(slug, name or manifest["tenant"]["name"], plan_code or manifest["tenant"]["plan"], tier,
+                   placement_id, actor, "import",
+                   {"archive": archive_path, "from": manifest["tenant"], "tables": manifest["tables"]})
+
+
+def _check_slug(slug):
     problem = slug_problem(slug)
     if problem:
         raise Refused(problem, "slug")
@@ -45,64 +74,211 @@ def _check_slug_free(slug):
         raise Refused(f"The slug “{slug}” is taken.", "slug")
 
 
-def pool_revision():
-    return db.session.execute(text("select version_num from tenant_data.alembic_version")).scalar()
+def _record(slug, name, plan_code, tier, placement_id, actor, kind, params):
+    name = check_name(name)
+    plan = active_plan(plan_code)
+    tier = tier or plan.default_tier
+    if tier not in TENANT_TIERS:
+        raise Refused("Choose pool, bridge or silo.", "tier")
+    if placement_id and tier != "silo":
+        raise Refused("Only silo tenants are placed on a server of their own.", "placement")
+    placement = choose_for_silo(placement_id) if tier == "silo" else None
+
+    tenant = Tenant(id=uuid.uuid4(), slug=slug, name=name, plan_code=plan.code, tier=tier, status="provisioning",
+                    settings={}, placement_id=placement.id if placement else None)
+    db.session.add(tenant)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Refused(f"The slug “{slug}” is taken.", "slug") from None
+    job = jobs.create(kind, tenant.id, [s.name for s in _steps(kind)], audit.actor_label(actor), params=params)
+    audit.record("tenant.provisioning", actor=actor, tenant_id=tenant.id, target=slug,
+                 details={"name": name, "plan": plan.code, "tier": tier, "kind": kind,
+                          "placement": placement.name if placement else None, "job": str(job.id)})
+    db.session.commit()
+    return tenant, job
 
 
 def create_tenant(slug, name, plan_code, admin_email, actor=None, tier=None, placement_id=None,
                   script_location=None):
-    """Create a tenant; return (tenant, set-password token of its first admin).
+    """Request and provision at once (CLI, demo, tests); return (tenant, set-password
+    token). A failed provisioning is Refused with its step and reason."""
+    tenant, job = request_tenant(slug, name, plan_code, admin_email, actor, tier, placement_id, script_location)
+    jobs.run(job, provision)  # what a worker does with the job
+    db.session.refresh(tenant)
+    db.session.refresh(job)
+    if tenant.status != "active":
+        raise Refused(f"Provisioning failed at step “{tenant.failed_step}”: {tenant.status_reason}",
+                      "placement" if tenant.tier == "silo" else "tier")
+    return tenant, take_secret(job)
 
-    `tier` defaults to the plan's; a silo tenant goes to `placement_id`, or to the
-    emptiest placement with room."""
-    _check_slug_free(slug)
-    name = check_name(name)
-    plan = active_plan(plan_code)
-    admin_email = normalise_email(admin_email, "admin_email")
-    tier = tier or plan.default_tier
-    if tier not in TENANT_TIERS:
-        raise Refused("Choose pool, bridge or silo.", "tier")
-    placement = choose_for_silo(placement_id) if tier == "silo" else None
-    if placement_id and tier != "silo":
-        raise Refused("Only silo tenants are placed on a server of their own.", "placement")
 
-    tenant = Tenant(id=uuid.uuid4(), slug=slug, name=name, plan_code=plan.code, tier=tier, status="active",
-                    settings={}, placement_id=placement.id if placement else None)
-    url_env = placement.url_env if placement else None
-    try:
-        revision = create_storage(tenant.id, tier, url_env, script_location)
-    except Exception as exc:  # the storage step undid itself; say why on the page
-        log.warning("storage of tenant %s (%s) failed: %s", slug, tier, exc)
-        message = str(getattr(exc, "orig", exc)).strip()
-        reason = message.splitlines()[0] if message else type(exc).__name__
-        raise Refused(f"The tenant's storage could not be made: {reason}", "placement" if placement else "tier") from None
+def take_secret(job):
+    """The job's one-time secret (a set-password token), cleared as it is read."""
+    secret, job.secret = job.secret, None
+    db.session.commit()
+    return secret
 
-    tenant.schema_version = revision if tier != "pool" else pool_revision()
-    db.session.add(tenant)
-    try:
-        db.session.flush()
-        ref = TenantRef.of(tenant)
-        # Pool: same database as the registry, so one transaction holds both.
-        bind = db.session.connection() if tier == "pool" else None
-        with tenant_transaction(ref, bind=bind) as session:
-            admin = TenantUser(tenant_id=tenant.id, email=admin_email, name="", role="admin")
-            token = open_set_password_link(admin)
+
+# -- the job ------------------------------------------------------------------------------
+class _Context:
+    def __init__(self, tenant, job):
+        self.tenant, self.job = tenant, job
+        self.url_env = (tenant.placement.url_env or "") if tenant.placement is not None else None
+        self.params = job.params if job is not None else {}
+
+    @property
+    def ref(self):
+        return TenantRef.of(self.tenant)
+
+
+def _registry_record(ctx):
+    ctx.tenant.status, ctx.tenant.failed_step, ctx.tenant.status_reason = "provisioning", None, None
+    db.session.commit()
+
+
+def _storage(ctx):
+    revision = make_storage(ctx.tenant.id, ctx.tenant.tier, ctx.url_env, ctx.params.get("script_location"))
+    ctx.tenant.schema_version = revision if ctx.tenant.tier != "pool" else pool_revision()
+    db.session.commit()
+
+
+def _undo_storage(ctx):
+    drop_storage_only(ctx.tenant.id, ctx.tenant.tier, ctx.url_env)
+
+
+def _role(ctx):
+    make_role(ctx.tenant.id, ctx.tenant.tier, ctx.url_env)
+
+
+def _undo_role(ctx):
+    drop_role(ctx.tenant.id, ctx.tenant.tier, ctx.url_env)
+
+
+def _limits(ctx):
+    plan = ctx.tenant.plan
+    ctx.tenant.settings = {**ctx.tenant.settings, "limits": {
+        "max_users": plan.max_users, "storage_mb": plan.storage_mb, "api_calls_per_day": plan.api_calls_per_day,
+        "connections": ROLE_CONNECTIONS, "statement_timeout_ms": ROLE_STATEMENT_TIMEOUT_MS}}
+    db.session.commit()
+    set_role_limits(ctx.tenant.id, ctx.tenant.tier, ctx.url_env, ROLE_CONNECTIONS, ROLE_STATEMENT_TIMEOUT_MS)
+
+
+def _undo_limits(ctx):
+    ctx.tenant.settings = {k: v for k, v in ctx.tenant.settings.items() if k != "limits"}
+    db.session.commit()
+
+
+def _pool_rows_undo(model):
+    """Undo of a data step: in the pool, delete the tenant's rows (RLS keeps it to them);
+    in a bridge or silo tenant, the storage's undo drops them with everything else."""
+
+    def undo(ctx):
+        if ctx.tenant.tier == "pool":
+            with tenant_transaction(ctx.ref) as session:
+                session.execute(delete(model))
+
+    return undo
+
+
+def _default_settings(ctx):
+    with tenant_transaction(ctx.ref) as session:
+        present = set(session.execute(select(TenantSetting.key)).scalars())
+        session.add_all(TenantSetting(tenant_id=ctx.tenant.id, key=key, value={"value": value})
+                        for key, value in DEFAULT_SETTINGS.items() if key not in present)
+
+
+def _first_admin(ctx):
+    email = ctx.params["admin_email"]
+    with tenant_transaction(ctx.ref) as session:
+        admin = session.execute(select(TenantUser).where(TenantUser.email == email)).scalar_one_or_none()
+        if admin is None:
+            admin = TenantUser(tenant_id=ctx.tenant.id, email=email, name="", role="admin")
             session.add(admin)
-            session.add_all(
-                TenantSetting(tenant_id=tenant.id, key=key, value={"value": value})
-                for key, value in DEFAULT_SETTINGS.items()
-            )
-        audit.record(
-            "tenant.created", actor=actor, tenant_id=tenant.id, target=slug,
-            details={"name": name, "plan": plan.code, "tier": tier, "admin_email": admin_email,
-                     "placement": placement.name if placement else None},
-        )
-        db.session.commit()
-    except BaseException as exc:
+        token = open_set_password_link(admin)
+    ctx.job.secret = token
+    db.session.commit()
+
+
+def _cache_warm_up(ctx):
+    ctx.tenant.status = "active"
+    db.session.commit()
+    forget_tenant(ctx.tenant)
+    current_app.extensions["portal.tenant_lookup"].by_slug(ctx.tenant.slug)
+
+
+def _undo_cache(ctx):
+    ctx.tenant.status = "provisioning"
+    db.session.commit()
+    forget_tenant(ctx.tenant)
+
+
+def _load_data(ctx):
+    load_rows(ctx.tenant, ctx.params["archive"])
+
+
+def _undo_load(ctx):
+    if ctx.tenant.tier == "pool":
+        delete_rows(ctx.tenant)
+
+
+def _steps(kind="provision"):
+    """The steps of provisioning; an import loads the export's rows instead of making
+    default settings and a first admin."""
+    if kind == "import":
+        data = [Step("load data", _load_data, _undo_load)]
+    else:
+        data = [
+            Step("default settings", _default_settings, _pool_rows_undo(TenantSetting)),
+            Step("first admin and invitation", _first_admin, _pool_rows_undo(TenantUser)),
+        ]
+    return [
+        Step("registry record", _registry_record),
+        Step("storage", _storage, _undo_storage),
+        Step("database role", _role, _undo_role),
+        Step("limits", _limits, _undo_limits),
+        *data,
+        Step("cache warm-up", _cache_warm_up, _undo_cache),
+    ]
+
+
+def provision(job, progress):
+    """The worker's half: run the steps; on failure leave the tenant `failed`."""
+    tenant = db.session.get(Tenant, job.tenant_id)
+    if tenant is None or tenant.status not in ("provisioning", "failed"):
+        progress.finish("failed", error=f"the tenant is {tenant.status if tenant else 'gone'}, not provisioning")
+        return
+    ctx = _Context(tenant, job)
+    try:
+        run_steps(_steps(job.kind), ctx, progress)
+    except StepFailed as failure:
         db.session.rollback()
-        drop_storage(tenant.id, tier, url_env)
-        if isinstance(exc, IntegrityError):
-            raise Refused(f"The slug “{slug}” is taken.", "slug") from None
-        raise
-    forget_tenant(tenant)
-    return tenant, token
+        tenant = db.session.get(Tenant, job.tenant_id)
+        tenant.status, tenant.failed_step, tenant.status_reason = "failed", failure.step, failure.reason
+        audit.record("tenant.failed", actor=("system", None, job.created_by), tenant_id=tenant.id,
+                     target=tenant.slug, reason=failure.reason,
+                     details={"step": failure.step, "undo_errors": failure.undo_errors, "job": str(job.id)})
+        db.session.commit()
+        forget_tenant(tenant)
+        progress.finish("failed", error=f"{failure.step}: {failure.reason}")
+        return
+    audit.record("tenant.created", actor=("system", None, job.created_by), tenant_id=tenant.id,
+                 target=tenant.slug, details={"tier": tenant.tier, "job": str(job.id)})
+    db.session.commit()
+    progress.finish("succeeded")
+
+
+def discard(tenant, actor=None):
+    """Remove a failed tenant: undo every step (each is idempotent), then its row."""
+    if tenant.status != "failed":
+        raise Refused(f"Only a failed tenant can be discarded; this one is {tenant.status}.")
+    ctx = _Context(tenant, jobs.latest_for_tenant(tenant.id))
+    job = ctx.job
+    errors = undo_steps(list(reversed(_steps(job.kind if job else "provision"))), ctx)
+    if errors:
+        raise Refused("Discarding stopped: " + "; ".join(errors))
+    audit.record("tenant.discarded", actor=actor, tenant_id=tenant.id, target=tenant.slug)
+    db.session.delete(tenant)
+    db.session.commit()
+    current_app.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug)

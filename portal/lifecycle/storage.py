@@ -1,13 +1,16 @@
-"""A tenant's storage in its tier: its schema or database, its own role, its tables.
+"""A tenant's storage in its tier, in two provisioning steps, each idempotent and each
+with its undo:
 
-Run as the owner of the placement (migrations and DDL are never the application role's).
-Each `create_*` either finishes or leaves nothing behind: a bridge tenant's role, schema
-and tables are made in one transaction; a silo tenant's database cannot be created inside
-a transaction, so a failure after it drops the database and the role again.
+- storage: the bridge schema `t_<id>` or the silo database `<prefix><id>` on its
+  placement, with the tenant tables (migrated as the owner); the pool needs nothing;
+- role: the tenant's own login role, its grants on that schema or database only, and
+  (bridge) the application role's membership so it can switch to it per transaction.
+
 Names come from `portal.tenancy.names` (derived from the tenant id) and are quoted by
 PostgreSQL's format('%I'), never formatted from user text.
 """
 import logging
+from contextlib import contextmanager
 
 from flask import current_app
 from sqlalchemy import text
@@ -31,11 +34,61 @@ def _ddl(conn, template, *identifiers):
     conn.execute(text(sql))
 
 
-def _create_role(conn, tenant_id):
-    _ddl(conn, "CREATE ROLE %I LOGIN PASSWORD %L NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT",
-         role_name(tenant_id), role_password(tenant_id))
+def _exists(conn, catalog_sql, name):
+    return conn.execute(text(catalog_sql), {"n": name}).first() is not None
 
 
+_ROLE = "select 1 from pg_roles where rolname = :n"
+_DATABASE = "select 1 from pg_database where datname = :n"
+
+
+def _registry_url():
+    return current_app.config["DATABASE_URL"]
+
+
+@contextmanager
+def _owner(tier, url_env, database=None, autocommit=False):
+    """A connection as the owner of the tenant's server: autocommit, or one transaction."""
+    url = placement_owner_url(url_env) if tier == "silo" else _registry_url()
+    engine = owner_engine(url, database=database, autocommit=autocommit)
+    try:
+        with (engine.connect() if autocommit else engine.begin()) as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+# -- storage ------------------------------------------------------------------------------
+def make_storage(tenant_id, tier, url_env=None, script_location=None):
+    """Schema or database with the tenant tables; returns the tenant-history revision."""
+    if tier == "pool":
+        return None
+    if tier == "bridge":
+        schema = schema_name(tenant_id)
+        with _owner(tier, url_env) as conn:
+            _ddl(conn, "CREATE SCHEMA IF NOT EXISTS %I", schema)
+            return migrate_schema(conn, schema, script_location=script_location)
+    database = database_name(tenant_id)
+    with _owner(tier, url_env, autocommit=True) as conn:
+        if not _exists(conn, _DATABASE, database):
+            _ddl(conn, "CREATE DATABASE %I", database)
+        _ddl(conn, "REVOKE ALL ON DATABASE %I FROM PUBLIC", database)
+    with _owner(tier, url_env, database) as conn:
+        _ddl(conn, "REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        return migrate_schema(conn, TENANT_SCHEMA, script_location=script_location)
+
+
+def drop_storage_only(tenant_id, tier, url_env=None):
+    if tier == "bridge":
+        with _owner(tier, url_env) as conn:
+            _ddl(conn, "DROP SCHEMA IF EXISTS %I CASCADE", schema_name(tenant_id))
+    elif tier == "silo":
+        current_app.extensions["portal.silo_engines"].forget(tenant_id)
+        with _owner(tier, url_env, autocommit=True) as conn:
+            _ddl(conn, "DROP DATABASE IF EXISTS %I WITH (FORCE)", database_name(tenant_id))
+
+
+# -- role ---------------------------------------------------------------------------------
 def _grant_tables(conn, schema, role):
     _ddl(conn, "GRANT USAGE ON SCHEMA %I TO %I", schema, role)
     _ddl(conn, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I", schema, role)
@@ -44,105 +97,87 @@ def _grant_tables(conn, schema, role):
     _ddl(conn, "REVOKE ALL ON %I.alembic_version FROM %I", schema, role)
 
 
-# -- bridge -------------------------------------------------------------------------------
-def create_bridge(tenant_id, script_location=None):
-    """Role, schema `t_<id>`, tenant tables with RLS, grants: one transaction."""
-    schema, role = schema_name(tenant_id), role_name(tenant_id)
-    engine = owner_engine(current_app.config["DATABASE_URL"])
-    try:
-        with engine.begin() as conn:
-            _create_role(conn, tenant_id)
-            _ddl(conn, "CREATE SCHEMA %I", schema)
-            revision = migrate_schema(conn, schema, script_location=script_location)
+def _create_role(conn, tenant_id):
+    role = role_name(tenant_id)
+    if not _exists(conn, _ROLE, role):
+        _ddl(conn, "CREATE ROLE %I LOGIN PASSWORD %L NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT",
+             role, role_password(tenant_id))
+    return role
+
+
+def make_role(tenant_id, tier, url_env=None):
+    """The tenant's login role with rights on its own schema or database only."""
+    if tier == "pool":
+        return
+    if tier == "bridge":
+        schema = schema_name(tenant_id)
+        with _owner(tier, url_env) as conn:
+            role = _create_role(conn, tenant_id)
             _grant_tables(conn, schema, role)
             # The application role may switch to the tenant's role (it is NOINHERIT, so
             # it does not hold the tenant's rights itself).
             _ddl(conn, "GRANT %I TO %I", role, current_app.config["PORTAL_APP_ROLE"])
-    finally:
-        engine.dispose()
-    return revision
+        return
+    database = database_name(tenant_id)
+    with _owner(tier, url_env, autocommit=True) as conn:
+        role = _create_role(conn, tenant_id)
+        _ddl(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, role)
+    with _owner(tier, url_env, database) as conn:
+        _grant_tables(conn, TENANT_SCHEMA, role)
 
 
-def drop_bridge(tenant_id):
-    schema, role = schema_name(tenant_id), role_name(tenant_id)
-    engine = owner_engine(current_app.config["DATABASE_URL"])
-    try:
-        with engine.begin() as conn:
-            _ddl(conn, "DROP SCHEMA IF EXISTS %I CASCADE", schema)
-            if _role_exists(conn, role):
+def drop_role(tenant_id, tier, url_env=None):
+    if tier == "pool":
+        return
+    role = role_name(tenant_id)
+    if tier == "bridge":
+        with _owner(tier, url_env) as conn:
+            if _exists(conn, _ROLE, role):
                 _ddl(conn, "DROP OWNED BY %I", role)
                 _ddl(conn, "DROP ROLE %I", role)
-    finally:
-        engine.dispose()
+        return
+    database = database_name(tenant_id)
+    current_app.extensions["portal.silo_engines"].forget(tenant_id)
+    with _owner(tier, url_env, autocommit=True) as conn:
+        if not _exists(conn, _ROLE, role):
+            return
+        has_database = _exists(conn, _DATABASE, database)
+    if has_database:
+        with _owner(tier, url_env, database) as conn:
+            _ddl(conn, "DROP OWNED BY %I", role)
+    with _owner(tier, url_env, autocommit=True) as conn:
+        if has_database:
+            _ddl(conn, "REVOKE ALL ON DATABASE %I FROM %I", database, role)
+        _ddl(conn, "DROP ROLE IF EXISTS %I", role)
 
 
-# -- silo ---------------------------------------------------------------------------------
-def create_silo(tenant_id, url_env, script_location=None):
-    """Role and database on the placement, tenant tables with RLS, grants. A failure
-    after the database exists drops it and the role again."""
-    owner_url = placement_owner_url(url_env)
-    database, role = database_name(tenant_id), role_name(tenant_id)
-    server = owner_engine(owner_url, autocommit=True)
-    made_role = made_db = False
+def set_role_limits(tenant_id, tier, url_env, connections, statement_timeout_ms):
+    """The tenant role's own caps: connections, and a default statement timeout."""
+    if tier == "pool":
+        return
+    with _owner(tier, url_env, autocommit=True) as conn:
+        role = role_name(tenant_id)
+        if _exists(conn, _ROLE, role):
+            _ddl(conn, f"ALTER ROLE %I CONNECTION LIMIT {int(connections)}", role)
+            _ddl(conn, f"ALTER ROLE %I SET statement_timeout = {int(statement_timeout_ms)}", role)
+
+
+# -- both, for callers that want a whole tenant's storage ---------------------------------
+def create_storage(tenant_id, tier, url_env=None, script_location=None):
+    """Storage and role; on failure, both are undone. Returns the schema revision."""
     try:
-        with server.connect() as conn:
-            _create_role(conn, tenant_id)
-            made_role = True
-            _ddl(conn, "CREATE DATABASE %I", database)
-            made_db = True
-            _ddl(conn, "REVOKE ALL ON DATABASE %I FROM PUBLIC", database)
-            _ddl(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, role)
-        tenant_db = owner_engine(owner_url, database=database)
-        try:
-            with tenant_db.begin() as conn:
-                _ddl(conn, "REVOKE ALL ON SCHEMA public FROM PUBLIC")
-                revision = migrate_schema(conn, TENANT_SCHEMA, script_location=script_location)
-                _grant_tables(conn, TENANT_SCHEMA, role)
-        finally:
-            tenant_db.dispose()
+        revision = make_storage(tenant_id, tier, url_env, script_location)
+        make_role(tenant_id, tier, url_env)
         return revision
     except Exception:
-        log.warning("silo storage of %s failed; removing what was made", tenant_id)
-        with server.connect() as conn:
-            if made_db:
-                _ddl(conn, "DROP DATABASE IF EXISTS %I WITH (FORCE)", database)
-            if made_role:
-                _ddl(conn, "DROP ROLE IF EXISTS %I", role)
+        log.warning("storage of %s (%s) failed; removing what was made", tenant_id, tier)
+        drop_storage(tenant_id, tier, url_env)
         raise
-    finally:
-        server.dispose()
-
-
-def drop_silo(tenant_id, url_env):
-    current_app.extensions["portal.silo_engines"].forget(tenant_id)
-    server = owner_engine(placement_owner_url(url_env), autocommit=True)
-    try:
-        with server.connect() as conn:
-            _ddl(conn, "DROP DATABASE IF EXISTS %I WITH (FORCE)", database_name(tenant_id))
-            _ddl(conn, "DROP ROLE IF EXISTS %I", role_name(tenant_id))
-    finally:
-        server.dispose()
-
-
-def _role_exists(conn, role):
-    return conn.execute(text("select 1 from pg_roles where rolname = :r"), {"r": role}).first() is not None
-
-
-# -- any tier -----------------------------------------------------------------------------
-def create_storage(tenant_id, tier, url_env=None, script_location=None):
-    """Make the tenant's storage; return the tenant history's revision it is at."""
-    if tier == "bridge":
-        return create_bridge(tenant_id, script_location)
-    if tier == "silo":
-        return create_silo(tenant_id, url_env, script_location)
-    return None  # pool: the shared tables exist already
 
 
 def drop_storage(tenant_id, tier, url_env=None):
-    if tier == "bridge":
-        drop_bridge(tenant_id)
-    elif tier == "silo":
-        drop_silo(tenant_id, url_env)
+    drop_role(tenant_id, tier, url_env)
+    drop_storage_only(tenant_id, tier, url_env)
 
 
 def data_size(tenant):
@@ -151,7 +186,7 @@ def data_size(tenant):
     if tenant.tier == "pool":
         return None
     if tenant.tier == "bridge":
-        url, database, schema = current_app.config["DATABASE_URL"], None, schema_name(tenant.id)
+        url, database, schema = _registry_url(), None, schema_name(tenant.id)
     else:
         url, database, schema = placement_owner_url(tenant.placement_env), database_name(tenant.id), TENANT_SCHEMA
     engine = owner_engine(url, database=database)

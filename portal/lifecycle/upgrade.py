@@ -36,6 +36,8 @@ from portal.tenancy.names import database_name, schema_name
 from portal.tenancy.placement import placement_owner_url
 
 log = logging.getLogger(__name__)
+# Tenants whose tables exist and are kept current (not being made, failed or gone).
+SERVED = ("active", "suspended")
 LOCK_KEY = 0x7E4A_47_5550  # "tenant upgrade": any constant, the same in every process
 
 
@@ -63,7 +65,7 @@ def plan(slugs=(), everyone=False, script_location=None):
     if not slugs and not everyone:
         raise Refused("Name tenants by slug, or ask for --all.")
     head = tenant_head(script_location)
-    query = select(Tenant).where(Tenant.status != "deleted").order_by(Tenant.slug)
+    query = select(Tenant).where(Tenant.status.in_(SERVED)).order_by(Tenant.slug)
     if slugs:
         query = query.where(Tenant.slug.in_(slugs))
     tenants = db.session.execute(query).scalars().all()
@@ -135,11 +137,6 @@ class RunLock:
                 if running else "another process"
             raise Refused(f"An upgrade is already running ({who}); wait for it to finish.")
 
-    def probe(self):
-        """Refuse now, with the running run's name, if the lock is taken."""
-        self.acquire()
-        self.release()
-
     def release(self):
         if self.conn is not None:
             self.conn.close()
@@ -147,11 +144,13 @@ class RunLock:
         self.engine.dispose()
 
 
-def run(targets, started_by, jobs=1, script_location=None, on_result=None, target_name="head"):
-    """Migrate `targets` with `jobs` threads; record the run; return it. `on_result` is
-    called with each Result as it arrives (progress)."""
-    lock = RunLock()
-    lock.acquire()
+def run(targets, started_by, jobs=1, script_location=None, on_result=None, target_name="head", lock=None):
+    """Migrate `targets` in `jobs` worker processes (1: here); record the run; return it.
+    `on_result` is called with each Result as it arrives (progress). `lock`: one the
+    caller already holds (it is released at the end)."""
+    if lock is None:
+        lock = RunLock()
+        lock.acquire()
     try:
         # A run that died without finishing left its row `running`: it was interrupted.
         db.session.execute(update(UpgradeRun).where(UpgradeRun.status == "running")
@@ -194,16 +193,17 @@ def _record(record, result):
 def overview(limit=200):
     """What the upgrades page shows: head, tenants behind it, the running and recent runs."""
     head = tenant_head()
+    served = Tenant.status.in_(SERVED)
+    is_behind = Tenant.schema_version.is_distinct_from(head)
     behind = db.session.execute(
-        select(Tenant).where(Tenant.status != "deleted", Tenant.schema_version.is_distinct_from(head))
-        .order_by(Tenant.slug).limit(limit)
-    ).scalars().all()
+        select(Tenant).where(served, is_behind).order_by(Tenant.slug).limit(limit)).scalars().all()
+    behind_count = db.session.execute(select(func.count()).select_from(Tenant).where(served, is_behind)).scalar_one()
     current = db.session.execute(
-        select(func.count()).select_from(Tenant).where(Tenant.status != "deleted", Tenant.schema_version == head)
-    ).scalar_one()
+        select(func.count()).select_from(Tenant).where(served, Tenant.schema_version == head)).scalar_one()
     runs = db.session.execute(select(UpgradeRun).order_by(UpgradeRun.started_at.desc()).limit(10)).scalars().all()
     running = next((r for r in runs if r.status == "running"), None)
-    return {"head": head, "behind": behind, "current": current, "runs": runs, "running": running}
+    return {"head": head, "behind": behind, "behind_count": behind_count, "current": current, "runs": runs,
+            "running": running}
 
 
 def start_in_background(started_by, jobs=1):
@@ -212,13 +212,14 @@ def start_in_background(started_by, jobs=1):
     targets, _, _ = plan(everyone=True)
     if not targets:
         raise Refused("Every tenant is current.")
-    RunLock().probe()
+    lock = RunLock()
+    lock.acquire()  # refused here, in the request, if a run holds it; the thread releases it
     app = current_app._get_current_object()
 
     def work():
         with app.app_context():
             try:
-                run(targets, started_by, jobs=jobs)
+                run(targets, started_by, jobs=jobs, lock=lock)
             except Refused as exc:
                 log.warning("background upgrade refused: %s", exc.message)
             except Exception:

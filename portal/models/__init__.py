@@ -1,11 +1,14 @@
 """Control-plane models (schema `registry`), one file per concept."""
 from portal.models.audit import AuditEvent
+from portal.models.job import JOB_STATES, Job
 from portal.models.placement import Placement, UpgradeRun
 from portal.models.plan import Plan
 from portal.models.staff import STAFF_ROLES, StaffUser
 from portal.models.tenant import TENANT_STATUSES, TENANT_TIERS, Tenant, TenantDomain
 
 __all__ = [
+    "JOB_STATES",
+    "Job",
     "AuditEvent",
     "Placement",
     "Plan",

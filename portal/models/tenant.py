@@ -2,13 +2,13 @@ import uuid
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
 
-TENANT_STATUSES = ("active", "suspended", "deleted")
+TENANT_STATUSES = ("provisioning", "active", "suspended", "deprovisioning", "archived", "purged", "failed")
 TENANT_TIERS = ("pool", "bridge", "silo")
 
 
@@ -32,6 +32,12 @@ class Tenant(db.Model):
     # The tenant history's revision applied to this tenant's tables; None until known.
     schema_version: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
     settings: Mapped[dict] = mapped_column(JSONB, default=dict)
+    # Bumped to end every session of the tenant at once.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    failed_step: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    archived_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    purge_after: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    export_path: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -15,6 +15,11 @@ def actor_of(user):
     return "tenant_user", str(user.id), user.email
 
 
+def actor_label(actor):
+    """The label of `actor` (a user, or a (kind, id, label) tuple) for job records."""
+    return actor[2] if isinstance(actor, tuple) else actor_of(actor)[2]
+
+
 def record(action, *, tenant_id=None, target=None, reason=None, details=None, actor=None):
     """Add an audit event to the current transaction; the caller commits."""
     if actor is None and has_request_context():

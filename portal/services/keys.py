@@ -2,6 +2,8 @@
 slot of a Redis Cluster, and a tenant's keys can be found by its prefix."""
 from flask import current_app
 
+from portal.extensions import redis_holder
+
 
 def global_key(*parts):
     return ":".join([current_app.config["PORTAL_REDIS_PREFIX"], *map(str, parts)])
@@ -9,3 +11,18 @@ def global_key(*parts):
 
 def tenant_key(tenant_id, *parts):
     return ":".join([current_app.config["PORTAL_REDIS_PREFIX"], f"t:{{{tenant_id}}}", *map(str, parts)])
+
+
+def clear_tenant_keys(tenant_id):
+    """Remove every Redis key of the tenant (its hash-tagged prefix): SCAN and UNLINK,
+    never KEYS. Returns how many were removed."""
+    client, removed = redis_holder.client, 0
+    batch = []
+    for key in client.scan_iter(match=tenant_key(tenant_id, "*"), count=500):
+        batch.append(key)
+        if len(batch) >= 500:
+            removed += client.unlink(*batch)
+            batch = []
+    if batch:
+        removed += client.unlink(*batch)
+    return removed

@@ -19,6 +19,8 @@ class TenantRef:
     status_reason: Optional[str] = None
     # Silo tenants: the environment variable naming their server's URL ("" = registry's).
     placement_env: Optional[str] = None
+    # Sessions made in an earlier epoch are over (suspension, deprovisioning).
+    session_epoch: int = 0
 
     @classmethod
     def of(cls, tenant):
@@ -31,6 +33,7 @@ class TenantRef:
             plan_code=tenant.plan_code,
             status_reason=tenant.status_reason,
             placement_env=(tenant.placement.url_env or "") if tenant.placement is not None else None,
+            session_epoch=tenant.session_epoch or 0,
         )
 
     def to_dict(self):

@@ -3,8 +3,9 @@
 Order: the path prefix `/t/<slug>/` (moved into SCRIPT_NAME, so `url_for` keeps it),
 a custom domain, a subdomain of PORTAL_BASE_DOMAIN, and on `/api/` paths only the
 `X-Tenant-ID` header (which must agree with a tenant named another way). A request
-for an unknown tenant gets 404, a suspended one 403, a deleted one 410: HTML pages,
-or JSON on `/api/`. Admin hosts (the base domain, `admin.`/`www.` under it, and
+for an unknown tenant gets 404, a suspended one 403, one being set up 503 (with
+Retry-After), a closed one (deprovisioning, archived, purged) 410: HTML pages, or JSON on
+`/api/`. Admin hosts (the base domain, `admin.`/`www.` under it, and
 PORTAL_ADMIN_HOSTS) carry no tenant: they serve the staff console.
 """
 import json
@@ -19,8 +20,12 @@ from portal.tenancy.slugs import is_valid_slug
 _PREFIX = re.compile(r"^/t/([^/]+)(/.*)?$")
 _TENANTLESS_LABELS = ("admin", "www")
 _STATUS_ANSWERS = {
+    "provisioning": (503, "Being set up", "This tenant is being set up; try again in a minute."),
+    "failed": (404, "Tenant not found", "There is no tenant at this address."),
     "suspended": (403, "Tenant suspended", "This tenant is suspended."),
-    "deleted": (410, "Tenant deleted", "This tenant has been deleted."),
+    "deprovisioning": (410, "Tenant closed", "This tenant has been closed."),
+    "archived": (410, "Tenant closed", "This tenant has been closed."),
+    "purged": (410, "Tenant closed", "This tenant has been closed."),
 }
 
 
@@ -122,7 +127,8 @@ class TenantResolver:
     def _check_status(tenant):
         if tenant.status in _STATUS_ANSWERS:
             status, title, message = _STATUS_ANSWERS[tenant.status]
-            raise Refusal(status, title, message, detail=tenant.status_reason)
+            detail = tenant.status_reason if tenant.status == "suspended" else None
+            raise Refusal(status, title, message, detail=detail)
 
     # -- answering ----------------------------------------------------------------
     def _refuse(self, environ, start_response, refusal):
@@ -136,11 +142,12 @@ class TenantResolver:
                     detail=refusal.detail, status=refusal.status,
                 ).encode()
             content_type = "text/html; charset=utf-8"
-        reason = {400: "BAD REQUEST", 403: "FORBIDDEN", 404: "NOT FOUND", 410: "GONE"}[refusal.status]
-        start_response(
-            f"{refusal.status} {reason}",
-            [("Content-Type", content_type), ("Content-Length", str(len(body)))],
-        )
+        reason = {400: "BAD REQUEST", 403: "FORBIDDEN", 404: "NOT FOUND", 410: "GONE",
+                  503: "SERVICE UNAVAILABLE"}[refusal.status]
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if refusal.status == 503:
+            headers.append(("Retry-After", "30"))
+        start_response(f"{refusal.status} {reason}", headers)
         return [body]
 
 

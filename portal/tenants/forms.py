@@ -1,4 +1,5 @@
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
@@ -27,3 +28,16 @@ class ReasonForm(FlaskForm):
 
 class DomainForm(FlaskForm):
     domain = StringField("Custom domain", validators=[DataRequired(), Length(max=253)])
+
+
+class ConfirmForm(FlaskForm):
+    confirm = StringField("Type the tenant's slug to confirm", validators=[DataRequired(), Length(max=63)])
+
+
+class ImportForm(FlaskForm):
+    archive = FileField("Export (.zip)", validators=[FileRequired()])
+    slug = StringField("New slug", validators=[DataRequired()])
+    name = StringField("Name (default: the exported tenant's)", validators=[Length(max=120)])
+    plan = SelectField("Plan", choices=[], default="")
+    tier = SelectField("Tier", choices=[], default="")
+    placement = SelectField("Placement (silo only)", choices=[], default="")

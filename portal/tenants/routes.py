@@ -3,16 +3,20 @@ import uuid
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 
 from portal.audit.services import recent_for_tenant
 from portal.auth.guards import guard_staff_blueprint
-from portal.lifecycle import provisioning, states
+from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
 from portal.models import TENANT_STATUSES, TENANT_TIERS
 from portal.tenants import services
-from portal.tenants.forms import ChangePlanForm, CreateTenantForm, DomainForm, ReasonForm, RenameForm
+from portal.services import jobs
+from portal.tenants.forms import (
+    ChangePlanForm, ConfirmForm, CreateTenantForm, DomainForm, ImportForm, ReasonForm, RenameForm,
+)
 
 bp = Blueprint("tenants", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(
@@ -26,6 +30,11 @@ guard_staff_blueprint(
         "add_domain": "tenants.update",
         "suspend": "tenants.suspend",
         "resume": "tenants.suspend",
+        "discard": "tenants.create",
+        "export": "tenants.export",
+        "deprovision": "tenants.delete",
+        "purge": "tenants.delete",
+        "import_export": "tenants.create",
     },
 )
 
@@ -95,7 +104,7 @@ def create():
     form.placement.choices = _placement_choices()
     if form.validate_on_submit():
         try:
-            tenant, token = provisioning.create_tenant(
+            tenant, job = provisioning.request_tenant(
                 form.slug.data.strip(), form.name.data, form.plan.data, form.admin_email.data,
                 actor=current_user, tier=form.tier.data or None,
                 placement_id=uuid.UUID(form.placement.data) if form.placement.data else None,
@@ -103,10 +112,9 @@ def create():
         except Refused as exc:
             _field_error(form, exc)
         else:
-            flash(f"Tenant {tenant.slug} created.", "success")
-            # The set-password link is shown once, on the next page, and never stored in clear.
-            link = f"/t/{tenant.slug}" + url_for("auth.tenant_set_password", token=token)
-            return render_template("tenants/created.html", tenant=tenant, link=link)
+            jobs.enqueue(job)
+            flash(f"Tenant {tenant.slug} is being provisioned.", "success")
+            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
     return render_template("tenants/new.html", form=form), (400 if form.errors else 200)
 
 
@@ -117,6 +125,11 @@ def detail(tenant_id):
 
 
 def _render_detail(tenant, status=200, **forms):
+    job = jobs.latest_for_tenant(tenant.id)
+    # The first admin's set-password link is shown once, to the staff who watch it made.
+    link = None
+    if job is not None and job.kind == "provision" and job.state == "succeeded" and job.secret:
+        link = f"/t/{tenant.slug}" + url_for("auth.tenant_set_password", token=provisioning.take_secret(job))
     rename_form = forms.get("rename_form") or RenameForm(name=tenant.name)
     plan_form = forms.get("plan_form") or ChangePlanForm(plan=tenant.plan_code)
     plan_form.plan.choices = _plan_choices()
@@ -129,7 +142,11 @@ def _render_detail(tenant, status=200, **forms):
         plan_form=plan_form,
         reason_form=forms.get("reason_form") or ReasonForm(),
         domain_form=forms.get("domain_form") or DomainForm(),
+        confirm_form=forms.get("confirm_form") or ConfirmForm(),
+        plain_form=FlaskForm(),
         events=recent_for_tenant(tenant.id),
+        job=job,
+        link=link,
     ), status
 
 
@@ -188,3 +205,82 @@ def resume(tenant_id):
     return _apply(tenant, form, "reason_form",
                   lambda: (states.resume(tenant, form.reason.data, current_user),
                            flash("Tenant resumed.", "success")))
+
+
+@bp.route("/tenants/<tenant_id>/discard", methods=["POST"])
+def discard(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    form = FlaskForm()
+    if form.validate_on_submit():
+        try:
+            provisioning.discard(tenant, current_user)
+        except Refused as exc:
+            flash(exc.message, "error")
+            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+        flash(f"Tenant {tenant.slug} discarded.", "success")
+    return redirect(url_for("tenants.index"))
+
+
+@bp.route("/tenants/<tenant_id>/export", methods=["POST"])
+def export(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    if FlaskForm().validate_on_submit():
+        if tenant.status not in ("active", "suspended"):
+            flash(f"Only an active or suspended tenant can be exported; this one is {tenant.status}.", "error")
+        else:
+            jobs.enqueue(exports.request_export(tenant, current_user))
+            flash("Export started.", "success")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+
+
+@bp.route("/tenants/<tenant_id>/deprovision", methods=["POST"])
+def deprovision(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            job = retire.request_deprovision(tenant, form.confirm.data, current_user)
+        except Refused as exc:
+            _field_error(form, exc)
+        else:
+            jobs.enqueue(job)
+            flash("Deprovisioning started: the export is kept for the retention period.", "success")
+            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+    return _render_detail(tenant, 400, confirm_form=form)
+
+
+@bp.route("/tenants/<tenant_id>/purge", methods=["POST"])
+def purge(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    if FlaskForm().validate_on_submit():
+        try:
+            jobs.enqueue(retire.request_purge(tenant, current_user))
+        except Refused as exc:
+            flash(exc.message, "error")
+        else:
+            flash("Purge started.", "success")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+
+
+@bp.route("/tenants/import", methods=["GET", "POST"])
+def import_export():
+    form = ImportForm()
+    form.plan.choices = [SelectChoice("", "The exported tenant's plan")] + _plan_choices()
+    form.tier.choices = TIER_CHOICES
+    form.placement.choices = _placement_choices()
+    if form.validate_on_submit():
+        path = exports.save_upload(form.archive.data)
+        try:
+            tenant, job = provisioning.request_import(
+                path, form.slug.data.strip(), form.name.data, form.plan.data or None, actor=current_user,
+                tier=form.tier.data or None,
+                placement_id=uuid.UUID(form.placement.data) if form.placement.data else None,
+            )
+        except Refused as exc:
+            exports.discard_upload(path)
+            _field_error(form, exc)
+        else:
+            jobs.enqueue(job)
+            flash(f"Tenant {tenant.slug} is being imported.", "success")
+            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+    return render_template("tenants/import.html", form=form), (400 if form.errors else 200)

@@ -60,7 +60,10 @@ def plans():
 
 
 def tenant_summary(tenant):
-    """Counts of the tenant's own rows, read under its own context (RLS applies)."""
+    """Counts of the tenant's own rows, read under its own context (RLS applies); None
+    while it has no storage (being made, failed, closed)."""
+    if tenant.status not in ("active", "suspended"):
+        return None
     with tenant_session(TenantRef.of(tenant)) as session:
         users = session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
         orders = session.execute(select(func.count()).select_from(Order)).scalar_one()
@@ -78,10 +81,13 @@ def storage_facts(tenant):
     else:
         facts["where"] = f"database {database_name(tenant.id)} on {tenant.placement.name}, role {role_name(tenant.id)}"
     try:
-        size = data_size(ref)
+        size = data_size(ref) if tenant.status in ("active", "suspended") else None
     except SQLAlchemyError:
         size = None
-    facts["size"] = "estimated on the usage page" if size is None else f"{size / 1_048_576:.2f} MB"
+    if tenant.status not in ("active", "suspended"):
+        facts["size"] = "—"
+    else:
+        facts["size"] = "estimated on the usage page" if size is None else f"{size / 1_048_576:.2f} MB"
     return facts
 
 

@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from portal import create_app
 from portal.auth.services import create_staff_user
 from portal.extensions import db
+from tests.workers import start_worker, stop_worker
 from tests.conftest import app_config
 from tests.factories import PASSWORD
 
@@ -70,7 +71,16 @@ def live_app(app, servers):
 
 
 @pytest.fixture(scope="session")
-def live_server(live_app):
+def live_worker(live_app, second_server):
+    """A real worker process beside the live server, as `make run` starts one."""
+    # Tenants whose slug starts with "brfail-" fail at their database role step.
+    process = start_worker(live_app, PORTAL_FAULT_STEP="database role@brfail-")
+    yield process
+    stop_worker(process)
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app, live_worker):
     server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="portal-live-server", daemon=True)
     thread.start()
@@ -96,3 +106,60 @@ def staff_user(live_app):
         create_staff_user(email, "superadmin", PASSWORD)
         db.session.remove()
     return email, PASSWORD
+
+
+class MadeThroughTheUi:
+    """What a test made through the live server that outlives its requests: tenants
+    (bridge schemas, silo databases, their roles) and placements, by slug and name."""
+
+    def __init__(self):
+        self.slugs = []
+        self.placements = []
+
+    def tenant(self, slug):
+        self.slugs.append(slug)
+        return slug
+
+    def placement(self, name):
+        self.placements.append(name)
+        return name
+
+
+@pytest.fixture()
+def made_through_ui(live_app):
+    """Record tenants and placements a browser test makes; after the test, drop the
+    tenants' storage and delete their registry rows, then the placements.
+
+    The registry rows go too: a bridge tenant whose schema is gone would fail every later
+    `upgrade --all`, and a placement left behind shows in every later test's placements."""
+    from sqlalchemy import delete
+
+    from portal.lifecycle.cache import forget_tenant
+    from portal.lifecycle.storage import drop_storage
+    from portal.models import Placement, Tenant
+    from portal.tenancy.context import TenantRef
+    from portal.tenants.services import get_tenant_by_slug
+
+    made = MadeThroughTheUi()
+    yield made
+    failures = []
+    with live_app.app_context():
+        try:
+            for slug in made.slugs:
+                tenant = get_tenant_by_slug(slug)
+                if tenant is None:
+                    continue  # the form refused it: nothing was made
+                try:
+                    drop_storage(tenant.id, tenant.tier, TenantRef.of(tenant).placement_env)
+                    forget_tenant(tenant)
+                    db.session.execute(delete(Tenant).where(Tenant.id == tenant.id))
+                    db.session.commit()
+                except Exception as exc:  # go on with the others; fail the test below
+                    db.session.rollback()
+                    failures.append(f"tenant {slug}: {exc!r}")
+            if made.placements:
+                db.session.execute(delete(Placement).where(Placement.name.in_(made.placements)))
+                db.session.commit()
+        finally:
+            db.session.remove()
+    assert not failures, "cleanup failed: " + "; ".join(failures)

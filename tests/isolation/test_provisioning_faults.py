@@ -105,13 +105,25 @@ def _failing_history(tmp_path):
     return str(target)
 
 
+def _only_the_failed_tenant(count, step):
+    """Besides the tenant left `failed` (with its step), nothing is new; discarding it
+    removes it."""
+    assert _tenants() == count + 1
+    failed = db.session.execute(select(Tenant).where(Tenant.status == "failed")).scalar_one()
+    assert failed.failed_step == step
+    provisioning.discard(failed)
+    assert _tenants() == count
+
+
 @pytest.mark.parametrize("tier, placement", [("bridge", None), ("silo", "local"), ("silo", "second")])
 def test_failing_migration_leaves_nothing(app, placed, catalogs, tmp_path, tier, placement):
     before, count = catalogs(), _tenants()
     placement_id = placed[placement].id if placement else None
     with pytest.raises(Refused, match="injected migration failure"):
         _create(tier, placement_id, script_location=_failing_history(tmp_path))
-    assert catalogs() == before and _tenants() == count
+    assert catalogs() == before
+    _only_the_failed_tenant(count, "storage")
+    assert catalogs() == before
 
 
 @pytest.mark.parametrize("tier, placement", [("bridge", None), ("silo", "second"), ("pool", None)])
@@ -123,6 +135,7 @@ def test_failure_after_storage_drops_it_again(app, placed, catalogs, monkeypatch
 
     monkeypatch.setattr(provisioning, "open_set_password_link", broken)
     placement_id = placed[placement].id if placement else None
-    with pytest.raises(RuntimeError, match="injected failure"):
+    with pytest.raises(Refused, match="first admin and invitation.*injected failure"):
         _create(tier, placement_id)
-    assert catalogs() == before and _tenants() == count
+    assert catalogs() == before
+    _only_the_failed_tenant(count, "first admin and invitation")

@@ -1,5 +1,6 @@
 """Tenant resolution: each method, their precedence, and the answers for tenants that
 cannot be served."""
+import pytest
 from sqlalchemy import update
 
 from portal.extensions import db
@@ -105,12 +106,20 @@ def test_suspended_tenant_403_with_page(client, factory):
     assert api.status_code == 403 and api.is_json
 
 
-def test_deleted_tenant_410(client, factory):
+@pytest.mark.parametrize("status, code", [
+    ("deprovisioning", 410), ("archived", 410), ("purged", 410), ("failed", 404), ("provisioning", 503)])
+def test_tenants_not_in_service(client, factory, status, code):
     tenant = factory.tenant()
-    db.session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status="deleted"))
+    db.session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status=status))
     db.session.commit()
     client.application.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug)
-    assert client.get(f"/t/{tenant.slug}/login").status_code == 410
+    response = client.get(f"/t/{tenant.slug}/login")
+    assert response.status_code == code
+    assert tenant.name not in response.get_data(as_text=True)
+    if code == 503:
+        assert response.headers["Retry-After"]
+    api = client.get("/api/v1/status", headers={"X-Tenant-ID": tenant.slug})
+    assert api.status_code == code and api.is_json
 
 
 def test_lookup_cache_is_invalidated_on_change(client, factory, redis_client, servers):

@@ -32,18 +32,26 @@ def _tenant_count():
     return db.session.execute(select(func.count()).select_from(Tenant)).scalar_one()
 
 
-def test_create_tenant_shows_link_once_and_audits(staff_client):
+def test_create_tenant_runs_as_a_job_shows_link_once_and_audits(staff_client, run_jobs):
     response, data = _create(staff_client)
-    assert response.status_code == 200
-    body = response.get_data(as_text=True)
-    assert f"/t/{data['slug']}/set-password/" in body
+    assert response.status_code == 302
     tenant = db.session.execute(select(Tenant).where(Tenant.slug == data["slug"])).scalar_one()
+    assert response.headers["Location"].endswith(f"/admin/tenants/{tenant.id}")
+    assert tenant.status == "provisioning"
+    waiting = staff_client.get(f"/admin/tenants/{tenant.id}").get_data(as_text=True)
+    assert "badge-job-queued" in waiting and "data-poll=" in waiting
+    assert run_jobs() == 1
+    db.session.refresh(tenant)
     assert (tenant.name, tenant.plan_code, tenant.tier, tenant.status) == ("New Co", "basic", "pool", "active")
-    event = db.session.execute(select(AuditEvent).where(AuditEvent.tenant_id == tenant.id)).scalar_one()
-    assert event.action == "tenant.created" and event.actor_label == staff_client.staff.email
-    # The detail page does not show the link again.
     detail = staff_client.get(f"/admin/tenants/{tenant.id}").get_data(as_text=True)
-    assert "set-password" not in detail
+    assert f"/t/{data['slug']}/set-password/" in detail and "badge-job-succeeded" in detail
+    actions = db.session.execute(select(AuditEvent.action, AuditEvent.actor_label)
+                                 .where(AuditEvent.tenant_id == tenant.id).order_by(AuditEvent.id)).all()
+    assert actions[0] == ("tenant.provisioning", staff_client.staff.email)
+    assert actions[-1][0] == "tenant.created"
+    # The link is shown once: the next view of the page does not show it again.
+    again = staff_client.get(f"/admin/tenants/{tenant.id}").get_data(as_text=True)
+    assert "set-password" not in again
 
 
 @pytest.mark.parametrize("slug, message", [
@@ -115,8 +123,8 @@ def test_rename_change_plan_suspend_resume_are_audited(staff_client, factory):
     actions = db.session.execute(
         select(AuditEvent.action, AuditEvent.reason).where(AuditEvent.tenant_id == tenant.id).order_by(AuditEvent.id)
     ).all()
-    assert [a for a, _ in actions] == [
-        "tenant.created", "tenant.renamed", "tenant.plan_changed", "tenant.suspended", "tenant.resumed"]
+    assert [a for a, _ in actions] == ["tenant.provisioning", "tenant.created", "tenant.renamed",
+                                       "tenant.plan_changed", "tenant.suspended", "tenant.resumed"]
     assert ("tenant.suspended", "card declined") in actions
 
 

@@ -1,0 +1,38 @@
+"""The workers' entry point: `execute(job_id)` runs a job by its kind."""
+import uuid
+
+from portal.extensions import db
+from portal.lifecycle import exports, provisioning, retire
+from portal.services import jobs
+from portal.services.errors import Refused
+
+HANDLERS = {
+    "provision": provisioning.provision,
+    "export": exports.run_export,
+    "import": provisioning.provision,
+    "deprovision": retire.deprovision,
+    "purge": retire.purge,
+}
+
+
+def execute(job_id):
+    """Run the job (in the current app context, or the worker's own app)."""
+    return jobs.in_app(_execute, uuid.UUID(str(job_id)))
+
+
+def _execute(job_id):
+    job = jobs.get(job_id)
+    if job is None or job.state == "succeeded":
+        return None  # removed, or already done by an earlier delivery
+    jobs.run(job, HANDLERS[job.kind])
+    return job.state
+
+
+def retry(job):
+    """Queue a failed or interrupted job again; its steps are idempotent."""
+    if job.state not in ("failed", "interrupted"):
+        raise Refused(f"Only a failed or interrupted job can be retried; this one is {job.state}.")
+    job.state = "queued"
+    db.session.commit()
+    jobs.enqueue(job)
+    return job

@@ -1,0 +1,32 @@
+"""An RQ worker for the portal's jobs: `python -m portal.worker` (`make run` starts one).
+
+Jobs run in this process, one at a time (RQ's SimpleWorker: no fork, so the app and its
+connection pools are made once). The scheduler runs too: purges after the retention
+period are scheduled jobs. On start, jobs left `running` by a worker that died are marked
+`interrupted`, so staff can retry them.
+"""
+import logging
+import signal
+import sys
+
+from rq import SimpleWorker
+
+from portal import create_app
+from portal.services import jobs
+
+
+def main(burst=False):
+    app = create_app()
+    with app.app_context():
+        interrupted = jobs.mark_stale_interrupted()
+        if interrupted:
+            logging.getLogger("portal").warning("%d job(s) were interrupted by a stopped worker", interrupted)
+        queue = jobs.queue()
+        worker = SimpleWorker([queue], connection=queue.connection)
+        jobs.in_app_override(app)
+        worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    main(burst="--burst" in sys.argv)
