@@ -6,8 +6,9 @@ from flask.cli import AppGroup
 from portal.auth.services import create_staff_user
 from portal.dbsetup import setup_database
 from portal.demo import seed
-from portal.lifecycle import placements, provisioning, states, upgrade
+from portal.lifecycle import exports, placements, provisioning, retire, states, upgrade
 from portal.models import STAFF_ROLES, TENANT_TIERS
+from portal.services import jobs
 from portal.services.errors import Refused
 from portal.tenants import services as registry
 
@@ -17,6 +18,13 @@ staff_cli = AppGroup("staff", help="Manage staff users.")
 
 def _fail(message):
     raise click.ClickException(message)
+
+
+def _tenant(slug):
+    tenant = registry.get_tenant_by_slug(slug)
+    if tenant is None:
+        _fail(f"no tenant with slug {slug!r}")
+    return tenant
 
 
 @tenants_cli.command("create")
@@ -57,9 +65,7 @@ def _status_command(verb, action):
     @click.argument("slug")
     @click.option("--reason", required=True, help="why (kept in the audit log)")
     def command(slug, reason):
-        tenant = registry.get_tenant_by_slug(slug)
-        if tenant is None:
-            _fail(f"no tenant with slug {slug!r}")
+        tenant = _tenant(slug)
         try:
             action(tenant, reason, ("system", None, "cli"))
         except Refused as exc:
@@ -105,6 +111,108 @@ def tenants_upgrade(slugs, everyone, jobs):
     click.echo(f"run {record.id}: {record.done} upgraded, {record.failed} failed, {current} already current")
     if record.failed:
         raise SystemExit(1)
+
+
+def _run_job(job, handler):
+    """Run a lifecycle job here, as a worker would, and report it (CLI mirror of the pages)."""
+    job = jobs.run(job, handler)
+    for step in job.steps:
+        click.echo(f"  {step['name']:<30} {step['state']}")
+    if job.state != "succeeded":
+        _fail(f"job {job.id} {job.state}: {job.error}")
+    return job
+
+
+@tenants_cli.command("export")
+@click.argument("slug")
+def tenants_export(slug):
+    """Export a tenant's data to a zip (tables as JSON Lines, manifest, settings)."""
+    job = _run_job(exports.request_export(_tenant(slug), ("system", None, "cli")), exports.run_export)
+    click.echo(f"exported to {job.result['path']}")
+
+
+@tenants_cli.command("import")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--slug", required=True)
+@click.option("--name", default=None)
+@click.option("--plan", default=None, help="default: the exported tenant's")
+@click.option("--tier", type=click.Choice(TENANT_TIERS), default=None)
+@click.option("--placement", default=None)
+def tenants_import(archive, slug, name, plan, tier, placement):
+    """Make a new tenant from an export (checked first: tables, counts, checksums)."""
+    placement_id = None
+    if placement:
+        found = placements.by_name(placement)
+        if found is None:
+            _fail(f"no placement named {placement!r}")
+        placement_id = found.id
+    try:
+        tenant, job = provisioning.request_import(archive, slug, name, plan, ("system", None, "cli"), tier,
+                                                  placement_id)
+    except Refused as exc:
+        _fail(exc.message)
+    _run_job(job, provisioning.provision)
+    click.echo(f"imported into {tenant.slug} ({tenant.tier})")
+
+
+@tenants_cli.command("deprovision")
+@click.argument("slug")
+@click.option("--confirm", required=True, help="the slug again")
+def tenants_deprovision(slug, confirm):
+    """Export, remove storage and role, clear Redis keys, end sessions; keep it archived."""
+    tenant = _tenant(slug)
+    try:
+        job = retire.request_deprovision(tenant, confirm, ("system", None, "cli"))
+    except Refused as exc:
+        _fail(exc.message)
+    job = _run_job(job, retire.deprovision)
+    click.echo(f"{slug}: archived, export {job.result.get('path')}; purged after {tenant.purge_after:%Y-%m-%d}")
+
+
+@tenants_cli.command("purge")
+@click.argument("slug")
+def tenants_purge(slug):
+    """Purge an archived tenant now."""
+    try:
+        job = retire.request_purge(_tenant(slug), ("system", None, "cli"))
+    except Refused as exc:
+        _fail(exc.message)
+    _run_job(job, retire.purge)
+    click.echo(f"{slug}: purged")
+
+
+@tenants_cli.command("purge-expired")
+def tenants_purge_expired():
+    """Purge every archived tenant whose retention has ended (for cron; the workers'
+    scheduler does the same on its own)."""
+    due = retire.expired()
+    for tenant in due:
+        _run_job(retire.request_purge(tenant, ("system", None, "retention")), retire.purge)
+        click.echo(f"{tenant.slug}: purged")
+    click.echo(f"{len(due)} tenant(s) purged")
+
+
+@tenants_cli.command("retry")
+@click.argument("slug")
+def tenants_retry(slug):
+    """Run a failed or interrupted provisioning of a tenant again."""
+    tenant = _tenant(slug)
+    job = jobs.latest_for_tenant(tenant.id)
+    if job is None or job.state not in ("failed", "interrupted") or job.kind not in ("provision", "import"):
+        _fail(f"{slug} has no failed or interrupted provisioning to retry")
+    _run_job(job, provisioning.provision)
+    click.echo(f"{slug}: {tenant.status}")
+
+
+@tenants_cli.command("discard")
+@click.argument("slug")
+def tenants_discard(slug):
+    """Remove a tenant whose provisioning failed."""
+    try:
+        provisioning.discard(_tenant(slug), ("system", None, "cli"))
+    except Refused as exc:
+        _fail(exc.message)
+    click.echo(f"{slug}: discarded")
 
 
 placements_cli = AppGroup("placements", help="PostgreSQL servers for silo tenants.")

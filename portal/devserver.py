@@ -1,8 +1,11 @@
 """`make run`: servers (embedded unless DATABASE_URL and REDIS_URL are set), migrations,
-demo data once, then the portal on http://127.0.0.1:5000/ (PORT to change)."""
+demo data once, a job worker beside the web process, then the portal on
+http://127.0.0.1:5000/ (PORT to change)."""
 import argparse
+import atexit
 import os
 import signal
+import subprocess
 import sys
 
 from portal.embedded import ensure_servers
@@ -27,12 +30,25 @@ def main():
     setup_database(app.config)
     with app.app_context():
         logins = seed()
+    # The worker gets this process's environment, so the same servers (embedded or not).
+    worker = subprocess.Popen([sys.executable, "-m", "portal.worker"])
+    atexit.register(_stop, worker)
     where = "embedded PostgreSQL and Redis under " + instance if embedded else "DATABASE_URL and REDIS_URL"
-    print(f"\nTenancy Portal on http://{args.host}:{args.port}/  ({where})", flush=True)
+    print(f"\nTenancy Portal on http://{args.host}:{args.port}/  ({where}; job worker pid {worker.pid})",
+          flush=True)
     for line in logins:
         print("  " + line, flush=True)
     print(flush=True)
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 if __name__ == "__main__":

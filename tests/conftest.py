@@ -21,6 +21,7 @@ def app_config(servers, **overrides):
         "PORTAL_APP_ROLE": servers.app_role,
         "PORTAL_REDIS_PREFIX": servers.redis_prefix,
         "PORTAL_NAME_PREFIX": servers.name_prefix,
+        "PORTAL_EXPORT_DIR": servers.export_dir,
         "PORTAL_BASE_DOMAIN": BASE_DOMAIN,
         "PORTAL_ADMIN_HOSTS": "localhost,127.0.0.1",
         "SECRET_KEY": "test-secret-" + servers.run_id,

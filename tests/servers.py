@@ -2,6 +2,7 @@
 PORTAL_TEST_REDIS_URL when set (CI), else the embedded ones in a temporary folder.
 Each run creates its own database and roles with unique names and drops them."""
 import os
+import shutil
 import tempfile
 import uuid
 
@@ -17,6 +18,7 @@ class TestServers:
         self.redis_prefix = f"portaltest{self.run_id}"
         # Bridge and silo tenants' roles and databases start with this; dropped at the end.
         self.name_prefix = f"pt{self.run_id}_"
+        self.export_dir = tempfile.mkdtemp(prefix="portal-test-exports-")
         self._embedded = None
         admin_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
         self.redis_url = os.environ.get("PORTAL_TEST_REDIS_URL")
@@ -41,6 +43,7 @@ class TestServers:
         engine.dispose()
 
     def drop(self):
+        shutil.rmtree(self.export_dir, ignore_errors=True)
         engine = self.admin_engine()
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))

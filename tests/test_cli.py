@@ -47,3 +47,24 @@ def test_staff_create(runner):
     assert db.session.query(StaffUser).filter_by(email="cli-op@staff.example").one().role == "operator"
     duplicate = runner.invoke(args=["staff", "create", "cli-op@staff.example", "--role", "viewer"])
     assert duplicate.exit_code != 0 and "already a staff user" in duplicate.output
+
+
+def test_lifecycle_commands_mirror_the_pages(runner, tmp_path):
+    slug = unique_slug("cli")
+    assert runner.invoke(args=["tenants", "create", slug, "--plan", "basic", "--admin-email", "a@cli.example"]).exit_code == 0
+    exported = runner.invoke(args=["tenants", "export", slug])
+    assert exported.exit_code == 0 and "exported to" in exported.output
+    archive = exported.output.strip().split("exported to ")[-1]
+    copy = unique_slug("copy")
+    imported = runner.invoke(args=["tenants", "import", archive, "--slug", copy, "--tier", "pool"])
+    assert imported.exit_code == 0, imported.output
+    assert "load data" in imported.output and f"imported into {copy}" in imported.output
+    refused = runner.invoke(args=["tenants", "deprovision", slug, "--confirm", "wrong"])
+    assert refused.exit_code != 0 and "to confirm" in refused.output
+    gone = runner.invoke(args=["tenants", "deprovision", slug, "--confirm", slug])
+    assert gone.exit_code == 0 and "archived" in gone.output
+    assert db.session.query(Tenant).filter_by(slug=slug).one().status == "archived"
+    assert runner.invoke(args=["tenants", "purge", slug]).output.strip().endswith(f"{slug}: purged")
+    again = runner.invoke(args=["tenants", "purge", slug])
+    assert again.exit_code != 0 and "Only an archived tenant" in again.output
+    assert runner.invoke(args=["tenants", "discard", copy]).exit_code != 0  # not failed: refused

@@ -8,6 +8,7 @@ import os
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
+from sqlalchemy import select
 
 from portal.extensions import db
 from portal.lifecycle.cache import forget_tenant
@@ -85,6 +86,14 @@ def deprovision(job, progress):
     run_steps([Step("export", export), Step("storage and role", remove_storage), Step("redis keys", redis_keys),
                Step("sessions and tokens", sessions), Step("archive", archive)], None, progress)
     progress.finish("succeeded")
+
+
+def expired():
+    """Archived tenants whose retention has ended."""
+    return db.session.execute(
+        select(Tenant).where(Tenant.status == "archived", Tenant.purge_after <= datetime.now(timezone.utc))
+        .order_by(Tenant.purge_after)
+    ).scalars().all()
 
 
 def request_purge(tenant, actor=None):

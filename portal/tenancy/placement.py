@@ -77,8 +77,15 @@ def install_engine_hooks(engine):
         prefix = _SET_TENANT
         if role is not None:
             prefix, values["_portal_role"] = _SET_TENANT_AND_ROLE, role
-        if executemany or not isinstance(parameters, dict):
-            cursor.execute(prefix, values)
+        server_side = getattr(cursor, "name", None) is not None  # psycopg2's named cursor
+        if executemany or server_side or not isinstance(parameters, dict):
+            # A server-side cursor would DECLARE itself over the first statement only,
+            # and executemany repeats the statement: send the settings on their own.
+            plain = cursor.connection.cursor()
+            try:
+                plain.execute(prefix, values)
+            finally:
+                plain.close()
             return statement, parameters
         return f"{prefix}; {statement}", {**parameters, **values}
 

@@ -2,7 +2,7 @@
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from portal.extensions import db
@@ -176,3 +176,20 @@ def test_malformed_tenant_setting_is_an_error_not_a_leak(conn, two_tenants):
     with pytest.raises(DBAPIError):
         conn.execute(text("select count(*) from tenant_data.orders"))
     nested.rollback()
+
+
+def test_streamed_and_batched_statements_carry_the_tenant_too(app, two_tenants):
+    """Server-side cursors (yield_per) and executemany cannot take the set_config in the
+    same round trip; they must still run under the tenant."""
+    a, _ = two_tenants
+    with tenant_context(a):
+        with tenant_session() as session:
+            streamed = session.execute(
+                select(Order.customer).order_by(Order.number).execution_options(yield_per=1)).scalars().all()
+        assert streamed == [f"a-customer-{n}" for n in range(3)]
+        with tenant_session() as session, session.begin():
+            session.execute(insert(Order), [
+                {"tenant_id": a.id, "id": uuid.uuid4(), "number": 10 + n, "customer": "batch", "amount_cents": 1,
+                 "status": "open"} for n in range(3)])
+        with tenant_session() as session:
+            assert session.execute(select(func.count()).select_from(Order)).scalar() == 6
