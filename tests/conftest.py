@@ -1,6 +1,9 @@
 """Fixtures: a database per test run, an app bound to it, and each test in a
 transaction that is rolled back at the end (savepoints inside it)."""
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 import redis as redis_lib
@@ -54,12 +57,16 @@ SECOND_SERVER_ENV = "PORTAL_TEST_SECOND_SERVER_URL"
 
 
 @pytest.fixture(scope="session")
-def second_server(tmp_path_factory):
+def second_server():
     """A second PostgreSQL server (the embedded one, on its own socket) for silo
-    placements; its URL is in the environment variable SECOND_SERVER_ENV."""
+    placements; its URL is in the environment variable SECOND_SERVER_ENV. (Its folder is
+    not one of pytest's numbered temporary folders: another pytest run may prune those.)"""
     from portal.embedded import Embedded
 
-    embedded = Embedded(str(tmp_path_factory.mktemp("second-pg")))
+    folder = tempfile.mkdtemp(prefix="portal-second-pg-")
+    os.chmod(folder, 0o755)  # pgserver runs PostgreSQL as its own user when we are root
+    atexit.register(shutil.rmtree, folder, True)  # runs after pgserver's own stop (LIFO)
+    embedded = Embedded(folder)
     url = embedded.start_postgres_only("postgres")
     os.environ[SECOND_SERVER_ENV] = url
     yield url

@@ -1,6 +1,7 @@
 """The PostgreSQL and Redis the tests use: PORTAL_TEST_DATABASE_URL and
 PORTAL_TEST_REDIS_URL when set (CI), else the embedded ones in a temporary folder.
 Each run creates its own database and roles with unique names and drops them."""
+import atexit
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ class TestServers:
             from portal.embedded import Embedded
 
             self._tmp = tempfile.mkdtemp(prefix="portal-test-")
+            os.chmod(self._tmp, 0o755)  # pgserver runs PostgreSQL as its own user when we are root
+            atexit.register(shutil.rmtree, self._tmp, True)  # after the servers stop (LIFO)
             self._embedded = Embedded(self._tmp)
             embedded_db, embedded_redis = self._embedded.start("postgres")
             admin_url = admin_url or embedded_db

@@ -73,6 +73,7 @@ def tenant_pair(factory):
     a_admin = factory.admin(a)
     b_user = factory.user(b, email=f"secret-user@{b.slug}.example", name="Bobby Secret")
     b_order = factory.order(b, number=4242, customer="Secret Customer B")
+    b_order.job_id = factory.export_job(b).id  # B's export: a job id of B's to try as A
     return a, b, a_admin, b_user, b_order
 
 
@@ -89,7 +90,7 @@ def test_tenant_routes_with_other_tenants_ids_are_404(app, client, tenant_pair):
     a, b, a_admin, b_user, b_order = tenant_pair
     sign_in_tenant(client, a, a_admin)  # at the path prefix
     sign_in_tenant(client, a, a_admin, prefix="", base_url=f"http://{a.slug}.{BASE_DOMAIN}")  # on the host
-    ids = {"user_id": b_user.id, "order_id": b_order.id}
+    ids = {"user_id": b_user.id, "order_id": b_order.id, "job_id": b_order.job_id}
     urls = list(_tenant_urls(app, ids))
     assert urls, "no tenant routes with ids found"
     for url in urls:
@@ -113,7 +114,7 @@ def _fill_garbage(url, ids):
 def test_session_of_a_cannot_read_b_by_slug_host_or_header(app, client, tenant_pair):
     a, b, a_admin, b_user, b_order = tenant_pair
     sign_in_tenant(client, a, a_admin)
-    ids = {"user_id": b_user.id, "order_id": b_order.id}
+    ids = {"user_id": b_user.id, "order_id": b_order.id, "job_id": b_order.job_id}
     plain = [_fill(r, ids) for r in _rules(app, TENANT_BLUEPRINTS) if "GET" in r.methods]
     for url in plain:
         for response, asked in (
@@ -133,7 +134,8 @@ def test_own_ids_work(app, client, factory):
     admin = factory.admin(a)
     order = factory.order(a, number=7, customer="Own Customer")
     sign_in_tenant(client, a, admin)
-    for url in _tenant_urls(app, {"user_id": admin.id, "order_id": order.id}):
+    job = factory.export_job(a)
+    for url in _tenant_urls(app, {"user_id": admin.id, "order_id": order.id, "job_id": job.id}):
         assert client.get(f"/t/{a.slug}{url}").status_code == 200, url
 
 

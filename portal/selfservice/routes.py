@@ -1,10 +1,16 @@
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_tenant_blueprint
+from portal.lifecycle.exports import export_file
 from portal.selfservice import services
+from portal.tenancy.context import require_tenant
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
-guard_tenant_blueprint(bp, {"home": "member", "orders": "member", "order": "member"})
+guard_tenant_blueprint(bp, {"home": "member", "orders": "member", "order": "member",
+                            "data": "admin", "export": "admin", "export_progress": "admin",
+                            "download": "admin"})
 
 
 @bp.route("/")
@@ -23,3 +29,35 @@ def order(order_id):
     if found is None:
         abort(404)
     return render_template("selfservice/order.html", order=found)
+
+
+@bp.route("/data")
+def data():
+    """The tenant's own data: start an export, follow it, download it."""
+    return render_template("selfservice/data.html", job=services.latest_export(), form=FlaskForm())
+
+
+@bp.route("/data/export", methods=["POST"])
+def export():
+    if FlaskForm().validate_on_submit():
+        services.start_export(current_user)
+        flash("Your export has started; this page follows it.", "success")
+    return redirect(url_for("selfservice.data"))
+
+
+@bp.route("/data/exports/<job_id>/progress")
+def export_progress(job_id):
+    job = services.own_export(job_id)
+    if job is None:
+        abort(404)
+    return render_template("selfservice/_export_progress.html", job=job)
+
+
+@bp.route("/data/exports/<job_id>/download")
+def download(job_id):
+    job = services.own_export(job_id)
+    path = export_file(job) if job is not None else None
+    if path is None:
+        abort(404)
+    return send_file(path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"{require_tenant().slug}-export.zip")

@@ -1,7 +1,11 @@
+import uuid
+
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Plan
+from portal.lifecycle.exports import request_export
+from portal.models import Job, Plan, Tenant
+from portal.services import jobs
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import Order, TenantUser
 from portal.tenancy.placement import get_row, tenant_session
@@ -38,3 +42,29 @@ def latest_orders(limit=50):
 def get_order(order_id):
     with tenant_session() as session:
         return get_row(session, Order, order_id)
+
+
+def latest_export():
+    """The current tenant's newest export job, or None."""
+    tenant = require_tenant()
+    return db.session.execute(
+        select(Job).where(Job.tenant_id == tenant.id, Job.kind == "export").order_by(Job.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def own_export(job_id):
+    """The current tenant's export job `job_id`; another tenant's (or a malformed id) is None."""
+    try:
+        job = db.session.get(Job, uuid.UUID(str(job_id)))
+    except ValueError:
+        return None
+    if job is None or job.kind != "export" or job.tenant_id != require_tenant().id:
+        return None
+    return job
+
+
+def start_export(actor):
+    tenant = db.session.get(Tenant, require_tenant().id)
+    job = request_export(tenant, actor)
+    jobs.enqueue(job)
+    return job
