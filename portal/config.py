@@ -62,6 +62,11 @@ def load_config(overrides=None):
         # A running job whose heartbeat is older than this was interrupted.
         "JOB_STALE_SECONDS": _int("PORTAL_JOB_STALE_SECONDS", 60),
         "JOB_HEARTBEAT_SECONDS": _int("PORTAL_JOB_HEARTBEAT_SECONDS", 10),
+        # Plans and limits: entitlements cached per process; rate limits fail open (or
+        # closed) when Redis is unreachable; storage use cached in Redis.
+        "ENTITLEMENTS_CACHE_SECONDS": _int("PORTAL_ENTITLEMENTS_CACHE_SECONDS", 5),
+        "RATE_LIMIT_FAIL_OPEN": _env("PORTAL_RATE_LIMIT_FAIL_OPEN", "1") != "0",
+        "STORAGE_CACHE_SECONDS": _int("PORTAL_STORAGE_CACHE_SECONDS", 60),
         # Tenant lookup cache: a short in-process cache in front of Redis.
         "TENANT_CACHE_LOCAL_SECONDS": _int("PORTAL_TENANT_CACHE_LOCAL_SECONDS", 2),
         "TENANT_CACHE_REDIS_SECONDS": _int("PORTAL_TENANT_CACHE_REDIS_SECONDS", 300),

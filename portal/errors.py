@@ -1,11 +1,12 @@
 """Error pages: HTML for pages, JSON for /api/. The session is rolled back first."""
 import logging
 
-from flask import jsonify, render_template, request
+from flask import jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
+from portal.services import entitlements
 from portal.tenancy.context import NoTenantBound
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,28 @@ def _answer(status, title, message):
     if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
         return jsonify(error={"code": status, "message": message}), status
     return render_template("errors/error.html", status=status, title=title, message=message), status
+
+
+def refusal(status, title, message, headers=None, **extra):
+    """A refusal with its reason: JSON on the API, the error page elsewhere."""
+    if request.blueprint == "api":
+        response = jsonify(error={"code": status, "message": message, **extra})
+        response.status_code = status
+    else:
+        response = make_response(
+            render_template("errors/error.html", status=status, title=title, message=message), status)
+    for name, value in (headers or {}).items():
+        response.headers[name] = str(value)
+    return response
+
+
+def feature_refusal(feature):
+    """403 naming the plans that have `feature`."""
+    label = entitlements.FEATURES.get(feature, feature)
+    having = entitlements.plans_with(feature)
+    where = f" It comes with {' and '.join(having)}." if having else ""
+    return refusal(403, "Not in your plan", f"{label} is not part of your plan.{where}",
+                   feature=feature, plans=having)
 
 
 def register(app):

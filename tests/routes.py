@@ -1,8 +1,8 @@
 """Walking the URL map: the routes of given blueprints, filled with given ids."""
 import re
 
-STAFF_BLUEPRINTS = {"tenants", "audit", "placements", "upgrades"}
-TENANT_BLUEPRINTS = {"selfservice", "users"}
+STAFF_BLUEPRINTS = {"tenants", "audit", "placements", "upgrades", "jobs", "plans", "quotas_staff"}
+TENANT_BLUEPRINTS = {"selfservice", "users", "plan", "quotas"}
 
 
 def rules(app, blueprints):

@@ -40,7 +40,8 @@ def test_latest_orders_under_rls_use_a_tenant_index(conn, factory):
         if node.get("Index Name") in INDEXES and "tenant_id" in node.get("Index Cond", "")
     ]
     assert index_scans, f"no index scan with an Index Cond on tenant_id in the plan: {plan}"
-    assert index_scans[0]["Relation Name"] == "orders"
+    # (a Bitmap Index Scan names no relation; its index names are the orders table's)
+    assert index_scans[0].get("Relation Name", "orders") == "orders"
 
     # And the policy alone filters: only this tenant's orders come back.
     rows = conn.execute(text(LATEST_ORDERS)).mappings().all()

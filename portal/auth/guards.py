@@ -8,6 +8,8 @@ from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
 from portal.auth.staff_roles import role_may
+from portal.errors import feature_refusal
+from portal.services import entitlements
 from portal.tenancy.context import get_current_tenant
 
 PUBLIC = "public"  # an endpoint anyone may reach (sign-in pages)
@@ -38,7 +40,8 @@ def guard_tenant_blueprint(bp, permissions):
     """A tenant's pages: a tenant bound, a signed-in user of that tenant.
 
     `permissions` maps endpoints to "public", "member" (any user of the tenant) or
-    "admin" (the tenant's admins).
+    "admin" (the tenant's admins), or to (that, feature) for a page that also needs a
+    feature of the tenant's plan: without it, a page says which plans have it (403).
     """
 
     @bp.before_request
@@ -48,12 +51,17 @@ def guard_tenant_blueprint(bp, permissions):
         need = permissions.get(request.endpoint.rsplit(".", 1)[-1])
         if need is None:
             abort(404)
+        need, feature = need if isinstance(need, tuple) else (need, None)
         if need == PUBLIC:
             return None
         if not current_user.is_authenticated or getattr(current_user, "is_staff", True):
             return redirect(url_for("auth.tenant_login", next=request.full_path.rstrip("?")))
         if need == "admin" and not current_user.is_admin:
             abort(403)
+        if feature is not None:
+            tenant = get_current_tenant()
+            if not entitlements.for_tenant(tenant.id, tenant.plan_code).has(feature):
+                return feature_refusal(feature)
         return None
 
     bp.tenant_permissions = permissions

@@ -12,6 +12,7 @@
 | tenants.upgrade  | yes        | yes      |         |        |
 | tenants.export   | yes        | yes      |         |        |
 | tenants.delete   | yes        | yes      |         |        |
+| plans.manage     | yes        |          |         |        |
 | staff.manage     | yes        |          |         |        |
 """
 
@@ -26,6 +27,7 @@ PERMISSIONS = {
     "tenants.upgrade": {"superadmin", "operator"},
     "tenants.export": {"superadmin", "operator"},
     "tenants.delete": {"superadmin", "operator"},
+    "plans.manage": {"superadmin"},
     "staff.manage": {"superadmin"},
 }
 

@@ -178,23 +178,3 @@ def create_storage(tenant_id, tier, url_env=None, script_location=None):
 def drop_storage(tenant_id, tier, url_env=None):
     drop_role(tenant_id, tier, url_env)
     drop_storage_only(tenant_id, tier, url_env)
-
-
-def data_size(tenant):
-    """Bytes the tenant's tables take: relation sizes for a schema or database; for the
-    pool, None (the shared tables hold every pool tenant; see usage estimates)."""
-    if tenant.tier == "pool":
-        return None
-    if tenant.tier == "bridge":
-        url, database, schema = _registry_url(), None, schema_name(tenant.id)
-    else:
-        url, database, schema = placement_owner_url(tenant.placement_env), database_name(tenant.id), TENANT_SCHEMA
-    engine = owner_engine(url, database=database)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(
-                "select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class c "
-                "join pg_namespace n on n.oid = c.relnamespace where n.nspname = :s and c.relkind = 'r'"
-            ), {"s": schema}).scalar_one()
-    finally:
-        engine.dispose()

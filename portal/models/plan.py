@@ -1,7 +1,9 @@
+import uuid
+from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import Boolean, Integer, String
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -17,6 +19,9 @@ class Plan(db.Model):
     storage_mb: Mapped[int] = mapped_column(Integer)
     api_calls_per_day: Mapped[int] = mapped_column(Integer)
     features: Mapped[dict] = mapped_column(JSONB, default=dict)
+    requests_per_minute: Mapped[int] = mapped_column(Integer, default=60)
+    db_connections: Mapped[int] = mapped_column(Integer, default=5)
+    statement_timeout_ms: Mapped[int] = mapped_column(Integer, default=5000)
     default_tier: Mapped[str] = mapped_column(String(16), default="pool")
     position: Mapped[int] = mapped_column(Integer, default=0)
     is_retired: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -27,3 +32,37 @@ class Plan(db.Model):
     @property
     def max_users_label(self):
         return "unlimited" if self.max_users is None else str(self.max_users)
+
+
+class TenantOverride(db.Model):
+    """One tenant's exception to its plan: a feature on or off, a limit raised or lowered,
+    optionally until a date (a trial); an expired one no longer applies."""
+
+    __tablename__ = "tenant_overrides"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Optional[object]] = mapped_column(JSONB, nullable=True)
+    expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PlanRequest(db.Model):
+    """A tenant admin's request to change plan, for staff to approve or reject."""
+
+    __tablename__ = "plan_requests"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    from_plan: Mapped[str] = mapped_column(String(32))
+    to_plan: Mapped[str] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(String(254))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    decided_by: Mapped[Optional[str]] = mapped_column(String(254), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -10,7 +10,7 @@ from portal.tenancy.context import require_tenant
 bp = Blueprint("selfservice", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"home": "member", "orders": "member", "order": "member",
                             "data": "admin", "export": "admin", "export_progress": "admin",
-                            "download": "admin"})
+                            "download": "admin", "analytics": ("member", "analytics")})
 
 
 @bp.route("/")
@@ -61,3 +61,9 @@ def download(job_id):
         abort(404)
     return send_file(path, mimetype="application/zip", as_attachment=True,
                      download_name=f"{require_tenant().slug}-export.zip")
+
+
+@bp.route("/analytics")
+def analytics():
+    """Orders by day: a feature of the plan (the guard explains where it is missing)."""
+    return render_template("selfservice/analytics.html", stats=services.order_stats())

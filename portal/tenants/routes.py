@@ -13,7 +13,9 @@ from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
 from portal.models import TENANT_STATUSES, TENANT_TIERS
 from portal.tenants import services
-from portal.services import jobs
+from portal.plans import services as plan_services
+from portal.plans.forms import override_form
+from portal.services import entitlements, jobs
 from portal.tenants.forms import (
     ChangePlanForm, ConfirmForm, CreateTenantForm, DomainForm, ImportForm, ReasonForm, RenameForm,
 )
@@ -147,6 +149,11 @@ def _render_detail(tenant, status=200, **forms):
         events=recent_for_tenant(tenant.id),
         job=job,
         link=link,
+        granted=entitlements.for_tenant(tenant.id, tenant.plan_code),
+        overrides=plan_services.overrides_of(tenant),
+        override_form=override_form(),
+        features=entitlements.FEATURES,
+        limits=entitlements.LIMITS,
     ), status
 
 
@@ -176,7 +183,7 @@ def change_plan(tenant_id):
     form = ChangePlanForm()
     form.plan.choices = _plan_choices()
     return _apply(tenant, form, "plan_form",
-                  lambda: (services.change_plan(tenant, form.plan.data, current_user),
+                  lambda: (plan_services.change_plan(tenant, form.plan.data, current_user),
                            flash("Plan changed.", "success")))
 
 

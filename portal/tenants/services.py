@@ -7,13 +7,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from portal.dbsetup import tenant_head
 from portal.extensions import db
-from portal.lifecycle.storage import data_size
 from portal.lifecycle.cache import forget_tenant
 from portal.services.errors import Refused
-from portal.lifecycle.provisioning import active_plan
 from portal.services.validation import check_name
 from portal.models import Plan, Tenant, TenantDomain
 from portal.services import audit
+from portal.services.metering import storage_bytes
 from portal.services.pagination import paginate
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import Order, TenantUser
@@ -81,13 +80,14 @@ def storage_facts(tenant):
     else:
         facts["where"] = f"database {database_name(tenant.id)} on {tenant.placement.name}, role {role_name(tenant.id)}"
     try:
-        size = data_size(ref) if tenant.status in ("active", "suspended") else None
+        size = storage_bytes(ref, fresh=True) if tenant.status in ("active", "suspended") else None
     except SQLAlchemyError:
         size = None
-    if tenant.status not in ("active", "suspended"):
+    if size is None:
         facts["size"] = "—"
     else:
-        facts["size"] = "estimated on the usage page" if size is None else f"{size / 1_048_576:.2f} MB"
+        estimate = " (pool: its rows' size, an estimate)" if tenant.tier == "pool" else ""
+        facts["size"] = f"{size / 1_048_576:.2f} MB{estimate}"
     return facts
 
 
@@ -100,26 +100,6 @@ def rename(tenant, name, actor=None):
     audit.record("tenant.renamed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
                  details={"from": old, "to": name})
     db.session.commit()
-    forget_tenant(tenant)
-    return tenant
-
-
-def change_plan(tenant, plan_code, actor=None):
-    plan = active_plan(plan_code)
-    old = tenant.plan_code
-    if plan.code == old:
-        raise Refused(f"The tenant is already on {plan.name}.", "plan")
-    if plan.max_users is not None:
-        users = tenant_summary(tenant)["users"]
-        if users > plan.max_users:
-            raise Refused(
-                f"{plan.name} allows {plan.max_users} users; this tenant has {users}.", "plan"
-            )
-    tenant.plan_code = plan.code
-    audit.record("tenant.plan_changed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                 details={"from": old, "to": plan.code})
-    db.session.commit()
-    db.session.refresh(tenant)
     forget_tenant(tenant)
     return tenant
 

@@ -1,0 +1,170 @@
+import uuid
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import SelectField
+from wtforms.fields.choices import SelectChoice
+
+from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
+from portal.plans import services
+from portal.plans.forms import override_form
+from portal.services import entitlements
+from portal.services.errors import Refused
+from portal.tenancy.context import require_tenant
+
+staff_bp = Blueprint("plans", __name__, url_prefix="/admin", template_folder="templates")
+guard_staff_blueprint(staff_bp, {
+    "matrix": "tenants.view", "save": "plans.manage", "add": "plans.manage", "retire": "plans.manage",
+    "delete": "plans.manage", "set_override": "tenants.update", "remove_override": "tenants.update",
+    "requests": "tenants.view", "decide": "tenants.update",
+})
+bp = Blueprint("plan", __name__, template_folder="templates")
+guard_tenant_blueprint(bp, {"plan_page": "admin", "ask": "admin"})
+
+
+def _tenant_or_404(tenant_id):
+    try:
+        tenant = services.tenant_by_id(uuid.UUID(tenant_id))
+    except ValueError:
+        tenant = None
+    if tenant is None:
+        abort(404)
+    return tenant
+
+
+# -- staff ---------------------------------------------------------------------------------
+@staff_bp.route("/plans")
+def matrix(error=None, status=200):
+    rows = [(p, services.tenants_on(p.code)) for p in services.plans()]
+    return render_template("plans/matrix.html", rows=rows, features=entitlements.FEATURES,
+                           limits=entitlements.LIMITS, form=FlaskForm(), error=error), status
+
+
+@staff_bp.route("/plans", methods=["POST"])
+def save():
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        changed = services.save_matrix(request.form, current_user)
+    except Refused as exc:
+        return matrix(error=exc.message, status=400)
+    flash(f"Saved: {', '.join(changed)}." if changed else "Nothing changed.", "success")
+    return redirect(url_for("plans.matrix"))
+
+
+@staff_bp.route("/plans/new", methods=["POST"])
+def add():
+    if FlaskForm().validate_on_submit():
+        try:
+            plan = services.add_plan(request.form.get("code"), request.form.get("name"), current_user)
+        except Refused as exc:
+            return matrix(error=exc.message, status=400)
+        flash(f"Plan {plan.name} added: set its features and limits.", "success")
+    return redirect(url_for("plans.matrix"))
+
+
+@staff_bp.route("/plans/<code>/retire", methods=["POST"])
+def retire(code):
+    if FlaskForm().validate_on_submit():
+        try:
+            plan = services.retire_plan(code, current_user)
+        except Refused as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"{plan.name} is {'retired' if plan.is_retired else 'offered again'}.", "success")
+    return redirect(url_for("plans.matrix"))
+
+
+@staff_bp.route("/plans/<code>/delete", methods=["POST"])
+def delete(code):
+    if FlaskForm().validate_on_submit():
+        try:
+            services.delete_plan(code, current_user)
+        except Refused as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"Plan {code} deleted.", "success")
+    return redirect(url_for("plans.matrix"))
+
+
+@staff_bp.route("/tenants/<tenant_id>/overrides", methods=["POST"])
+def set_override(tenant_id):
+    tenant = _tenant_or_404(tenant_id)
+    form = override_form()
+    if form.validate_on_submit():
+        try:
+            services.set_override(tenant, form.key.data, form.value.data, form.until.data, form.reason.data,
+                                  current_user)
+        except Refused as exc:
+            flash(exc.message, "error")
+        else:
+            flash("Override saved.", "success")
+    else:
+        flash("; ".join(e for errors in form.errors.values() for e in errors), "error")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+
+
+@staff_bp.route("/tenants/<tenant_id>/overrides/<override_id>/delete", methods=["POST"])
+def remove_override(tenant_id, override_id):
+    tenant = _tenant_or_404(tenant_id)
+    if FlaskForm().validate_on_submit():
+        try:
+            services.remove_override(tenant, uuid.UUID(override_id), current_user)
+        except (Refused, ValueError):
+            abort(404)
+        flash("Override removed.", "success")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+
+
+@staff_bp.route("/plan-requests")
+def requests():
+    return render_template("plans/requests.html", rows=services.pending_requests(), form=FlaskForm())
+
+
+@staff_bp.route("/plan-requests/<request_id>/<decision>", methods=["POST"])
+def decide(request_id, decision):
+    if decision not in ("approve", "reject"):
+        abort(404)
+    if FlaskForm().validate_on_submit():
+        try:
+            services.decide(uuid.UUID(request_id), decision == "approve", current_user,
+                            request.form.get("note", "")[:500])
+        except Refused as exc:
+            flash(exc.message, "error")
+        except ValueError:
+            abort(404)
+        else:
+            flash(f"Request {decision}d.", "success")
+    return redirect(url_for("plans.requests"))
+
+
+# -- tenant admins -------------------------------------------------------------------------
+class AskForm(FlaskForm):
+    plan = SelectField("Move to", choices=[])
+
+
+@bp.route("/plan")
+def plan_page(form=None, status=200):
+    tenant = require_tenant()
+    form = form or AskForm()
+    form.plan.choices = [SelectChoice(p.code, p.name) for p in services.plans(include_retired=False)
+                         if p.code != tenant.plan_code]
+    return render_template("plans/tenant_plan.html", granted=g.entitlements, form=form,
+                           plans=services.plans(include_retired=False), features=entitlements.FEATURES,
+                           limits=entitlements.LIMITS, history=services.requests_of(tenant.id)), status
+
+
+@bp.route("/plan", methods=["POST"])
+def ask():
+    tenant = services.tenant_by_id(require_tenant().id)
+    form = AskForm()
+    form.plan.choices = [SelectChoice(p.code, p.name) for p in services.plans(include_retired=False)]
+    if form.validate_on_submit():
+        try:
+            services.request_change(tenant, form.plan.data, current_user)
+        except Refused as exc:
+            form.plan.errors.append(exc.message)
+            return plan_page(form, 400)
+        flash("Your request is with our staff; you will see the change here once approved.", "success")
+    return redirect(url_for("plan.plan_page"))

@@ -1,0 +1,245 @@
+"""Editing plans, overriding a tenant's plan, and plan change requests."""
+import re
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.lifecycle.cache import forget_tenant
+from portal.models import TENANT_TIERS, Plan, PlanRequest, Tenant, TenantOverride
+from portal.services import audit, entitlements
+from portal.services.errors import Refused
+from portal.services.metering import storage_bytes, user_count
+from portal.tenancy.context import TenantRef
+
+_CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+
+
+def tenant_by_id(tenant_id):
+    return db.session.get(Tenant, tenant_id)
+
+
+def plans(include_retired=True):
+    query = select(Plan).order_by(Plan.position, Plan.code)
+    if not include_retired:
+        query = query.where(Plan.is_retired.is_(False))
+    return db.session.execute(query).scalars().all()
+
+
+def tenants_on(plan_code):
+    return db.session.execute(select(func.count()).select_from(Tenant)
+                              .where(Tenant.plan_code == plan_code, Tenant.status != "purged")).scalar_one()
+
+
+def _number(raw, label, allow_none=False):
+    raw = (raw or "").strip()
+    if raw == "" and allow_none:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Refused(f"{label}: enter a whole number{' (blank: unlimited)' if allow_none else ''}.", label) from None
+    if value < 0:
+        raise Refused(f"{label}: a limit cannot be negative.", label)
+    return value
+
+
+def save_matrix(form, actor):
+    """Apply the matrix page: form keys `<plan>:<feature>` (checkboxes) and
+    `<plan>:<limit>` (numbers); refuse the whole change on any bad value."""
+    changes = {}
+    for plan in plans():
+        features = {name: form.get(f"{plan.code}:feature:{name}") == "on" for name in entitlements.FEATURES}
+        limits = {}
+        for name, label in entitlements.LIMITS.items():
+            limits[name] = _number(form.get(f"{plan.code}:{name}"), f"{plan.name} – {label}",
+                                   allow_none=name == "max_users")
+        tier = form.get(f"{plan.code}:default_tier", plan.default_tier)
+        if tier not in TENANT_TIERS:
+            raise Refused(f"{plan.name}: choose pool, bridge or silo as the default tier.")
+        before = {"features": plan.features, **{n: getattr(plan, n) for n in entitlements.LIMITS},
+                  "default_tier": plan.default_tier}
+        after = {"features": features, **limits, "default_tier": tier}
+        if before != after:
+            changes[plan.code] = (plan, before, after)
+    for code, (plan, before, after) in changes.items():
+        plan.features = after["features"]
+        plan.default_tier = after["default_tier"]
+        for name in entitlements.LIMITS:
+            setattr(plan, name, after[name])
+        audit.record("plan.changed", actor=actor, target=code,
+                     details={k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]})
+    db.session.commit()
+    entitlements.forget()
+    return list(changes)
+
+
+def add_plan(code, name, actor):
+    code, name = (code or "").strip().lower(), (name or "").strip()
+    if not _CODE.match(code):
+        raise Refused("A plan code is 2 to 32 characters: a-z, 0-9 and hyphens.", "code")
+    if not name or len(name) > 80:
+        raise Refused("Give the plan a name of at most 80 characters.", "name")
+    if db.session.get(Plan, code):
+        raise Refused(f"A plan with code {code} exists.", "code")
+    position = (db.session.execute(select(func.max(Plan.position))).scalar() or 0) + 1
+    plan = Plan(code=code, name=name, max_users=10, storage_mb=1024, api_calls_per_day=1000, requests_per_minute=60,
+                db_connections=5, statement_timeout_ms=5000, features={}, default_tier="pool", position=position)
+    db.session.add(plan)
+    audit.record("plan.added", actor=actor, target=code, details={"name": name})
+    db.session.commit()
+    return plan
+
+
+def retire_plan(code, actor):
+    plan = db.session.get(Plan, code)
+    if plan is None:
+        raise Refused("No such plan.")
+    plan.is_retired = not plan.is_retired
+    audit.record("plan.retired" if plan.is_retired else "plan.offered", actor=actor, target=code)
+    db.session.commit()
+    return plan
+
+
+def delete_plan(code, actor):
+    plan = db.session.get(Plan, code)
+    if plan is None:
+        raise Refused("No such plan.")
+    in_use = tenants_on(code)
+    if in_use:
+        raise Refused(f"{plan.name} is in use by {in_use} tenant(s): retire it instead.")
+    db.session.delete(plan)
+    audit.record("plan.deleted", actor=actor, target=code)
+    db.session.commit()
+
+
+# -- overrides -----------------------------------------------------------------------------
+def set_override(tenant, key, raw_value, until, reason, actor):
+    """Override a feature ("feature:<name>", value on/off) or a limit ("limit:<name>", a
+    number or blank for unlimited), optionally until `until` (a date)."""
+    kind, _, name = (key or "").partition(":")
+    if not (kind == "feature" and name in entitlements.FEATURES) and not (kind == "limit" and name in entitlements.LIMITS):
+        raise Refused("Choose a feature or a limit to override.", "key")
+    reason = (reason or "").strip()
+    if not reason:
+        raise Refused("Give a reason.", "reason")
+    if kind == "feature":
+        if raw_value not in ("on", "off"):
+            raise Refused("A feature is on or off.", "value")
+        value = raw_value == "on"
+    else:
+        value = _number(raw_value, "value", allow_none=True)
+    expires_at = None
+    if until:
+        expires_at = datetime.combine(until, datetime.min.time(), tzinfo=timezone.utc)
+        if expires_at <= datetime.now(timezone.utc):
+            raise Refused("The end date must be in the future.", "until")
+    override = db.session.execute(select(TenantOverride).where(
+        TenantOverride.tenant_id == tenant.id, TenantOverride.key == key)).scalar_one_or_none()
+    if override is None:
+        override = TenantOverride(tenant_id=tenant.id, key=key)
+        db.session.add(override)
+    override.value, override.expires_at, override.reason = value, expires_at, reason
+    override.created_by = audit.actor_label(actor)
+    audit.record("tenant.override_set", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason,
+                 details={"key": key, "value": value, "until": expires_at.isoformat() if expires_at else None})
+    db.session.commit()
+    _changed(tenant)
+    return override
+
+
+def remove_override(tenant, override_id, actor):
+    override = db.session.get(TenantOverride, override_id)
+    if override is None or override.tenant_id != tenant.id:
+        raise Refused("No such override.")
+    db.session.delete(override)
+    audit.record("tenant.override_removed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                 details={"key": override.key})
+    db.session.commit()
+    _changed(tenant)
+
+
+def overrides_of(tenant):
+    return db.session.execute(select(TenantOverride).where(TenantOverride.tenant_id == tenant.id)
+                              .order_by(TenantOverride.key)).scalars().all()
+
+
+def _changed(tenant):
+    entitlements.forget(tenant.id)
+    forget_tenant(tenant)
+
+
+# -- plan changes ---------------------------------------------------------------------------
+def check_fits(tenant, plan):
+    """Refuse, with the numbers, a plan the tenant's usage does not fit."""
+    ref = TenantRef.of(tenant)
+    users = user_count(ref)
+    if plan.max_users is not None and users > plan.max_users:
+        raise Refused(f"{plan.name} allows {plan.max_users} users; this tenant has {users}.", "plan")
+    used_mb = storage_bytes(ref, fresh=True) / 1_048_576
+    if used_mb > plan.storage_mb:
+        raise Refused(f"{plan.name} allows {plan.storage_mb} MB of storage; this tenant uses {used_mb:.1f} MB.",
+                      "plan")
+
+
+def change_plan(tenant, plan_code, actor=None):
+    plan = db.session.get(Plan, plan_code or "")
+    if plan is None or plan.is_retired:
+        raise Refused("Choose one of the plans offered.", "plan")
+    if plan.code == tenant.plan_code:
+        raise Refused(f"The tenant is already on {plan.name}.", "plan")
+    check_fits(tenant, plan)
+    old = tenant.plan_code
+    tenant.plan_code = plan.code
+    audit.record("tenant.plan_changed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                 details={"from": old, "to": plan.code})
+    db.session.commit()
+    db.session.refresh(tenant)
+    _changed(tenant)
+    return tenant
+
+
+def request_change(tenant, plan_code, actor):
+    """A tenant admin asks to move to another plan; refused at once if it cannot fit."""
+    plan = db.session.get(Plan, plan_code or "")
+    if plan is None or plan.is_retired:
+        raise Refused("Choose one of the plans offered.", "plan")
+    if plan.code == tenant.plan_code:
+        raise Refused(f"You are on {plan.name} already.", "plan")
+    pending = db.session.execute(select(PlanRequest).where(
+        PlanRequest.tenant_id == tenant.id, PlanRequest.state == "pending")).scalar_one_or_none()
+    if pending is not None:
+        raise Refused(f"A request to move to {pending.to_plan} is waiting for staff already.", "plan")
+    check_fits(tenant, plan)
+    change = PlanRequest(tenant_id=tenant.id, from_plan=tenant.plan_code, to_plan=plan.code,
+                         requested_by=audit.actor_label(actor), state="pending")
+    db.session.add(change)
+    audit.record("tenant.plan_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                 details={"from": tenant.plan_code, "to": plan.code})
+    db.session.commit()
+    return change
+
+
+def pending_requests():
+    return db.session.execute(select(PlanRequest, Tenant).join(Tenant, Tenant.id == PlanRequest.tenant_id)
+                              .where(PlanRequest.state == "pending").order_by(PlanRequest.created_at)).all()
+
+
+def requests_of(tenant_id):
+    return db.session.execute(select(PlanRequest).where(PlanRequest.tenant_id == tenant_id)
+                              .order_by(PlanRequest.created_at.desc()).limit(10)).scalars().all()
+
+
+def decide(request_id, approve, actor, note=""):
+    change = db.session.get(PlanRequest, request_id)
+    if change is None or change.state != "pending":
+        raise Refused("That request is not waiting for a decision.")
+    tenant = db.session.get(Tenant, change.tenant_id)
+    if approve:
+        change_plan(tenant, change.to_plan, actor)
+    change.state = "approved" if approve else "rejected"
+    change.decided_by, change.decided_at, change.note = audit.actor_label(actor), datetime.now(timezone.utc), note
+    audit.record(f"tenant.plan_request_{change.state}", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                 details={"to": change.to_plan})
+    db.session.commit()
+    return change

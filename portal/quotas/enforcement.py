@@ -1,0 +1,63 @@
+"""Limits on every request of a tenant, in one place (an app-level hook):
+
+- requests a minute (the plan's `requests_per_minute`), every tenant request;
+- API access (a plan feature) and API calls a day, on `/api/`, with
+  X-RateLimit-Limit / -Remaining / -Reset headers;
+- storage: over quota, writes are refused (reads go on; signing in and out still work).
+
+Answers: 429 with Retry-After (JSON on the API, a page elsewhere), 403 for a feature the
+plan lacks or a full quota.
+"""
+from flask import g, request
+
+from portal.errors import feature_refusal, refusal
+from portal.services import entitlements, ratelimit
+from portal.services.metering import storage_bytes
+from portal.tenancy.context import get_current_tenant
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_UNMETERED_ENDPOINTS = {"static"}
+
+
+def install(app):
+    @app.before_request
+    def _enforce_limits():
+        tenant = get_current_tenant()
+        if tenant is None or request.endpoint in _UNMETERED_ENDPOINTS or request.endpoint is None:
+            return None
+        granted = entitlements.for_tenant(tenant.id, tenant.plan_code)
+        g.entitlements = granted
+        minute = ratelimit.requests_this_minute(tenant.id, granted.limit("requests_per_minute"))
+        if not minute.allowed:
+            return refusal(429, "Too many requests",
+                           f"This workspace allows {minute.limit} requests a minute; try again in "
+                           f"{minute.reset_seconds} s.", {"Retry-After": minute.reset_seconds})
+        if request.blueprint == "api":
+            if not granted.has("api_access"):
+                return feature_refusal("api_access")
+            day = ratelimit.api_call_today(tenant.id, granted.limit("api_calls_per_day"))
+            g.api_calls = day
+            if not day.allowed:
+                return refusal(429, "Too many requests",
+                               f"The plan allows {day.limit} API calls a day (UTC); the count starts again "
+                               f"in {day.reset_seconds} s.", {"Retry-After": day.reset_seconds, **_headers(day)})
+        if request.method not in SAFE_METHODS and request.blueprint != "auth":
+            limit_mb = granted.limit("storage_mb")
+            if limit_mb is not None and storage_bytes(tenant) > limit_mb * 1_048_576:
+                return refusal(403, "Storage quota reached",
+                               f"This workspace uses more than its {limit_mb} MB of storage: changes are "
+                               "refused until some data is removed or the plan is raised; reading goes on.")
+        return None
+
+    @app.after_request
+    def _rate_limit_headers(response):
+        day = g.get("api_calls")
+        if day is not None and day.limit is not None:
+            for name, value in _headers(day).items():
+                response.headers[name] = str(value)
+        return response
+
+
+def _headers(decision):
+    return {"X-RateLimit-Limit": decision.limit, "X-RateLimit-Remaining": decision.remaining,
+            "X-RateLimit-Reset": decision.reset_seconds}

@@ -1,0 +1,122 @@
+"""What a tenant is entitled to: its plan, with its overrides applied.
+
+Every value says where it comes from (the plan, or an override with its reason and end).
+An override past its end no longer applies: the check is made on each read. Reads are
+cached per process for a few seconds (ENTITLEMENTS_CACHE_SECONDS); changes made here
+clear this process's cache at once.
+"""
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+from flask import current_app
+from sqlalchemy import or_, select
+
+from portal.extensions import db
+from portal.models import Plan, TenantOverride
+
+LIMITS = {
+    "max_users": "Users",
+    "storage_mb": "Storage (MB)",
+    "api_calls_per_day": "API calls a day",
+    "requests_per_minute": "Requests a minute",
+    "db_connections": "Database connections",
+    "statement_timeout_ms": "Statement timeout (ms)",
+}
+FEATURES = {
+    "api_access": "API access",
+    "analytics": "Analytics",
+    "custom_domains": "Custom domains",
+    "audit_export": "Audit log export",
+    "sso": "Single sign-on",
+}
+
+
+@dataclass
+class Entry:
+    name: str
+    value: object
+    plan_value: object
+    source: str = "plan"  # plan | override
+    expires_at: Optional[datetime] = None
+    reason: Optional[str] = None
+
+
+@dataclass
+class Entitlements:
+    plan_code: str
+    plan_name: str
+    limits: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)
+
+    def limit(self, name):
+        """The limit's value; None means unlimited."""
+        return self.limits[name].value
+
+    def has(self, feature):
+        entry = self.features.get(feature)
+        return bool(entry and entry.value)
+
+
+_cache = {}
+_lock = threading.Lock()
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def for_tenant(tenant_id, plan_code):
+    """The entitlements of the tenant on `plan_code`, overrides applied."""
+    key = (str(tenant_id), plan_code)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    result = _compute(tenant_id, plan_code)
+    # Do not cache past the moment the next override ends.
+    ttl = current_app.config["ENTITLEMENTS_CACHE_SECONDS"]
+    ends = [e.expires_at for e in list(result.limits.values()) + list(result.features.values()) if e.expires_at]
+    if ends:
+        ttl = max(0.0, min(ttl, (min(ends) - _now()).total_seconds()))
+    with _lock:
+        _cache[key] = (time.monotonic() + ttl, result)
+    return result
+
+
+def forget(tenant_id=None):
+    with _lock:
+        for key in [k for k in _cache if tenant_id is None or k[0] == str(tenant_id)]:
+            _cache.pop(key, None)
+
+
+def _compute(tenant_id, plan_code):
+    plan = db.session.get(Plan, plan_code)
+    result = Entitlements(plan.code, plan.name)
+    for name in LIMITS:
+        value = getattr(plan, name)
+        result.limits[name] = Entry(name, value, value)
+    for name in set(FEATURES) | set(plan.features):
+        value = bool(plan.features.get(name))
+        result.features[name] = Entry(name, value, value)
+    overrides = db.session.execute(
+        select(TenantOverride).where(
+            TenantOverride.tenant_id == tenant_id,
+            or_(TenantOverride.expires_at.is_(None), TenantOverride.expires_at > _now()),
+        )
+    ).scalars()
+    for override in overrides:
+        kind, _, name = override.key.partition(":")
+        target = result.limits if kind == "limit" else result.features
+        if name in target:
+            entry = target[name]
+            entry.value = override.value if kind == "limit" else bool(override.value)
+            entry.source, entry.expires_at, entry.reason = "override", override.expires_at, override.reason
+    return result
+
+
+def plans_with(feature):
+    """Names of the plans on offer that have `feature` (for the explanation page)."""
+    return [p.name for p in db.session.execute(select(Plan).where(Plan.is_retired.is_(False))
+                                               .order_by(Plan.position)).scalars() if p.features.get(feature)]

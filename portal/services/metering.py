@@ -1,0 +1,80 @@
+"""How much of its plan a tenant uses: users, storage, API calls today, requests this
+minute.
+
+Storage is measured per tier: a bridge schema or silo database by its relations' sizes
+(tables, indexes, TOAST); a pool tenant, whose rows share tables with other tenants, by
+the sum of `pg_column_size` of its rows (the data itself, without its share of indexes
+and free space: an honest lower estimate). Storage is cached in Redis for
+STORAGE_CACHE_SECONDS.
+"""
+import logging
+
+import redis
+from flask import current_app
+from sqlalchemy import func, select, text
+
+from portal.dbsetup import owner_engine
+from portal.extensions import redis_holder
+from portal.services import ratelimit
+from portal.services.keys import tenant_key
+from portal.tenancy.data import TENANT_TABLES, TenantUser
+from portal.tenancy.names import database_name, schema_name
+from portal.tenancy.placement import placement_owner_url, tenant_session
+
+log = logging.getLogger(__name__)
+
+
+def user_count(tenant):
+    with tenant_session(tenant) as session:
+        return session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
+
+
+def storage_bytes(tenant, fresh=False):
+    key = tenant_key(tenant.id, "storage-bytes")
+    if not fresh:
+        try:
+            cached = redis_holder.client.get(key)
+            if cached is not None:
+                return int(cached)
+        except redis.RedisError as exc:
+            log.warning("storage cache: Redis unreachable: %s", exc)
+    measured = _measure(tenant)
+    try:
+        redis_holder.client.set(key, measured, ex=current_app.config["STORAGE_CACHE_SECONDS"])
+    except redis.RedisError:
+        pass
+    return measured
+
+
+def _measure(tenant):
+    if tenant.tier == "pool":
+        with tenant_session(tenant) as session:
+            return sum(session.execute(text(
+                f"select coalesce(sum(pg_column_size(t.*)), 0) from tenant_data.{table.name} t")).scalar_one()
+                for table in TENANT_TABLES)
+    if tenant.tier == "bridge":
+        url, database, schema = current_app.config["DATABASE_URL"], None, schema_name(tenant.id)
+    else:
+        url, database, schema = placement_owner_url(tenant.placement_env), database_name(tenant.id), "tenant_data"
+    engine = owner_engine(url, database=database)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(
+                "select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class c "
+                "join pg_namespace n on n.oid = c.relnamespace where n.nspname = :s and c.relkind = 'r'"
+            ), {"s": schema}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def usage(tenant, entitlements):
+    """Each metered quantity against its limit: [(label, used, limit, unit)]."""
+    minute, _ = ratelimit.minute_window()
+    day, _ = ratelimit.day_window()
+    return [
+        ("Users", user_count(tenant), entitlements.limit("max_users"), ""),
+        ("Storage", round(storage_bytes(tenant) / 1_048_576, 2), entitlements.limit("storage_mb"), " MB"),
+        ("API calls today", ratelimit.read(tenant.id, "api", day), entitlements.limit("api_calls_per_day"), ""),
+        ("Requests this minute", ratelimit.read(tenant.id, "rpm", minute),
+         entitlements.limit("requests_per_minute"), ""),
+    ]
