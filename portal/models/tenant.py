@@ -45,6 +45,7 @@ class Tenant(db.Model):
 
     plan = relationship("Plan", lazy="joined")
     placement = relationship("Placement", lazy="joined")
+    overrides = relationship("TenantOverride", lazy="selectin", viewonly=True)
     domains = relationship(
         "TenantDomain", back_populates="tenant", order_by="TenantDomain.domain", lazy="selectin"
     )

@@ -1,5 +1,6 @@
 """The current tenant: a ContextVar bound per request, job, CLI command or test."""
 import uuid
+from datetime import datetime, timezone
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
@@ -21,6 +22,9 @@ class TenantRef:
     placement_env: Optional[str] = None
     # Sessions made in an earlier epoch are over (suspension, deprovisioning).
     session_epoch: int = 0
+    # Noisy-neighbour caps of its plan (with overrides): per transaction, per silo engine.
+    statement_timeout_ms: Optional[int] = None
+    db_connections: Optional[int] = None
 
     @classmethod
     def of(cls, tenant):
@@ -34,6 +38,7 @@ class TenantRef:
             status_reason=tenant.status_reason,
             placement_env=(tenant.placement.url_env or "") if tenant.placement is not None else None,
             session_epoch=tenant.session_epoch or 0,
+            **_caps(tenant),
         )
 
     def to_dict(self):
@@ -44,6 +49,18 @@ class TenantRef:
     @classmethod
     def from_dict(cls, data):
         return cls(**{**data, "id": uuid.UUID(data["id"])})
+
+
+def _caps(tenant):
+    """The plan's statement timeout and connection cap, with the tenant's live overrides
+    of them (a cached TenantRef may keep an expired override up to the cache's life)."""
+    caps = {"statement_timeout_ms": tenant.plan.statement_timeout_ms, "db_connections": tenant.plan.db_connections}
+    now = datetime.now(timezone.utc)
+    for override in tenant.overrides:
+        name = override.key.partition(":")[2]
+        if override.key.startswith("limit:") and name in caps and (override.expires_at is None or override.expires_at > now):
+            caps[name] = override.value
+    return caps
 
 
 class NoTenantBound(RuntimeError):

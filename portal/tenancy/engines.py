@@ -20,8 +20,10 @@ class SiloEngines:
         self._engines = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key, url):
-        """The engine for `key` (a tenant id); made from `url` if not open."""
+    def get(self, key, url, cap=None):
+        """The engine for `key` (a tenant id); made from `url` if not open. `cap` (the
+        tenant's plan's database connections) bounds its pool further."""
+        key = (key, cap)
         with self._lock:
             engine = self._engines.get(key)
             if engine is not None:
@@ -30,19 +32,19 @@ class SiloEngines:
             while len(self._engines) >= self.capacity:
                 _, oldest = self._engines.popitem(last=False)
                 oldest.dispose()
-            engine = create_engine(
-                url, pool_size=self.pool_size, max_overflow=self.max_overflow,
-                pool_pre_ping=True, pool_recycle=1800,
-            )
+            pool_size = min(self.pool_size, cap) if cap else self.pool_size
+            overflow = min(self.max_overflow, max(0, cap - pool_size)) if cap else self.max_overflow
+            engine = create_engine(url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True,
+                                   pool_recycle=1800)
             if self.on_create:
                 self.on_create(engine)
             self._engines[key] = engine
             return engine
 
-    def forget(self, key):
+    def forget(self, tenant_id):
         with self._lock:
-            engine = self._engines.pop(key, None)
-        if engine is not None:
+            engines = [self._engines.pop(k) for k in list(self._engines) if k[0] == tenant_id]
+        for engine in engines:
             engine.dispose()
 
     def dispose_all(self):

@@ -7,8 +7,9 @@
 - silo: the tenant's database, through an engine connected as the tenant's own role
   (from the bounded registry in `engines.py`).
 
-Every transaction starts with `select set_config('app.tenant_id', :id, true)` (and for
-bridge, `set_config('role', :role, true)`): bound parameters, local to the transaction
+Every transaction starts with `select set_config('app.tenant_id', :id, true)`, the plan's
+`statement_timeout`, and for bridge `set_config('role', :role, true)`: bound parameters,
+local to the transaction
 (a pooled connection carries nothing into the next one, and it is safe behind
 PgBouncer's transaction pooling). To save a round trip it is sent together with the
 transaction's first statement (psycopg2 runs both and returns the last one's result).
@@ -31,9 +32,10 @@ from portal.tenancy.data import TENANT_SCHEMA
 from portal.tenancy.names import database_name, role_name, role_password, schema_name
 
 _PENDING = "portal.pending_tenant"
-_NO_TENANT = ("", None)
+_NO_TENANT = ("", None, None)
 _SET_TENANT = "select set_config('app.tenant_id', %(_portal_tenant_id)s, true)"
-_SET_TENANT_AND_ROLE = _SET_TENANT + ", set_config('role', %(_portal_role)s, true)"
+_SET_ROLE = ", set_config('role', %(_portal_role)s, true)"
+_SET_TIMEOUT = ", set_config('statement_timeout', %(_portal_timeout)s, true)"
 
 
 class TenantSession(Session):
@@ -42,7 +44,7 @@ class TenantSession(Session):
 
 @event.listens_for(TenantSession, "after_begin")
 def _mark_tenant_pending(session, transaction, connection):
-    connection.info[_PENDING] = (session.info["tenant_id"], session.info["role"])
+    connection.info[_PENDING] = (session.info["tenant_id"], session.info["role"], session.info.get("timeout"))
     session.info["_connection_info"] = connection.info
 
 
@@ -72,11 +74,12 @@ def install_engine_hooks(engine):
         pending = conn.info.pop(_PENDING, None)
         if pending is None:
             return statement, parameters
-        tenant_id, role = pending
-        values = {"_portal_tenant_id": tenant_id}
-        prefix = _SET_TENANT
+        tenant_id, role, timeout = pending
+        values, prefix = {"_portal_tenant_id": tenant_id}, _SET_TENANT
         if role is not None:
-            prefix, values["_portal_role"] = _SET_TENANT_AND_ROLE, role
+            prefix, values["_portal_role"] = prefix + _SET_ROLE, role
+        if timeout:
+            prefix, values["_portal_timeout"] = prefix + _SET_TIMEOUT, f"{int(timeout)}ms"
         server_side = getattr(cursor, "name", None) is not None  # psycopg2's named cursor
         if executemany or server_side or not isinstance(parameters, dict):
             # A server-side cursor would DECLARE itself over the first statement only,
@@ -122,7 +125,7 @@ def _bind_for(tenant):
     if tenant.tier == "silo":
         engines = current_app.extensions["portal.silo_engines"]
         url = silo_url(tenant, placement_owner_url(tenant.placement_env))
-        return engines.get(tenant.id, url), None, "conditional_savepoint"
+        return engines.get(tenant.id, url, tenant.db_connections), None, "conditional_savepoint"
     raise ValueError(f"unknown tier {tenant.tier!r}")
 
 
@@ -136,7 +139,7 @@ def tenant_session(tenant=None, bind=None):
     default_bind, role, mode = _bind_for(tenant)
     return TenantSession(
         bind=bind if bind is not None else default_bind,
-        info={"tenant_id": str(tenant.id), "role": role},
+        info={"tenant_id": str(tenant.id), "role": role, "timeout": tenant.statement_timeout_ms},
         expire_on_commit=False,
         join_transaction_mode=mode,
     )
