@@ -35,12 +35,7 @@ def _tenant(slug):
 @click.option("--tier", type=click.Choice(TENANT_TIERS), default=None, help="default: the plan's")
 @click.option("--placement", default=None, help="silo only: placement name (default: the emptiest)")
 def tenants_create(slug, plan, admin_email, name, tier, placement):
-    placement_id = None
-    if placement:
-        found = placements.by_name(placement)
-        if found is None:
-            _fail(f"no placement named {placement!r}")
-        placement_id = found.id
+    placement_id = _placement_id(placement)
     try:
         tenant, token = provisioning.create_tenant(slug, name or slug, plan, admin_email, tier=tier,
                                                    placement_id=placement_id)
@@ -113,6 +108,16 @@ def tenants_upgrade(slugs, everyone, jobs):
         raise SystemExit(1)
 
 
+def _placement_id(name):
+    """The id of the placement named `name` (None for none); exits on an unknown name."""
+    if not name:
+        return None
+    found = placements.by_name(name)
+    if found is None:
+        _fail(f"no placement named {name!r}")
+    return found.id
+
+
 def _run_job(job, handler):
     """Run a lifecycle job here, as a worker would, and report it (CLI mirror of the pages)."""
     job = jobs.run(job, handler)
@@ -140,12 +145,7 @@ def tenants_export(slug):
 @click.option("--placement", default=None)
 def tenants_import(archive, slug, name, plan, tier, placement):
     """Make a new tenant from an export (checked first: tables, counts, checksums)."""
-    placement_id = None
-    if placement:
-        found = placements.by_name(placement)
-        if found is None:
-            _fail(f"no placement named {placement!r}")
-        placement_id = found.id
+    placement_id = _placement_id(placement)
     try:
         tenant, job = provisioning.request_import(archive, slug, name, plan, ("system", None, "cli"), tier,
                                                   placement_id)

@@ -32,7 +32,7 @@ def main():
         logins = seed()
     # The worker gets this process's environment, so the same servers (embedded or not).
     worker = subprocess.Popen([sys.executable, "-m", "portal.worker"])
-    atexit.register(_stop, worker)
+    atexit.register(stop_process, worker)
     where = "embedded PostgreSQL and Redis under " + instance if embedded else "DATABASE_URL and REDIS_URL"
     print(f"\nTenancy Portal on http://{args.host}:{args.port}/  ({where}; job worker pid {worker.pid})",
           flush=True)
@@ -42,7 +42,8 @@ def main():
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
 
 
-def _stop(process):
+def stop_process(process):
+    """Terminate a child process, and kill it if it does not stop within 10 s."""
     if process.poll() is None:
         process.terminate()
         try:

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+from portal.devserver import stop_process
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -33,11 +35,4 @@ def start_worker(app, burst=False, **extra):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def stop_worker(process):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+stop_worker = stop_process

@@ -1,27 +1,17 @@
-import uuid
-
 from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
 from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import jobs as lifecycle_jobs
 from portal.lifecycle.exports import export_file
+from portal.models import Job
 from portal.services import jobs
 from portal.services.errors import Refused
+from portal.views import get_or_404
 
 bp = Blueprint("jobs", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "tenants.view", "fragment": "tenants.view", "download": "tenants.export",
                            "retry": "tenants.create"})
-
-
-def _job_or_404(job_id):
-    try:
-        job = jobs.get(uuid.UUID(job_id))
-    except ValueError:
-        job = None
-    if job is None:
-        abort(404)
-    return job
 
 
 @bp.route("/jobs")
@@ -33,14 +23,14 @@ def index():
 @bp.route("/jobs/<job_id>/fragment")
 def fragment(job_id):
     """The progress panel alone, for the page to poll."""
-    job = _job_or_404(job_id)
+    job = get_or_404(Job, job_id)
     jobs.mark_stale_interrupted()
     return render_template("jobs/_progress.html", job=job, form=FlaskForm())
 
 
 @bp.route("/jobs/<job_id>/download")
 def download(job_id):
-    path = export_file(_job_or_404(job_id))
+    path = export_file(get_or_404(Job, job_id))
     if path is None:
         abort(404)
     return send_file(path, mimetype="application/zip", as_attachment=True)
@@ -48,7 +38,7 @@ def download(job_id):
 
 @bp.route("/jobs/<job_id>/retry", methods=["POST"])
 def retry(job_id):
-    job = _job_or_404(job_id)
+    job = get_or_404(Job, job_id)
     if FlaskForm().validate_on_submit():
         try:
             lifecycle_jobs.retry(job)

@@ -7,10 +7,12 @@ from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 
 from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
+from portal.models import Tenant
 from portal.plans import services
 from portal.plans.forms import override_form
 from portal.services import entitlements
 from portal.services.errors import Refused
+from portal.views import get_or_404
 from portal.tenancy.context import require_tenant
 
 staff_bp = Blueprint("plans", __name__, url_prefix="/admin", template_folder="templates")
@@ -21,16 +23,6 @@ guard_staff_blueprint(staff_bp, {
 })
 bp = Blueprint("plan", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"plan_page": "admin", "ask": "admin"})
-
-
-def _tenant_or_404(tenant_id):
-    try:
-        tenant = services.tenant_by_id(uuid.UUID(tenant_id))
-    except ValueError:
-        tenant = None
-    if tenant is None:
-        abort(404)
-    return tenant
 
 
 # -- staff ---------------------------------------------------------------------------------
@@ -90,7 +82,7 @@ def delete(code):
 
 @staff_bp.route("/tenants/<tenant_id>/overrides", methods=["POST"])
 def set_override(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     form = override_form()
     if form.validate_on_submit():
         try:
@@ -107,7 +99,7 @@ def set_override(tenant_id):
 
 @staff_bp.route("/tenants/<tenant_id>/overrides/<override_id>/delete", methods=["POST"])
 def remove_override(tenant_id, override_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     if FlaskForm().validate_on_submit():
         try:
             services.remove_override(tenant, uuid.UUID(override_id), current_user)

@@ -138,7 +138,7 @@ class TenantResolver:
         else:
             with self.app.request_context(environ):
                 body = render_template(
-                    "errors/tenant.html", title=refusal.title, message=refusal.message,
+                    "errors/error.html", title=refusal.title, message=refusal.message,
                     detail=refusal.detail, status=refusal.status,
                 ).encode()
             content_type = "text/html; charset=utf-8"

@@ -1,7 +1,7 @@
 """Staff console: the tenant registry."""
 import uuid
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
@@ -11,7 +11,8 @@ from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
-from portal.models import TENANT_STATUSES, TENANT_TIERS
+from portal.views import get_or_404
+from portal.models import TENANT_STATUSES, TENANT_TIERS, Tenant
 from portal.tenants import services
 from portal.plans import services as plan_services
 from portal.plans.forms import override_form
@@ -57,16 +58,6 @@ def _placement_choices():
     return [SelectChoice("", "The emptiest with room")] + [
         SelectChoice(str(p.id), f"{p.name} ({n} of {p.capacity})") for p, n in all_placements()
     ]
-
-
-def _tenant_or_404(tenant_id):
-    try:
-        tenant = services.get_tenant(uuid.UUID(tenant_id))
-    except ValueError:
-        tenant = None
-    if tenant is None:
-        abort(404)
-    return tenant
 
 
 def _field_error(form, exc):
@@ -122,7 +113,7 @@ def create():
 
 @bp.route("/tenants/<tenant_id>")
 def detail(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     return _render_detail(tenant)
 
 
@@ -171,7 +162,7 @@ def _apply(tenant, form, form_key, action):
 
 @bp.route("/tenants/<tenant_id>/rename", methods=["POST"])
 def rename(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     form = RenameForm()
     return _apply(tenant, form, "rename_form",
                   lambda: (services.rename(tenant, form.name.data, current_user), flash("Renamed.", "success")))
@@ -179,7 +170,7 @@ def rename(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/plan", methods=["POST"])
 def change_plan(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     form = ChangePlanForm()
     form.plan.choices = _plan_choices()
     return _apply(tenant, form, "plan_form",
@@ -189,7 +180,7 @@ def change_plan(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/domains", methods=["POST"])
 def add_domain(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     form = DomainForm()
     return _apply(tenant, form, "domain_form",
                   lambda: (services.add_domain(tenant, form.domain.data, current_user),
@@ -198,7 +189,7 @@ def add_domain(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/suspend", methods=["POST"])
 def suspend(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     form = ReasonForm()
     return _apply(tenant, form, "reason_form",
                   lambda: (states.suspend(tenant, form.reason.data, current_user),
@@ -207,7 +198,7 @@ def suspend(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/resume", methods=["POST"])
 def resume(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     form = ReasonForm()
     return _apply(tenant, form, "reason_form",
                   lambda: (states.resume(tenant, form.reason.data, current_user),
@@ -216,7 +207,7 @@ def resume(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/discard", methods=["POST"])
 def discard(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     form = FlaskForm()
     if form.validate_on_submit():
         try:
@@ -230,7 +221,7 @@ def discard(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/export", methods=["POST"])
 def export(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     if FlaskForm().validate_on_submit():
         if tenant.status not in ("active", "suspended"):
             flash(f"Only an active or suspended tenant can be exported; this one is {tenant.status}.", "error")
@@ -242,7 +233,7 @@ def export(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/deprovision", methods=["POST"])
 def deprovision(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
@@ -258,7 +249,7 @@ def deprovision(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/purge", methods=["POST"])
 def purge(tenant_id):
-    tenant = _tenant_or_404(tenant_id)
+    tenant = get_or_404(Tenant, tenant_id)
     if FlaskForm().validate_on_submit():
         try:
             jobs.enqueue(retire.request_purge(tenant, current_user))
