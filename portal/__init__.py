@@ -5,7 +5,7 @@ import redis
 from flask import Flask
 
 from portal.config import load_config
-from portal.extensions import csrf, db, login_manager, redis_holder
+from portal.extensions import csrf, db, login_manager
 
 
 def create_app(config=None):
@@ -37,7 +37,7 @@ def register_extensions(app):
     login_manager.user_loader(load_user)
     login_manager.session_protection = "basic"
     app.session_interface = RealmSessionInterface()
-    redis_holder.client = redis.Redis.from_url(
+    app.extensions["portal.redis"] = redis.Redis.from_url(
         app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
     )
     with app.app_context():

@@ -1,4 +1,5 @@
 """Extension instances only; they are bound to the app in the factory."""
+from flask import current_app
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as _FlaskSession
@@ -37,9 +38,12 @@ csrf = CSRFProtect()
 
 
 class RedisHolder:
-    """The Redis client, made in the factory from REDIS_URL."""
+    """The current app's Redis client (made in the factory from REDIS_URL and kept in
+    app.extensions, so two apps in one process each keep their own)."""
 
-    client = None
+    @property
+    def client(self):
+        return current_app.extensions["portal.redis"]
 
 
 redis_holder = RedisHolder()

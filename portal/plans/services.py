@@ -134,13 +134,14 @@ def set_override(tenant, key, raw_value, until, reason, actor):
         expires_at = datetime.combine(until, datetime.min.time(), tzinfo=timezone.utc)
         if expires_at <= datetime.now(timezone.utc):
             raise Refused("The end date must be in the future.", "until")
+    created_by = audit.actor_label(actor)  # before the new row joins the session (no early flush)
     override = db.session.execute(select(TenantOverride).where(
         TenantOverride.tenant_id == tenant.id, TenantOverride.key == key)).scalar_one_or_none()
     if override is None:
         override = TenantOverride(tenant_id=tenant.id, key=key)
         db.session.add(override)
     override.value, override.expires_at, override.reason = value, expires_at, reason
-    override.created_by = audit.actor_label(actor)
+    override.created_by = created_by
     audit.record("tenant.override_set", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason,
                  details={"key": key, "value": value, "until": expires_at.isoformat() if expires_at else None})
     db.session.commit()

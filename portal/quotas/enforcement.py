@@ -28,6 +28,9 @@ def install(app):
         granted = entitlements.for_tenant(tenant.id, tenant.plan_code)
         g.entitlements = granted
         minute = ratelimit.requests_this_minute(tenant.id, granted.limit("requests_per_minute"))
+        if not minute.allowed and minute.degraded:
+            return refusal(429, "Try again shortly", "Request limits cannot be checked just now; try again shortly.",
+                           {"Retry-After": 30})
         if not minute.allowed:
             return refusal(429, "Too many requests",
                            f"This workspace allows {minute.limit} requests a minute; try again in "

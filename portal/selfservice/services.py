@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.lifecycle.exports import request_export
 from portal.models import Job, Plan, Tenant
-from portal.services import jobs
+from portal.services import entitlements, jobs
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import Order, TenantUser
 from portal.tenancy.placement import get_row, tenant_session
@@ -27,6 +27,7 @@ def usage_summary():
     storage_bytes = users * _BYTES_PER_ROW["users"] + orders * _BYTES_PER_ROW["orders"]
     return {
         "plan": plan,
+        "max_users": entitlements.for_tenant(tenant.id, tenant.plan_code).limit("max_users"),
         "users": users,
         "orders": orders,
         "revenue_cents": revenue,

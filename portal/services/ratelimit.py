@@ -64,12 +64,13 @@ def hit(tenant_id, name, window, seconds_left, limit):
         return Decision(True, None, 0, seconds_left)
     key = tenant_key(tenant_id, name, window)
     try:
-        count, ttl = _script(redis_holder.client)(keys=[key], args=[seconds_left * 1000 + 1000])
+        count, _ttl = _script(redis_holder.client)(keys=[key], args=[seconds_left * 1000 + 1000])
     except redis.RedisError as exc:
         fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"]
         log.warning("rate limit %s: Redis unreachable, failing %s: %s", name, "open" if fail_open else "closed", exc)
         return Decision(fail_open, limit, 0, seconds_left, degraded=True)
-    return Decision(int(count) <= limit, limit, int(count), max(1, int(ttl) // 1000 if ttl > 0 else seconds_left))
+    # The key outlives its window by a second of grace; the window itself ends in seconds_left.
+    return Decision(int(count) <= limit, limit, int(count), max(1, seconds_left))
 
 
 def requests_this_minute(tenant_id, limit, now=None):

@@ -6,7 +6,7 @@ from portal.extensions import db
 from portal.services.errors import Refused
 from portal.services.validation import normalise_email
 from portal.models import Plan
-from portal.services import audit
+from portal.services import audit, entitlements
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import TENANT_ROLES, TenantUser
 from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
@@ -36,16 +36,14 @@ def add_user(email, name, role, actor):
     if role not in TENANT_ROLES:
         raise Refused("Choose admin or member.", "role")
     plan = db.session.get(Plan, tenant.plan_code)
+    max_users = entitlements.for_tenant(tenant.id, tenant.plan_code).limit("max_users")
     try:
         with tenant_transaction() as session:
             if session.execute(select(TenantUser.id).where(TenantUser.email == email)).first():
                 raise Refused(f"{email} is already a user of this tenant.", "email")
             users = count_users(session)
-            if plan.max_users is not None and users >= plan.max_users:
-                raise Refused(
-                    f"The {plan.name} plan allows {plan.max_users} users and this tenant has {users}.",
-                    "email",
-                )
+            if max_users is not None and users >= max_users:
+                raise Refused(f"The {plan.name} plan allows {max_users} users and this tenant has {users}.", "email")
             user = TenantUser(tenant_id=tenant.id, email=email, name=name, role=role)
             token = open_set_password_link(user)
             session.add(user)

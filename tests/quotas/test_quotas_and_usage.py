@@ -1,0 +1,110 @@
+"""Quotas (storage, max users), the Usage page against counts made here, and the staff
+quotas pages; another tenant's usage and plan stay out of reach."""
+import re
+
+from tests.factories import csrf_token, sign_in_staff, sign_in_tenant
+from tests.quotas.conftest import fresh_minute, user_count
+
+
+def _add_user(client, tenant, email):
+    url = f"/t/{tenant.slug}/users/new"
+    token = csrf_token(client.get(url).get_data(as_text=True))
+    return client.post(url, data={"email": email, "name": "New Person", "role": "member", "csrf_token": token})
+
+
+def test_over_storage_quota_writes_are_refused_and_reads_go_on(client, factory, override):
+    tenant = factory.tenant(plan="basic")
+    admin = factory.admin(tenant)
+    factory.order(tenant)
+    sign_in_tenant(client, tenant, admin)
+    assert client.get(f"/t/{tenant.slug}/users/new").status_code == 200
+    override(tenant, "limit:storage_mb", "0")
+    before = user_count(tenant)
+    refused = _add_user(client, tenant, "over.quota@example.com")
+    assert refused.status_code == 403
+    body = refused.get_data(as_text=True)
+    assert "Storage quota reached" in body and "0 MB of storage" in body
+    assert user_count(tenant) == before
+    for page in ("/", "/users", "/orders", "/usage", "/plan"):
+        assert client.get(f"/t/{tenant.slug}{page}").status_code == 200, page
+    # Signing out (a POST of the auth blueprint) still works.
+    token = csrf_token(client.get(f"/t/{tenant.slug}/").get_data(as_text=True))
+    assert client.post(f"/t/{tenant.slug}/logout", data={"csrf_token": token}).status_code == 302
+
+
+def test_max_users_override_lets_the_eleventh_user_in(client, factory, override):
+    tenant = factory.tenant(plan="basic")  # 10 users
+    admin = factory.admin(tenant)
+    while user_count(tenant) < 10:
+        factory.user(tenant)
+    override(tenant, "limit:max_users", "11")
+    sign_in_tenant(client, tenant, admin)
+    added = _add_user(client, tenant, "eleventh@example.com")
+    assert added.status_code == 200, re.findall(r'class="error"[^>]*>([^<]*)<', added.get_data(as_text=True))
+    assert user_count(tenant) == 11
+    refused = _add_user(client, tenant, "twelfth@example.com")
+    assert refused.status_code == 400
+    assert "allows 11 users and this tenant has 11" in refused.get_data(as_text=True)
+    assert user_count(tenant) == 11
+
+
+def _meter(body, label):
+    match = re.search(rf'data-measure="{label}">\s*<span>{label}: ([^<]*) of ([^<]*)</span>', body)
+    assert match, f"no meter {label}"
+    return match.group(1), match.group(2)
+
+
+def test_usage_page_matches_counts_made_here(client, factory):
+    tenant = factory.tenant(plan="basic")
+    admin = factory.admin(tenant)
+    added = 3
+    for _ in range(added):
+        factory.user(tenant)
+    users = 1 + 1 + added  # the first admin made by provisioning, `admin`, and the others
+    fresh_minute(5)
+    requests = 0
+    sign_in_tenant(client, tenant, admin)  # a GET and a POST
+    requests += 2
+    api_calls = 4
+    for _ in range(api_calls):
+        assert client.get("/api/v1/status", headers={"X-Tenant-ID": tenant.slug}).status_code == 200
+    requests += api_calls
+    page = client.get(f"/t/{tenant.slug}/usage")
+    requests += 1  # the usage page counts itself before it reads the counter
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert _meter(body, "Users") == (str(users), "10")
+    assert _meter(body, "API calls today") == (str(api_calls), "1000")
+    assert _meter(body, "Requests this minute") == (str(requests), "60")
+    used_mb, limit = _meter(body, "Storage")
+    assert limit == "1024 MB" and float(used_mb.removesuffix(" MB")) < 1
+    # A member may not see it.
+    member = factory.user(tenant)
+    sign_in_tenant(client, tenant, member)
+    assert client.get(f"/t/{tenant.slug}/usage").status_code == 403
+
+
+def test_another_tenants_usage_and_plan_are_out_of_reach(client, factory):
+    a, b = factory.tenant(plan="basic"), factory.tenant(plan="professional")
+    sign_in_tenant(client, a, factory.admin(a))
+    for page in ("usage", "plan"):
+        own = client.get(f"/t/{a.slug}/{page}")
+        assert own.status_code == 200
+        foreign = client.get(f"/t/{b.slug}/{page}")
+        assert foreign.status_code == 302
+        assert foreign.headers["Location"].startswith(f"/t/{b.slug}/login")
+        # Nor through A's address with B named in a header (pages refuse the header).
+        assert client.get(f"/t/{a.slug}/{page}", headers={"X-Tenant-ID": b.slug}).status_code in (400, 404)
+    assert client.get(f"/t/{b.slug}/usage", follow_redirects=True).get_data(as_text=True).count("Professional") == 0
+
+
+def test_staff_quotas_and_top_pages_show_every_tenant(client, factory):
+    a, b = factory.tenant(plan="basic"), factory.tenant(plan="professional")
+    client.get("/api/v1/status", headers={"X-Tenant-ID": b.slug})
+    sign_in_staff(client, factory.staff("viewer"))
+    quotas = client.get("/admin/quotas")
+    assert quotas.status_code == 200
+    body = quotas.get_data(as_text=True)
+    assert a.slug in body and b.slug in body
+    top = client.get("/admin/top")
+    assert top.status_code == 200 and b.slug in top.get_data(as_text=True)

@@ -1,0 +1,116 @@
+"""Per-tenant rate limits: requests a minute (exact under concurrency) and API calls a
+day (429 JSON with Retry-After and X-RateLimit-* headers; the UTC day's boundary)."""
+import threading
+from datetime import datetime, timezone
+
+from portal.services import entitlements, ratelimit
+from portal.services.keys import tenant_key
+from tests.quotas.conftest import fresh_minute
+
+THREADS, CALLS = 8, 50
+
+
+def test_exactly_the_limit_is_admitted_under_concurrency(app, factory, override, redis_client):
+    tenant = factory.tenant(plan="basic")  # 60 a minute; raised to 100 for this tenant
+    override(tenant, "limit:requests_per_minute", "100")
+    limit = entitlements.for_tenant(tenant.id, "basic").limit("requests_per_minute")
+    assert limit == 100
+    # A fixed moment (a minute of the year 2100), so all 400 calls fall in one window and
+    # no real request of the test counts in it.
+    now = 4_102_444_800 + 30
+    window, _ = ratelimit.minute_window(now)
+    start = threading.Barrier(THREADS)
+    results, errors = [], []
+
+    def worker():
+        try:
+            with app.app_context():
+                start.wait()
+                mine = [ratelimit.requests_this_minute(tenant.id, limit, now=now) for _ in range(CALLS)]
+            results.extend(mine)
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert len(results) == THREADS * CALLS
+    assert sum(d.allowed for d in results) == 100
+    assert not any(d.degraded for d in results)
+    # Each call got a count of its own: 1..400, no lost or doubled increment.
+    assert sorted(d.count for d in results) == list(range(1, THREADS * CALLS + 1))
+    assert {d.count for d in results if d.allowed} == set(range(1, 101))
+    assert int(redis_client.get(tenant_key(tenant.id, "rpm", window))) == THREADS * CALLS
+
+
+def test_request_over_the_minute_limit_gets_429_page(client, factory, override):
+    tenant, quiet = factory.tenant(), factory.tenant()
+    override(tenant, "limit:requests_per_minute", "5")
+    fresh_minute()
+    for n in range(5):
+        assert client.get(f"/t/{tenant.slug}/login").status_code == 200, n
+    refused = client.get(f"/t/{tenant.slug}/login")
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    body = refused.get_data(as_text=True)
+    assert "Too many requests" in body and "5 requests a minute" in body
+    assert refused.mimetype == "text/html"
+    # The flooding tenant's limit is its own: another tenant is served.
+    assert client.get(f"/t/{quiet.slug}/login").status_code == 200
+
+
+def _api(client, tenant):
+    return client.get("/api/v1/status", headers={"X-Tenant-ID": tenant.slug})
+
+
+def test_api_calls_a_day_429_with_headers(client, factory, override):
+    # A real basic tenant allows 1,000 API calls a day; the 1,001st is refused by the same
+    # code path as the 4th here (enforcement → ratelimit.api_call_today with the plan's
+    # limit). The override of 3 keeps the test fast.
+    tenant = factory.tenant(plan="basic")
+    assert entitlements.for_tenant(tenant.id, "basic").limit("api_calls_per_day") == 1000
+    override(tenant, "limit:api_calls_per_day", "3")
+    remaining = []
+    for _ in range(3):
+        answer = _api(client, tenant)
+        assert answer.status_code == 200
+        assert answer.json == {"tenant": tenant.slug, "status": "active"}
+        assert answer.headers["X-RateLimit-Limit"] == "3"
+        assert int(answer.headers["X-RateLimit-Reset"]) >= 1
+        remaining.append(int(answer.headers["X-RateLimit-Remaining"]))
+    assert remaining == [2, 1, 0]
+    refused = _api(client, tenant)
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/json"
+    error = refused.json["error"]
+    assert error["code"] == 429 and "3 API calls a day (UTC)" in error["message"]
+    retry = int(refused.headers["Retry-After"])
+    assert 1 <= retry <= 86_401
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert int(refused.headers["X-RateLimit-Reset"]) == retry
+    # Another tenant's calls are counted apart.
+    other = factory.tenant(plan="basic")
+    assert _api(client, other).headers["X-RateLimit-Remaining"] == "999"
+
+
+def test_the_api_count_starts_again_at_the_utc_day_boundary(app, conn, factory, redis_client):
+    tenant = factory.tenant()
+    last_second = datetime(2031, 3, 14, 23, 59, 59, tzinfo=timezone.utc)
+    next_day = datetime(2031, 3, 15, 0, 0, 1, tzinfo=timezone.utc)
+    assert ratelimit.day_window(last_second) == ("20310314", 1)
+    first = ratelimit.api_call_today(tenant.id, 2, now=last_second)
+    second = ratelimit.api_call_today(tenant.id, 2, now=last_second)
+    third = ratelimit.api_call_today(tenant.id, 2, now=last_second)
+    assert (first.count, second.count, third.count) == (1, 2, 3)
+    assert (first.allowed, second.allowed, third.allowed) == (True, True, False)
+    assert first.reset_seconds == 1  # one second to midnight UTC
+    assert third.reset_seconds == 1
+    morning = ratelimit.api_call_today(tenant.id, 2, now=next_day)
+    assert morning.count == 1 and morning.allowed and morning.remaining == 1
+    assert morning.reset_seconds == 86_399
+    # A non-UTC moment is placed by its UTC day.
+    assert ratelimit.day_window(next_day)[0] == "20310315"
