@@ -196,5 +196,8 @@ def save_upload(storage):
 
 
 def discard_upload(path):
-    if path.startswith(export_dir() + os.sep) and os.path.exists(path):
+    """Remove an uploaded export (only files under the uploads folder: an import from a
+    path given on the command line is the operator's own file)."""
+    uploads = os.path.join(export_dir(), "uploads") + os.sep
+    if path and os.path.realpath(path).startswith(uploads) and os.path.exists(path):
         os.remove(path)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.auth.services import open_set_password_link
 from portal.extensions import db
 from portal.lifecycle.cache import forget_tenant
-from portal.lifecycle.exports import delete_rows, load_rows, verify_export
+from portal.lifecycle.exports import delete_rows, discard_upload, load_rows, verify_export
 from portal.lifecycle.placements import choose_for_silo
 from portal.lifecycle.saga import Step, StepFailed, run_steps, undo_steps
 from portal.lifecycle.storage import drop_role, drop_storage_only, make_role, make_storage, set_role_limits
@@ -215,6 +215,7 @@ def _undo_cache(ctx):
 
 
 def _load_data(ctx):
+    verify_export(ctx.params["archive"])  # again: the file may have changed since it was checked
     load_rows(ctx.tenant, ctx.params["archive"])
 
 
@@ -266,6 +267,8 @@ def provision(job, progress):
     audit.record("tenant.created", actor=("system", None, job.created_by), tenant_id=tenant.id,
                  target=tenant.slug, details={"tier": tenant.tier, "job": str(job.id)})
     db.session.commit()
+    if job.kind == "import":
+        discard_upload(job.params["archive"])  # an uploaded export holds the tenant's data
     progress.finish("succeeded")
 
 
@@ -277,7 +280,12 @@ def discard(tenant, actor=None):
     job = ctx.job
     errors = undo_steps(list(reversed(_steps(job.kind if job else "provision"))), ctx)
     if errors:
+        # An undo (the cache's) may have moved it back to provisioning: it is still failed.
+        tenant.status = "failed"
+        db.session.commit()
         raise Refused("Discarding stopped: " + "; ".join(errors))
+    if job is not None and job.kind == "import":
+        discard_upload(job.params.get("archive", ""))
     audit.record("tenant.discarded", actor=actor, tenant_id=tenant.id, target=tenant.slug)
     db.session.delete(tenant)
     db.session.commit()

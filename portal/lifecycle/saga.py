@@ -58,14 +58,15 @@ def run_steps(steps, context, progress):
             log.warning("step %s failed: %s", step.name, exc)
             progress.step(step.name, "failed")
             reason = _reason(exc)
-            undo_errors = undo_steps(list(reversed(done + [step])), context, progress)
+            undo_errors = undo_steps(list(reversed(done + [step])), context, progress, failed=step.name)
             raise StepFailed(step.name, reason, undo_errors) from exc
         progress.step(step.name, "done")
         done.append(step)
 
 
-def undo_steps(steps, context, progress=None):
-    """Undo `steps` in the order given; keep going past a failing undo, and report it."""
+def undo_steps(steps, context, progress=None, failed=None):
+    """Undo `steps` in the order given; keep going past a failing undo, and report it.
+    The step that `failed` keeps saying so ("failed, undone")."""
     errors = []
     for step in steps:
         if step.undo is None:
@@ -73,7 +74,7 @@ def undo_steps(steps, context, progress=None):
         try:
             step.undo(context)
             if progress is not None:
-                progress.step(step.name, "undone")
+                progress.step(step.name, "failed, undone" if step.name == failed else "undone")
         except Exception as exc:  # an undo that fails is reported, the others still run
             log.exception("undo of %s failed", step.name)
             errors.append(f"{step.name}: {_reason(exc)}")
