@@ -88,10 +88,27 @@ def plan(slugs=(), everyone=False, script_location=None):
     return targets, len(tenants) - len(behind), head
 
 
+_engines = {}
+
+
+def _engine(url, database):
+    """One owner engine per server and database in this process (making one per target
+    cost more than a no-op migration)."""
+    key = (url, database)
+    if key not in _engines:
+        _engines[key] = owner_engine(url, database=database)
+    return _engines[key]
+
+
+def _dispose_engines():
+    while _engines:
+        _engines.popitem()[1].dispose()
+
+
 def _migrate(target, script_location):
     """Migrate one target in its own transaction; never raises (the others go on)."""
     started = time.perf_counter()
-    engine = owner_engine(target.owner_url, database=target.database)
+    engine = _engine(target.owner_url, target.database)
     try:
         with engine.begin() as conn:
             revision = migrate_schema(conn, target.schema, script_location=script_location)
@@ -101,14 +118,18 @@ def _migrate(target, script_location):
         reason = message.splitlines()[0] if message else repr(exc)
         return Result(target, False, error=reason, seconds=time.perf_counter() - started)
     finally:
-        engine.dispose()
+        if target.database:  # a silo database: one of many, do not keep its connection
+            _engines.pop((target.owner_url, target.database), engine).dispose()
 
 
 def _results(targets, jobs, script_location):
     """Results as they arrive: in this process for one job, else in worker processes."""
     if jobs <= 1:
-        for target in targets:
-            yield _migrate(target, script_location)
+        try:
+            for target in targets:
+                yield _migrate(target, script_location)
+        finally:
+            _dispose_engines()
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as workers:
@@ -176,17 +197,19 @@ def run(targets, started_by, jobs=1, script_location=None, on_result=None, targe
 
 
 def _record(record, result):
-    """Keep the registry's versions and the run's progress as each target finishes."""
+    """Keep the registry's versions and the run's progress as each target finishes.
+    Only failures are kept in the run's results (successes are counted): rewriting a
+    list of every target after each one grew with the square of the targets."""
     if result.ok:
         db.session.execute(update(Tenant).where(Tenant.id.in_(result.target.tenant_ids))
                            .values(schema_version=result.revision))
         record.done += 1
     else:
         record.failed += 1
-    record.results = record.results + [{
-        "target": result.target.label, "tier": result.target.tier, "ok": result.ok,
-        "revision": result.revision, "error": result.error, "ms": round(result.seconds * 1000, 1),
-    }]
+        record.results = record.results + [{
+            "target": result.target.label, "tier": result.target.tier, "ok": False,
+            "error": result.error, "ms": round(result.seconds * 1000, 1),
+        }]
     db.session.commit()
 
 
