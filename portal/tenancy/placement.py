@@ -20,7 +20,7 @@ import os
 import uuid
 from contextlib import contextmanager
 
-from flask import current_app
+from flask import current_app, has_request_context
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -139,7 +139,10 @@ def tenant_session(tenant=None, bind=None):
     default_bind, role, mode = _bind_for(tenant)
     return TenantSession(
         bind=bind if bind is not None else default_bind,
-        info={"tenant_id": str(tenant.id), "role": role, "timeout": tenant.statement_timeout_ms},
+        # The plan's statement timeout guards requests against noisy neighbours; jobs
+        # (exports, deletions of a whole tenant) are bounded by the job timeout instead.
+        info={"tenant_id": str(tenant.id), "role": role,
+              "timeout": tenant.statement_timeout_ms if has_request_context() else None},
         expire_on_commit=False,
         join_transaction_mode=mode,
     )

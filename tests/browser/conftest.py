@@ -64,7 +64,9 @@ def browser_context_args(browser_context_args):
 @pytest.fixture(scope="session")
 def live_app(app, servers):
     """A second app on the same test database (`app` has already migrated it)."""
-    live = create_app(app_config(servers))
+    # Its own Redis prefix, so its own job queue: the live worker (alive until the end of
+    # the run) must not take the jobs that later in-process tests queue and run.
+    live = create_app(app_config(servers, PORTAL_REDIS_PREFIX=f"{servers.redis_prefix}live"))
     yield live
     with live.app_context():
         db.engine.dispose()

@@ -34,6 +34,7 @@ def committing_app(app, servers, tmp_path):
     """A second app on the test database (`app` has migrated it) whose jobs go stale
     after 2 s without a heartbeat; its worker beats every second."""
     live = create_app(app_config(servers, JOB_STALE_SECONDS=STALE_SECONDS, JOB_HEARTBEAT_SECONDS=1,
+                                 PORTAL_REDIS_PREFIX=f"{servers.redis_prefix}killed",
                                  PORTAL_EXPORT_DIR=str(tmp_path / "exports")))
     live.test_client_class = FreshContextClient
     yield live

@@ -69,7 +69,9 @@ def overrides(tenant_id):
 
 
 def events(action, target=None, tenant_id=None):
-    query = select(AuditEvent).where(AuditEvent.action == action)
+    """This test's audit events: now() is the start of the test's transaction, and so the
+    time of every event written in it (browser tests commit events of their own)."""
+    query = select(AuditEvent).where(AuditEvent.action == action, AuditEvent.occurred_at == func.now())
     if target is not None:
         query = query.where(AuditEvent.target == target)
     if tenant_id is not None:

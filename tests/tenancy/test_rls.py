@@ -193,3 +193,14 @@ def test_streamed_and_batched_statements_carry_the_tenant_too(app, two_tenants):
                  "status": "open"} for n in range(3)])
         with tenant_session() as session:
             assert session.execute(select(func.count()).select_from(Order)).scalar() == 6
+
+
+def test_requests_run_under_the_plans_statement_timeout(app, factory):
+    """Each transaction of a tenant request carries its plan's statement timeout (basic:
+    5 s); jobs outside requests do not (the job timeout bounds them)."""
+    tenant = factory.tenant(plan="basic")
+    with app.test_request_context():
+        with tenant_session(tenant) as session:
+            assert session.execute(text("show statement_timeout")).scalar() == "5s"
+    with tenant_session(tenant) as session:
+        assert session.execute(text("show statement_timeout")).scalar() == "0"
