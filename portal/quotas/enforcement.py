@@ -8,6 +8,9 @@
 Answers: 429 with Retry-After (JSON on the API, a page elsewhere), 403 for a feature the
 plan lacks or a full quota.
 """
+import json
+import time
+
 from flask import g, request
 
 from portal.errors import feature_refusal, refusal
@@ -16,10 +19,44 @@ from portal.services.metering import storage_bytes
 from portal.tenancy.context import get_current_tenant
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class OverLimit:
+    """Tenants refused for the rest of their current minute, in this process.
+
+    Once a window's count has passed the limit it only grows until the window ends, so
+    every further request of that window would be refused: answering it at once, in the
+    WSGI middleware (no Flask, no session, no Redis), is exact, and makes a flooding
+    tenant's refusals cheap for everyone else on the process."""
+
+    def __init__(self):
+        self._until = {}
+
+    def block(self, tenant_id, seconds):
+        self._until[tenant_id] = time.monotonic() + seconds
+
+    def gate(self, tenant, environ, start_response):
+        until = self._until.get(tenant.id)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            self._until.pop(tenant.id, None)
+            return None
+        api = environ.get("PATH_INFO", "").startswith("/api/")
+        message = "Too many requests this minute; try again shortly."
+        body = (json.dumps({"error": {"code": 429, "message": message}}) if api else message).encode()
+        start_response("429 TOO MANY REQUESTS", [
+            ("Content-Type", "application/json" if api else "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))), ("Retry-After", str(max(1, int(left + 0.999))))])
+        return [body]
 _UNMETERED_ENDPOINTS = {"static"}
 
 
 def install(app):
+    over_limit = OverLimit()
+    app.wsgi_app.gates.append(over_limit.gate)  # the TenantResolver, installed before
+
     @app.before_request
     def _enforce_limits():
         tenant = get_current_tenant()
@@ -32,6 +69,7 @@ def install(app):
             return refusal(429, "Try again shortly", "Request limits cannot be checked just now; try again shortly.",
                            {"Retry-After": 30})
         if not minute.allowed:
+            over_limit.block(tenant.id, 60 - time.time() % 60)  # to the end of this very minute
             return refusal(429, "Too many requests",
                            f"This workspace allows {minute.limit} requests a minute; try again in "
                            f"{minute.reset_seconds} s.", {"Retry-After": minute.reset_seconds})

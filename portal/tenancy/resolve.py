@@ -42,6 +42,10 @@ class TenantResolver:
         self.lookup = lookup
         self.base_domain = app.config["PORTAL_BASE_DOMAIN"].lower()
         self.admin_hosts = app.config["ADMIN_HOSTS"]
+        # Checks that may answer for a resolved tenant before the app runs at all
+        # (a tenant already over its request limit for this minute): (tenant, environ)
+        # -> a WSGI response body iterable, having called start_response, or None.
+        self.gates = []
 
     def __call__(self, environ, start_response):
         try:
@@ -50,6 +54,10 @@ class TenantResolver:
         except Refusal as refusal:
             return self._refuse(environ, start_response, refusal)
         environ["portal.tenant"] = tenant
+        for gate in self.gates if tenant is not None else ():
+            answered = gate(tenant, environ, start_response)
+            if answered is not None:
+                return answered
         token = current_tenant.set(tenant)
         try:
             return self.wsgi_app(environ, start_response)

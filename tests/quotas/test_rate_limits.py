@@ -46,7 +46,7 @@ def test_exactly_the_limit_is_admitted_under_concurrency(app, factory, override,
     assert int(redis_client.get(tenant_key(tenant.id, "rpm", window))) == THREADS * CALLS
 
 
-def test_request_over_the_minute_limit_gets_429_page(client, factory, override):
+def test_request_over_the_minute_limit_gets_429_page(client, factory, override, redis_client):
     tenant, quiet = factory.tenant(), factory.tenant()
     override(tenant, "limit:requests_per_minute", "5")
     fresh_minute()
@@ -58,8 +58,22 @@ def test_request_over_the_minute_limit_gets_429_page(client, factory, override):
     body = refused.get_data(as_text=True)
     assert "Too many requests" in body and "5 requests a minute" in body
     assert refused.mimetype == "text/html"
+    # Further requests of that minute are refused before the app runs (cheap for the
+    # neighbours), still with Retry-After; they are not counted again.
+    counted = redis_client.get(rpm_key(tenant))
+    early = client.get(f"/t/{tenant.slug}/orders")
+    assert early.status_code == 429 and early.mimetype == "text/plain"
+    assert 1 <= int(early.headers["Retry-After"]) <= 60
+    assert redis_client.get(rpm_key(tenant)) == counted
     # The flooding tenant's limit is its own: another tenant is served.
     assert client.get(f"/t/{quiet.slug}/login").status_code == 200
+
+
+def rpm_key(tenant):
+    from portal.services.keys import tenant_key
+    from portal.services.ratelimit import minute_window
+
+    return tenant_key(tenant.id, "rpm", minute_window()[0])
 
 
 def _api(client, tenant):
