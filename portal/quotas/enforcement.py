@@ -10,6 +10,7 @@ plan lacks or a full quota.
 """
 import json
 import time
+import uuid
 
 from flask import g, request
 
@@ -27,13 +28,21 @@ class OverLimit:
     Once a window's count has passed the limit it only grows until the window ends, so
     every further request of that window would be refused: answering it at once, in the
     WSGI middleware (no Flask, no session, no Redis), is exact, and makes a flooding
-    tenant's refusals cheap for everyone else on the process."""
+    tenant's refusals cheap for everyone else on the process. A change of the tenant's
+    limits in this process lifts the block; in other processes it lasts to the minute's
+    end."""
 
     def __init__(self):
         self._until = {}
 
     def block(self, tenant_id, seconds):
         self._until[tenant_id] = time.monotonic() + seconds
+
+    def lift(self, tenant_id=None):
+        if tenant_id is None:
+            self._until.clear()
+        else:
+            self._until.pop(tenant_id, None)
 
     def gate(self, tenant, environ, start_response):
         until = self._until.get(tenant.id)
@@ -56,6 +65,8 @@ _UNMETERED_ENDPOINTS = {"static"}
 def install(app):
     over_limit = OverLimit()
     app.wsgi_app.gates.append(over_limit.gate)  # the TenantResolver, installed before
+    entitlements.on_forget.append(lambda tenant_id: over_limit.lift(
+        None if tenant_id is None else uuid.UUID(str(tenant_id))))
 
     @app.before_request
     def _enforce_limits():

@@ -62,6 +62,8 @@ class Entitlements:
 
 _cache = {}
 _lock = threading.Lock()
+# Called with the tenant id (None: every tenant) when entitlements change in this process.
+on_forget = []
 
 
 def _now():
@@ -89,6 +91,8 @@ def forget(tenant_id=None):
     with _lock:
         for key in [k for k in _cache if tenant_id is None or k[0] == str(tenant_id)]:
             _cache.pop(key, None)
+    for listener in on_forget:
+        listener(tenant_id)
 
 
 def _compute(tenant_id, plan_code):
