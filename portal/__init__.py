@@ -29,7 +29,7 @@ def register_logging(app):
 def register_extensions(app):
     from portal.auth.principals import RealmSessionInterface, load_user
     from portal.tenancy.engines import SiloEngines
-    from portal.tenancy.placement import install_engine_hooks
+    from portal.tenancy.placement import install_engine_hooks, slow_statement
 
     db.init_app(app)
     csrf.init_app(app)
@@ -40,9 +40,10 @@ def register_extensions(app):
     app.extensions["portal.redis"] = redis.Redis.from_url(
         app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
     )
+    cfg = app.config
     with app.app_context():
         install_engine_hooks(db.engine)
-    cfg = app.config
+    slow_statement["ms"] = cfg["SLOW_STATEMENT_MS"]
     app.extensions["portal.silo_engines"] = SiloEngines(
         cfg["SILO_MAX_ENGINES"], cfg["SILO_POOL_SIZE"], cfg["SILO_MAX_OVERFLOW"], cfg["SILO_CONNECTION_BUDGET"],
         on_create=install_engine_hooks,

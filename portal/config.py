@@ -67,6 +67,8 @@ def load_config(overrides=None):
         "ENTITLEMENTS_CACHE_SECONDS": _int("PORTAL_ENTITLEMENTS_CACHE_SECONDS", 5),
         "RATE_LIMIT_FAIL_OPEN": _env("PORTAL_RATE_LIMIT_FAIL_OPEN", "1") != "0",
         "STORAGE_CACHE_SECONDS": _int("PORTAL_STORAGE_CACHE_SECONDS", 60),
+        # A tenant statement at least this slow is counted against the tenant (top consumers).
+        "SLOW_STATEMENT_MS": _int("PORTAL_SLOW_STATEMENT_MS", 500),
         # Tenant lookup cache: a short in-process cache in front of Redis.
         "TENANT_CACHE_LOCAL_SECONDS": _int("PORTAL_TENANT_CACHE_LOCAL_SECONDS", 2),
         "TENANT_CACHE_REDIS_SECONDS": _int("PORTAL_TENANT_CACHE_REDIS_SECONDS", 300),

@@ -3,21 +3,29 @@
 - requests a minute (the plan's `requests_per_minute`), every tenant request;
 - API access (a plan feature) and API calls a day, on `/api/`, with
   X-RateLimit-Limit / -Remaining / -Reset headers;
-- storage: over quota, writes are refused (reads go on; signing in and out still work).
+- storage: over quota, writes are refused (reads go on; signing in and out still work);
+- and counts each tenant's slow statements (PORTAL_SLOW_STATEMENT_MS) for staff.
 
 Answers: 429 with Retry-After (JSON on the API, a page elsewhere), 403 for a feature the
 plan lacks or a full quota.
 """
 import json
+import logging
 import time
 import uuid
 
+import redis
 from flask import g, request
 
 from portal.errors import feature_refusal, refusal
+from portal.extensions import redis_holder
 from portal.services import entitlements, ratelimit
+from portal.services.keys import tenant_key
 from portal.services.metering import storage_bytes
 from portal.tenancy.context import get_current_tenant
+from portal.tenancy.placement import slow_statement_listeners
+
+log = logging.getLogger(__name__)
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -62,8 +70,24 @@ class OverLimit:
 _UNMETERED_ENDPOINTS = {"static"}
 
 
+def count_slow_statement(tenant_id, elapsed_ms, statement):
+    """A slow statement of a tenant: counted per UTC day, with the slowest kept."""
+    day, left = ratelimit.day_window()
+    try:
+        client = redis_holder.client
+        pipe = client.pipeline()
+        pipe.incr(tenant_key(tenant_id, "slow", day)).expire(tenant_key(tenant_id, "slow", day), left + 3600)
+        pipe.zadd(tenant_key(tenant_id, "slowest", day), {statement[:300]: elapsed_ms}, gt=True)
+        pipe.expire(tenant_key(tenant_id, "slowest", day), left + 3600)
+        pipe.execute()
+    except (redis.RedisError, RuntimeError) as exc:  # no Redis, or no app (a script)
+        log.warning("slow statement of %s not counted: %s", tenant_id, exc)
+
+
 def install(app):
     over_limit = OverLimit()
+    if count_slow_statement not in slow_statement_listeners:
+        slow_statement_listeners.append(count_slow_statement)
     app.wsgi_app.gates.append(over_limit.gate)  # the TenantResolver, installed before
     entitlements.on_forget.append(lambda tenant_id: over_limit.lift(
         None if tenant_id is None else uuid.UUID(str(tenant_id))))

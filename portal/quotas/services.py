@@ -1,11 +1,13 @@
 """Across tenants: quota pressure and top consumers, for staff."""
 from datetime import datetime, timezone
 
+import redis
 from sqlalchemy import select
 
-from portal.extensions import db
+from portal.extensions import db, redis_holder
 from portal.models import Tenant
 from portal.services import entitlements, ratelimit
+from portal.services.keys import tenant_key
 from portal.services.metering import storage_bytes, user_count
 from portal.tenancy.context import TenantRef
 
@@ -42,18 +44,29 @@ def pressure():
 
 
 def top_consumers(n=10):
-    """The heaviest tenants by requests this minute, API calls today and storage.
-    (Slow queries per tenant are not measured yet.)"""
+    """The heaviest tenants by requests this minute, API calls today, storage, and slow
+    statements today (each at least PORTAL_SLOW_STATEMENT_MS), with its slowest one."""
     minute, _ = ratelimit.minute_window()
     day, _ = ratelimit.day_window()
     measured = []
     for tenant in _served():
         ref = TenantRef.of(tenant)
         measured.append((tenant, ratelimit.read(tenant.id, "rpm", minute) or 0,
-                         ratelimit.read(tenant.id, "api", day) or 0, storage_bytes(ref)))
+                         ratelimit.read(tenant.id, "api", day) or 0, storage_bytes(ref),
+                         ratelimit.read(tenant.id, "slow", day) or 0, _slowest(tenant.id, day)))
     return {
         "by_requests": sorted(measured, key=lambda m: -m[1])[:n],
         "by_api": sorted(measured, key=lambda m: -m[2])[:n],
         "by_storage": sorted(measured, key=lambda m: -m[3])[:n],
+        "by_slow": [m for m in sorted(measured, key=lambda m: -m[4]) if m[4]][:n],
         "at": datetime.now(timezone.utc),
     }
+
+
+def _slowest(tenant_id, day):
+    """(statement, ms) of the tenant's slowest statement today, or None."""
+    try:
+        found = redis_holder.client.zrevrange(tenant_key(tenant_id, "slowest", day), 0, 0, withscores=True)
+    except redis.RedisError:
+        return None
+    return (found[0][0], round(found[0][1])) if found else None

@@ -16,7 +16,8 @@ from rq import Queue
 from sqlalchemy import select, update
 
 from portal.extensions import db
-from portal.models import Job
+from portal.models import Job, Tenant
+from portal.tenancy.context import TenantRef, tenant_context
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +153,17 @@ class Heartbeat(threading.Thread):
 
 
 def run(job, handler):
-    """Run `job` with `handler(job, progress)` here and now (what a worker does): a
-    handler's unexpected error fails the job with its reason."""
+    """Run `job` with `handler(job, progress)` here and now (what a worker does), with
+    its tenant bound (`tenant_context`: logs and tenant sessions know it); a handler's
+    unexpected error fails the job with its reason."""
     progress = Progress(job)
     progress.start()
     heartbeat = Heartbeat(job.id)
     heartbeat.start()
+    tenant = db.session.get(Tenant, job.tenant_id) if job.tenant_id else None
     try:
-        handler(job, progress)
+        with tenant_context(TenantRef.of(tenant) if tenant is not None else None):
+            handler(job, progress)
     except Exception as exc:
         log.exception("job %s (%s) failed", job.id, job.kind)
         db.session.rollback()

@@ -17,6 +17,7 @@ Registry sessions send it with no tenant. The role is switched only where it mus
 measured, the extra set_config costs ~19 µs a transaction (docs/performance.md).
 """
 import os
+import time
 import uuid
 from contextlib import contextmanager
 
@@ -32,6 +33,12 @@ from portal.tenancy.data import TENANT_SCHEMA
 from portal.tenancy.names import database_name, role_name, role_password, schema_name
 
 _PENDING = "portal.pending_tenant"
+_TX_TENANT = "portal.transaction_tenant"
+_STARTED = "portal.statement_started"
+# Called with (tenant id, milliseconds, statement) for each tenant statement at least
+# slow_statement["ms"] long (set from PORTAL_SLOW_STATEMENT_MS; the quotas package counts them).
+slow_statement_listeners = []
+slow_statement = {"ms": None}
 _NO_TENANT = ("", None, None)
 _SET_TENANT = "select set_config('app.tenant_id', %(_portal_tenant_id)s, true)"
 _SET_ROLE = ", set_config('role', %(_portal_role)s, true)"
@@ -64,17 +71,21 @@ def _clear_pending(session, transaction):
     info = session.info.pop("_connection_info", None)
     if info is not None:
         info.pop(_PENDING, None)
+        info.pop(_TX_TENANT, None)
 
 
 def install_engine_hooks(engine):
-    """Send the pending set_config calls with the first statement of the transaction."""
+    """Send the pending set_config calls with the first statement of the transaction;
+    report slow tenant statements to slow_statement_listeners."""
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _piggyback_tenant(conn, cursor, statement, parameters, context, executemany):
+        conn.info[_STARTED] = time.perf_counter()
         pending = conn.info.pop(_PENDING, None)
         if pending is None:
             return statement, parameters
         tenant_id, role, timeout = pending
+        conn.info[_TX_TENANT] = tenant_id
         values, prefix = {"_portal_tenant_id": tenant_id}, _SET_TENANT
         if role is not None:
             prefix, values["_portal_role"] = prefix + _SET_ROLE, role
@@ -92,9 +103,21 @@ def install_engine_hooks(engine):
             return statement, parameters
         return f"{prefix}; {statement}", {**parameters, **values}
 
+    @event.listens_for(engine, "after_cursor_execute")
+    def _time_statement(conn, cursor, statement, parameters, context, executemany):
+        started, tenant_id = conn.info.pop(_STARTED, None), conn.info.get(_TX_TENANT)
+        slow_ms = slow_statement["ms"]
+        if slow_ms is None or started is None or not tenant_id:
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if elapsed_ms >= slow_ms:
+            for listener in slow_statement_listeners:
+                listener(tenant_id, elapsed_ms, statement)
+
     @event.listens_for(engine, "checkin")
     def _forget_pending(dbapi_connection, connection_record):
         connection_record.info.pop(_PENDING, None)
+        connection_record.info.pop(_TX_TENANT, None)
 
 
 def silo_url(tenant, owner_url):
