@@ -137,3 +137,33 @@ def test_bad_slug_is_shown_beside_its_field(page, staff_user):
     # Only the slug is wrong.
     expect(page.locator(".field.has-error")).to_have_count(1)
     expect(page.get_by_role("heading", name="New tenant")).to_be_visible()
+
+
+def test_staff_watch_a_failed_provisioning_roll_back_and_discard_it(page, staff_user):
+    """The live worker fails tenants whose slug starts with "brfail-" at their database
+    role step (tests/browser/conftest.py): the page follows the job, shows the steps
+    undone and the failure, and staff discard the tenant."""
+    slug = unique_slug("brfail")
+    sign_in_staff(page, staff_user)
+    open_new_tenant_form(page)
+    page.get_by_label("Slug").fill(slug)
+    page.get_by_label("Name").fill(f"Failing {slug}")
+    page.get_by_label("Plan").select_option("professional")  # a bridge tenant: storage to undo
+    page.get_by_label("First admin's email").fill(f"owner@{slug}.example")
+    page.get_by_role("button", name="Create tenant").click()
+
+    expect(page).to_have_url(re.compile(r"/admin/tenants/[0-9a-f-]{36}$"))
+    failure = page.locator("#failure")
+    expect(failure).to_contain_text("database role", timeout=30_000)
+    expect(failure).to_contain_text("fault injected")
+    expect(page.locator("h1 .badge")).to_have_text("failed")
+    steps = page.locator(".steps")
+    expect(steps.locator('[data-step="storage"]')).to_contain_text("undone")
+    expect(steps.locator('[data-step="database role"]')).to_contain_text("failed, undone")
+    expect(steps.locator('[data-step="limits"]')).to_contain_text("pending")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+
+    page.get_by_role("button", name="Discard tenant").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"Tenant {slug} discarded.")
+    page.goto(f"/admin/tenants?q={slug}")
+    expect(page.locator("#tenants tbody")).to_contain_text("No tenant matches.")
