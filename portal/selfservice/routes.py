@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
@@ -10,7 +10,8 @@ from portal.tenancy.context import require_tenant
 bp = Blueprint("selfservice", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"home": "member", "orders": "member", "order": "member",
                             "data": "admin", "export": "admin", "export_progress": "admin",
-                            "download": "admin", "analytics": ("member", "analytics")})
+                            "download": "admin", "analytics": ("member", "analytics"),
+                            "audit": "admin"})
 
 
 @bp.route("/")
@@ -67,3 +68,14 @@ def download(job_id):
 def analytics():
     """Orders by day: a feature of the plan (the guard explains where it is missing)."""
     return render_template("selfservice/analytics.html", stats=services.order_stats())
+
+
+@bp.route("/audit")
+def audit():
+    """The tenant's own audit log: what its users and our staff did to it."""
+    action = request.args.get("action", "").strip()[:64]
+    try:
+        page_no = int(request.args.get("page", 1))
+    except ValueError:
+        page_no = 1
+    return render_template("selfservice/audit.html", page=services.own_audit_events(action, page_no), action=action)

@@ -52,3 +52,41 @@ def add_user(email, name, role, actor):
     audit.record("tenant_user.added", actor=actor, tenant_id=tenant.id, target=email, details={"role": role})
     db.session.commit()
     return user, token
+
+
+def _other_active_admins(session, user):
+    return session.execute(select(func.count()).select_from(TenantUser).where(
+        TenantUser.role == "admin", TenantUser.is_active.is_(True), TenantUser.id != user.id)).scalar_one()
+
+
+def change_user(user_id, action, actor):
+    """disable, enable, remove or reset the password of a user of the current tenant.
+    Refused: acting on yourself, or leaving the tenant without an active admin.
+    Returns (user email, set-password token for a reset, else None)."""
+    tenant = require_tenant()
+    token = None
+    with tenant_transaction() as session:
+        user = get_row(session, TenantUser, user_id)
+        if user is None:
+            raise LookupError(user_id)
+        if user.id == actor.id:
+            raise Refused("You cannot do that to your own account.")
+        if action in ("disable", "remove") and user.role == "admin" and user.is_active \
+                and not _other_active_admins(session, user):
+            raise Refused("This is the tenant's last active admin: make another admin first.")
+        email = user.email
+        if action == "disable":
+            user.is_active = False
+        elif action == "enable":
+            user.is_active = True
+        elif action == "remove":
+            session.delete(user)
+        elif action == "reset":
+            # The old password stops working at once; the new link sets another.
+            user.password_hash = None
+            token = open_set_password_link(user)
+        else:
+            raise LookupError(action)
+    audit.record(f"tenant_user.{action}", actor=actor, tenant_id=tenant.id, target=email)
+    db.session.commit()
+    return email, token
