@@ -71,6 +71,9 @@ def register_blueprints(app):
         app.register_blueprint(module.bp)
     for blueprint in (plans.bp, plans.staff_bp, quotas.bp, quotas.staff_bp):
         app.register_blueprint(blueprint)
+    from portal.services import tenant_settings
+
+    app.jinja_env.globals["tenant_settings"] = tenant_settings.current  # the tenant layout's colour
     csrf.exempt(api.bp)
     install_limits(app)
 

@@ -4,6 +4,7 @@ A realm is the staff console or one tenant. Each realm has its own session cooki
 (name, path and signing salt), and the user loader accepts an id only in its own
 realm: a session made on tenant A is anonymous on tenant B and in the console.
 """
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ def load_user(user_id):
         if kind == "tenant" and tenant is not None:
             tenant_id, _, local_id = rest.partition(":")
             if uuid.UUID(tenant_id) != tenant.id or session.get("epoch") != tenant.session_epoch:
+                return None
+            if session.get("ends_at", 0) < time.time():  # the tenant's sign-in lifetime
                 return None
             with tenant_session(tenant) as data:
                 user = data.get(TenantUser, (tenant.id, uuid.UUID(local_id)))

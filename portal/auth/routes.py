@@ -1,3 +1,5 @@
+import time
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 
@@ -5,6 +7,7 @@ from portal.auth import services
 from portal.auth.forms import SetPasswordForm, SignInForm
 from portal.auth.guards import safe_next
 from portal.auth.principals import TenantPrincipal
+from portal.services import tenant_settings
 from portal.services.throttle import Throttled
 from portal.tenancy.context import get_current_tenant, require_tenant
 from portal.tenancy.placement import tenant_session
@@ -23,9 +26,11 @@ def _realm_guard():
 
 
 def sign_in_tenant_user(tenant, user):
-    """Sign in, in the tenant's current session epoch (a later epoch ends the session)."""
+    """Sign in, in the tenant's current session epoch (a later epoch ends the session),
+    for as long as the tenant's settings say a sign-in lasts."""
     login_user(TenantPrincipal.of(user))
     session["epoch"] = tenant.session_epoch
+    session["ends_at"] = int(time.time()) + 60 * int(tenant_settings.current()["session_minutes"])
 
 
 @bp.route("/admin/login", methods=["GET", "POST"])

@@ -21,7 +21,7 @@ from portal.lifecycle.placements import choose_for_silo
 from portal.lifecycle.saga import Step, StepFailed, run_steps, undo_steps
 from portal.lifecycle.storage import drop_role, drop_storage_only, make_role, make_storage, set_role_limits
 from portal.models import TENANT_TIERS, Plan, Tenant
-from portal.services import audit, jobs
+from portal.services import audit, jobs, tenant_settings
 from portal.services.errors import Refused
 from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import TenantRef
@@ -30,7 +30,6 @@ from portal.tenancy.placement import tenant_transaction
 from portal.tenancy.slugs import slug_problem
 
 log = logging.getLogger(__name__)
-DEFAULT_SETTINGS = {"display_colour": "#3b5bdb", "support_access": True, "session_minutes": 480}
 ROLE_CONNECTIONS = 20
 ROLE_STATEMENT_TIMEOUT_MS = 30_000
 
@@ -186,7 +185,7 @@ def _default_settings(ctx):
     with tenant_transaction(ctx.ref) as session:
         present = set(session.execute(select(TenantSetting.key)).scalars())
         session.add_all(TenantSetting(tenant_id=ctx.tenant.id, key=key, value={"value": value})
-                        for key, value in DEFAULT_SETTINGS.items() if key not in present)
+                        for key, value in tenant_settings.DEFAULTS.items() if key not in present)
 
 
 def _first_admin(ctx):

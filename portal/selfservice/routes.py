@@ -1,17 +1,29 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, StringField
+from wtforms.validators import DataRequired, Length
 
 from portal.auth.guards import guard_tenant_blueprint
 from portal.lifecycle.exports import export_file
-from portal.selfservice import services
+from portal.selfservice import services, settings
+from portal.services import tenant_settings
+from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"home": "member", "orders": "member", "order": "member",
                             "data": "admin", "export": "admin", "export_progress": "admin",
                             "download": "admin", "analytics": ("member", "analytics"),
-                            "audit": "admin"})
+                            "audit": "admin", "settings_page": "admin"})
+
+
+class SettingsForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    display_colour = StringField("Display colour", validators=[DataRequired(), Length(max=7)],
+                                 description="# and six hexadecimal digits, shown along the top of your pages.")
+    support_access = BooleanField("Our support staff may look into this account when you ask them to")
+    session_minutes = IntegerField("A sign-in lasts (minutes)", validators=[DataRequired()])
 
 
 @bp.route("/")
@@ -79,3 +91,19 @@ def audit():
     except ValueError:
         page_no = 1
     return render_template("selfservice/audit.html", page=services.own_audit_events(action, page_no), action=action)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings_page():
+    values = tenant_settings.current()
+    form = SettingsForm(data={"name": require_tenant().name, **values})
+    if form.validate_on_submit():
+        try:
+            changes = settings.save(form.name.data, form.display_colour.data, form.support_access.data,
+                                    form.session_minutes.data, current_user)
+        except Refused as exc:
+            getattr(form, exc.field or "name").errors.append(exc.message)
+        else:
+            flash("Settings saved." if changes else "Nothing changed.", "success")
+            return redirect(url_for("selfservice.settings_page"))
+    return render_template("selfservice/settings.html", form=form), (400 if form.errors else 200)
