@@ -22,8 +22,8 @@ registry row) it measures:
 At the large size only:
 
   (c) a one-column migration (a temporary copy of migrations/tenant/ with a revision
-      t0002 adding a nullable column to `orders`) over every schema with `upgrade.run`,
-      jobs=1; then every schema is downgraded back to t0001 (not timed into the figure)
+      "tbench" adding a nullable column to `orders`) over every schema with `upgrade.run`,
+      jobs=1; then every schema is downgraded back to the head (not timed into the figure)
       and the same migration is run again with jobs=2.
 
 Times are measured and printed with ratios against the baseline; nothing is asserted.
@@ -69,14 +69,14 @@ MEMORY_SQL = text(
 
 T0002 = '''"""Bench only: one nullable column on orders.
 
-Revision ID: t0002
-Revises: t0001
+Revision ID: tbench
+Revises: {head}
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "t0002"
-down_revision = "t0001"
+revision = "tbench"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -317,8 +317,8 @@ def migration_scripts(tmp):
     location = os.path.join(tmp, "tenant")
     shutil.copytree(os.path.join(ROOT, "migrations", "tenant"), location,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    with open(os.path.join(location, "versions", "0002_bench_column.py"), "w") as f:
-        f.write(T0002)
+    with open(os.path.join(location, "versions", "9999_bench_column.py"), "w") as f:
+        f.write(T0002.replace("{head}", tenant_head()))
     return location
 
 
@@ -327,7 +327,7 @@ def run_migration(world, location, jobs):
     with app.app_context():
         targets, current, head = upgrade.plan(everyone=True, script_location=location)
         targets = [t for t in targets if t.tier == "bridge"]  # not the pool control's tenant_data
-        if head != "t0002" or current != 0 or len(targets) != len(world.refs):
+        if head != "tbench" or current != 0 or len(targets) != len(world.refs):
             raise RuntimeError(f"unexpected plan: head {head}, {current} current, {len(targets)} targets")
         stamps = []  # when each result had been recorded (after its _record)
         started = time.perf_counter()
@@ -361,7 +361,7 @@ def downgrade_all(world, location):
                 for ref in world.refs:
                     with conn.begin():
                         command.downgrade(alembic_config("tenant", conn, schema=schema_name(ref.id),
-                                                         script_location=location), "t0001")
+                                                         script_location=location), tenant_head())
         finally:
             engine.dispose()
     with world.owner.begin() as conn:

@@ -27,6 +27,9 @@ from portal.tenancy.placement import tenant_session, tenant_transaction
 
 FORMAT = 1
 BATCH = 2000
+# API tokens are credentials of the tenant as it is: not part of its data to take away
+# (an imported tenant has another id, which its tokens could not carry anyway).
+EXPORTED_TABLES = [t for t in TENANT_TABLES if t.name != "api_tokens"]
 
 
 def export_dir():
@@ -72,7 +75,7 @@ def write_export(tenant, progress=None):
                 "tenant": {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name,
                            "plan": tenant.plan_code, "tier": tenant.tier}, "tables": {}}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive, tenant_session(ref) as session:
-        for n, table in enumerate(TENANT_TABLES):
+        for n, table in enumerate(EXPORTED_TABLES):
             digest, rows = hashlib.sha256(), 0
             order = [c for c in table.primary_key.columns]
             with archive.open(f"tables/{table.name}.jsonl", "w") as out:
@@ -83,7 +86,7 @@ def write_export(tenant, progress=None):
                     digest.update((_canonical(data) + "\n").encode())
                     rows += 1
                     if progress is not None and rows % 20_000 == 0:
-                        progress.fraction("export", (n + 0.5) / len(TENANT_TABLES))
+                        progress.fraction("export", (n + 0.5) / len(EXPORTED_TABLES))
             manifest["tables"][table.name] = {"rows": rows, "sha256": digest.hexdigest()}
         archive.writestr("settings.json", json.dumps({"settings": tenant.settings, "plan": tenant.plan_code},
                                                      sort_keys=True, indent=2))
@@ -109,7 +112,7 @@ def verify_export(path):
             raise Refused("The manifest cannot be read.", "archive") from None
         if manifest.get("format") != FORMAT:
             raise Refused(f"Unknown export format {manifest.get('format')!r}.", "archive")
-        for table in TENANT_TABLES:
+        for table in EXPORTED_TABLES:
             member = f"tables/{table.name}.jsonl"
             if table.name not in tables or member not in names:
                 raise Refused(f"The table {table.name} is missing from the export.", "archive")
@@ -136,7 +139,7 @@ def load_rows(tenant, path, progress=None):
     """Insert the export's rows into `tenant` (rewriting tenant_id): one transaction."""
     ref = TenantRef.of(tenant)
     with zipfile.ZipFile(path) as archive, tenant_transaction(ref) as session:
-        for table in TENANT_TABLES:
+        for table in EXPORTED_TABLES:
             batch = []
             with archive.open(f"tables/{table.name}.jsonl") as lines:
                 for line in lines:

@@ -62,4 +62,37 @@ class TenantSetting(TenantBase):
     note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
 
 
-TENANT_TABLES = [TenantUser.__table__, Order.__table__, TenantSetting.__table__]
+class ApiToken(TenantBase):
+    """A tenant's API token: the secret is shown once; only its sha256 is kept."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("uq_api_tokens_tenant_secret", "tenant_id", "secret_hash", unique=True),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(80))
+    scopes: Mapped[list] = mapped_column(JSONB)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    hint: Mapped[str] = mapped_column(String(8))
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Event(TenantBase):
+    """An analytics event sent through the API."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_tenant_occurred", "tenant_id", "occurred_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(80))
+    properties: Mapped[dict] = mapped_column(JSONB, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+TENANT_TABLES = [TenantUser.__table__, Order.__table__, TenantSetting.__table__, ApiToken.__table__,
+                 Event.__table__]

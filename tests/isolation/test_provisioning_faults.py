@@ -5,7 +5,7 @@ import shutil
 import pytest
 from sqlalchemy import func, select, text
 
-from portal.dbsetup import ROOT, owner_engine
+from portal.dbsetup import ROOT, owner_engine, tenant_head
 from portal.extensions import db
 from portal.lifecycle import placements, provisioning
 from portal.models import Tenant
@@ -98,8 +98,8 @@ def test_silo_without_any_placement_is_refused(app, conn):
 def _failing_history(tmp_path):
     target = tmp_path / "history"
     shutil.copytree(f"{ROOT}/migrations/tenant", target, ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "versions" / "0002_boom.py").write_text(
-        'revision = "t0002"\ndown_revision = "t0001"\nbranch_labels = None\ndepends_on = None\n\n'
+    (target / "versions" / "9999_boom.py").write_text(
+        f'revision = "tboom"\ndown_revision = "{tenant_head()}"\nbranch_labels = None\ndepends_on = None\n\n'
         "def upgrade():\n    raise RuntimeError('injected migration failure')\n\n\ndef downgrade():\n    pass\n"
     )
     return str(target)

@@ -13,19 +13,20 @@ from portal.lifecycle.upgrade import LOCK_KEY
 from portal.models import Tenant, UpgradeRun
 from portal.services.errors import Refused
 from portal.tenancy.names import schema_name
-from portal.dbsetup import ROOT
+from portal.dbsetup import ROOT, tenant_head
 
+HEAD = tenant_head()  # the test's revision goes on top of the real history
 T0002 = '''
 """Add orders.note (a test migration that fails for one schema).
 
-Revision ID: t0002
-Revises: t0001
+Revision ID: tnote
+Revises: {head}
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "t0002"
-down_revision = "t0001"
+revision = "tnote"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 FAIL_IN = {fail_in!r}
@@ -52,7 +53,8 @@ def history(tmp_path):
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(f"{ROOT}/migrations/tenant", target, ignore=shutil.ignore_patterns("__pycache__"))
-        (target / "versions" / "0002_note.py").write_text(textwrap.dedent(T0002.format(fail_in=list(fail_in))))
+        (target / "versions" / "9999_note.py").write_text(
+            textwrap.dedent(T0002.format(fail_in=list(fail_in), head=HEAD)))
         return str(target)
 
     return make
@@ -79,7 +81,7 @@ def test_failing_tenant_keeps_old_version_others_upgrade_and_rerun_resumes(app, 
     location = history(fail_in=[schema_name(failing.id)])
     slugs = [t.slug for t in tenants]
     targets, current, head = upgrade.plan(slugs, script_location=location)
-    assert (len(targets), current, head) == (3, 0, "t0002")
+    assert (len(targets), current, head) == (3, 0, "tnote")
     record = upgrade.run(targets, "test", jobs=2, script_location=location)
     assert (record.status, record.done, record.failed) == ("failed", 2, 1)
     failed = [r for r in record.results if not r["ok"]]
@@ -87,16 +89,16 @@ def test_failing_tenant_keeps_old_version_others_upgrade_and_rerun_resumes(app, 
     for tenant in tenants:
         columns, version = _columns(app, schema_name(tenant.id))
         if tenant is failing:
-            assert version == "t0001" and "note" not in columns and _version(tenant) == "t0001"
+            assert version == HEAD and "note" not in columns and _version(tenant) == HEAD
         else:
-            assert version == "t0002" and "note" in columns and _version(tenant) == "t0002"
+            assert version == "tnote" and "note" in columns and _version(tenant) == "tnote"
     # The fault is fixed: a second run picks up only the tenant left behind.
     fixed = history(fail_in=[])
     targets, current, _ = upgrade.plan(slugs, script_location=fixed)
     assert [t.label for t in targets] == [failing.slug] and current == 2
     record = upgrade.run(targets, "test", jobs=1, script_location=fixed)
     assert (record.status, record.done) == ("done", 1)
-    assert _columns(app, schema_name(failing.id))[1] == "t0002"
+    assert _columns(app, schema_name(failing.id))[1] == "tnote"
     targets, current, _ = upgrade.plan(slugs, script_location=fixed)
     assert targets == [] and current == 3
 
@@ -106,7 +108,7 @@ def test_silo_tenants_are_upgraded_on_their_placement(app, make_tiered, history)
     location = history()
     targets, _, _ = upgrade.plan([silo.slug], script_location=location)
     record = upgrade.run(targets, "test", script_location=location)
-    assert record.status == "done" and _version(silo) == "t0002"
+    assert record.status == "done" and _version(silo) == "tnote"
 
 
 def test_second_run_refuses_naming_the_first(app, conn, make_tiered):

@@ -9,6 +9,7 @@ import zipfile
 import pytest
 from sqlalchemy import select
 
+from portal.services import tenant_settings
 from portal.extensions import db
 from portal.lifecycle import exports, provisioning
 from portal.models import Job, Tenant
@@ -57,16 +58,17 @@ def test_round_trip_into_every_other_tier_gives_identical_checksums(app, conn, f
                                                                     imported, source):
     original = _populated(factory, make_tiered, source)
     counts = row_counts(original)
-    assert counts == (4, 7, len(provisioning.DEFAULT_SETTINGS) + 1)  # the first admin + 3 users
+    assert counts == (4, 7, len(tenant_settings.DEFAULTS) + 1)  # the first admin + 3 users
     path, manifest = exports.write_export(original)
     assert exports.verify_export(path)["tables"] == manifest["tables"]
     assert {name: table["rows"] for name, table in manifest["tables"].items()} == {
-        "users": 4, "orders": 7, "settings": counts[2]}
+        "users": 4, "orders": 7, "settings": counts[2], "events": 0}
     assert manifest["tenant"]["id"] == str(original.id) and manifest["tenant"]["tier"] == original.tier
     with zipfile.ZipFile(path) as archive:
         assert json.loads(archive.read("settings.json"))["settings"] == original.settings
-        assert sorted(archive.namelist()) == ["manifest.json", "settings.json", "tables/orders.jsonl",
-                                              "tables/settings.jsonl", "tables/users.jsonl"]
+        # Every tenant table but the API tokens (credentials, not data to take away).
+        assert sorted(archive.namelist()) == ["manifest.json", "settings.json", "tables/events.jsonl",
+                                              "tables/orders.jsonl", "tables/settings.jsonl", "tables/users.jsonl"]
 
     for target in [spec for spec in SPECS if spec != source]:
         tenant, job = _import(path, target, placed, imported)
@@ -209,7 +211,7 @@ def test_staff_export_runs_as_a_job_and_downloads_a_zip(app, staff_client, facto
     assert manifest["tenant"]["id"] == str(original.id)
     assert manifest["tables"] == job.result["tables"]
     assert {name: t["rows"] for name, t in manifest["tables"].items()} == dict(
-        zip(("users", "orders", "settings"), row_counts(original)))
+        zip(("users", "orders", "settings"), row_counts(original)), events=0)
     # Another job's id, or a job that is not an export, has nothing to download.
     assert staff_client.get(f"/admin/jobs/{uuid.uuid4()}/download").status_code == 404
     provision_job = db.session.execute(select(Job).where(Job.tenant_id == original.id, Job.kind == "provision")

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
+from portal.services import tenant_settings
 from portal.extensions import db
 from portal.lifecycle import jobs as lifecycle_jobs
 from portal.lifecycle import provisioning, retire, states
@@ -116,7 +117,7 @@ def test_retry_after_a_fault_finishes_the_tenant(app, conn, placed, catalogs, ru
     assert job.secret  # the first admin's set-password token, shown once
 
     # Its storage exists: the first admin and the default settings are in it.
-    assert row_counts(tenant) == (1, 0, len(provisioning.DEFAULT_SETTINGS))
+    assert row_counts(tenant) == (1, 0, len(tenant_settings.DEFAULTS))
     after = catalogs()
     if tenant.tier == "bridge":
         roles, _, schemas = after[0]

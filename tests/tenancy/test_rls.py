@@ -7,7 +7,7 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from portal.extensions import db
 from portal.tenancy.context import tenant_context
-from portal.tenancy.data import Order
+from portal.tenancy.data import TENANT_TABLES, Order
 from portal.tenancy.placement import tenant_session
 
 SET_TENANT = text("select set_config('app.tenant_id', :id, true)")
@@ -50,7 +50,8 @@ def test_every_tenant_table_has_forced_rls(conn):
         "join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = 'tenant_data' and c.relkind = 'r' and c.relname <> 'alembic_version'"
     )).all()
-    assert {r.relname for r in rows} == {"users", "orders", "settings"}
+    assert {r.relname for r in rows} == {t.name for t in TENANT_TABLES}
+    assert {"users", "orders", "settings", "api_tokens", "events"} <= {r.relname for r in rows}
     assert all(r.relrowsecurity and r.relforcerowsecurity for r in rows)
 
 
