@@ -64,10 +64,10 @@ def register_tenancy(app):
 
 
 def register_blueprints(app):
-    from portal import api, audit, auth, jobs, placements, plans, quotas, selfservice, tenants, upgrades, users
+    from portal import api, audit, auth, jobs, placements, plans, quotas, selfservice, tenants, tokens, upgrades, users
     from portal.quotas.enforcement import install as install_limits
 
-    for module in (auth, tenants, placements, upgrades, jobs, audit, selfservice, users, api):
+    for module in (auth, tenants, placements, upgrades, jobs, audit, selfservice, users, tokens, api):
         app.register_blueprint(module.bp)
     for blueprint in (plans.bp, plans.staff_bp, quotas.bp, quotas.staff_bp):
         app.register_blueprint(blueprint)

@@ -121,7 +121,13 @@ class FreshContextClient(FlaskClient):
 
     def open(self, *args, **kwargs):
         with self.application.app_context():
-            return super().open(*args, **kwargs)
+            response = super().open(*args, **kwargs)
+            # One connection holds everything here: a tenant session's savepoint sits
+            # inside the registry session's, and closing the registry session would roll
+            # both back. In production they are separate transactions: end the registry
+            # session's as the request left it, so the tenant's committed rows stay.
+            db.session.commit()
+            return response
 
 
 @pytest.fixture()

@@ -2,7 +2,7 @@
 import re
 
 STAFF_BLUEPRINTS = {"tenants", "audit", "placements", "upgrades", "jobs", "plans", "quotas_staff"}
-TENANT_BLUEPRINTS = {"selfservice", "users", "plan", "quotas"}
+TENANT_BLUEPRINTS = {"selfservice", "users", "plan", "quotas", "tokens"}
 
 
 def rules(app, blueprints):

@@ -84,14 +84,35 @@ class TenantResolver:
         elif not self._is_known_host(host):
             raise Refusal(404, "Unknown host", f"No tenant is served at {host}.")
 
+        by_address = tenant is not None
         if header is not None:
             named = self._by_slug_or_id(header.strip())
             if tenant is not None and named.id != tenant.id:
                 raise Refusal(400, "Bad request", "X-Tenant-ID does not match the tenant of this address.")
             tenant = named
+        if is_api:
+            tenant = self._agree_with_token(environ, tenant, by_address)
         if tenant is not None:
             self._check_status(tenant)
         environ["portal.is_api"] = is_api
+        return tenant
+
+    def _agree_with_token(self, environ, tenant, by_address):
+        """An API token names its tenant: a request naming no tenant goes to it; one
+        naming another tenant by its address is not found there (404), one naming it only
+        by X-Tenant-ID is refused (403). The token's secret is checked by the API."""
+        claimed = token_tenant_id(environ.get("HTTP_AUTHORIZATION", ""))
+        if claimed is None:
+            return tenant
+        if tenant is None:
+            found = self.lookup.by_id(claimed)
+            if found is None:
+                raise Refusal(404, "Not found", "There is nothing at this address.")
+            return found
+        if tenant.id != claimed:
+            if by_address:
+                raise Refusal(404, "Not found", "There is nothing at this address.")
+            raise Refusal(403, "Forbidden", "This token is not valid for the tenant named in X-Tenant-ID.")
         return tenant
 
     def _by_host(self, host):
@@ -157,6 +178,15 @@ class TenantResolver:
             headers.append(("Retry-After", "30"))
         start_response(f"{refusal.status} {reason}", headers)
         return [body]
+
+
+_TOKEN = re.compile(r"^Bearer\s+tp_([0-9a-f]{32})_[A-Za-z0-9_-]{20,}$")
+
+
+def token_tenant_id(authorization):
+    """The tenant id an API token (`tp_<tenant id hex>_<secret>`) claims, unchecked."""
+    match = _TOKEN.match((authorization or "").strip())
+    return uuid.UUID(match.group(1)) if match else None
 
 
 def _is_api_path(path):

@@ -1,0 +1,52 @@
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from portal.auth.guards import guard_tenant_blueprint
+from portal.services.errors import Refused
+from portal.tokens import services
+
+bp = Blueprint("tokens", __name__, template_folder="templates")
+guard_tenant_blueprint(bp, {"index": "admin", "create": "admin", "revoke": "admin"})
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=80)])
+    scopes = SelectMultipleField("Scopes", choices=[SelectChoice(k, v) for k, v in services.SCOPES.items()],
+                                 option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False))
+    days = IntegerField("Lasts (days; blank: until revoked)", validators=[Optional(), NumberRange(1, 365)])
+
+
+@bp.route("/tokens")
+def index(form=None, status=200):
+    return render_template("tokens/index.html", tokens=services.listing(), form=form or TokenForm(),
+                           plain=FlaskForm()), status
+
+
+@bp.route("/tokens", methods=["POST"])
+def create():
+    form = TokenForm()
+    if form.validate_on_submit():
+        try:
+            row, token = services.create(form.name.data, form.scopes.data, form.days.data, current_user)
+        except Refused as exc:
+            getattr(form, exc.field or "name").errors.append(exc.message)
+        else:
+            return render_template("tokens/created.html", row=row, token=token)
+    return index(form, 400)
+
+
+@bp.route("/tokens/<token_id>/revoke", methods=["POST"])
+def revoke(token_id):
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        services.revoke(token_id, current_user)
+    except LookupError:
+        abort(404)
+    flash("Token revoked: it stops working at once.", "success")
+    return redirect(url_for("tokens.index"))
