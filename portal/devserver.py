@@ -25,10 +25,17 @@ def main():
     from portal import create_app
     from portal.dbsetup import setup_database
     from portal.demo import seed
+    from portal.lifecycle import upgrade
 
     app = create_app()
     setup_database(app.config)
     with app.app_context():
+        # Tenants made by an earlier run may be behind the tenant history (a production
+        # deploy runs `flask tenants upgrade --all` itself; here it is done for you).
+        targets, _, head = upgrade.plan(everyone=True)
+        if targets:
+            record = upgrade.run(targets, "make run")
+            print(f"upgraded {record.done} tenant target(s) to {head}, {record.failed} failed", flush=True)
         logins = seed()
     # The worker gets this process's environment, so the same servers (embedded or not).
     worker = subprocess.Popen([sys.executable, "-m", "portal.worker"])
