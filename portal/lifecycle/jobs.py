@@ -2,7 +2,7 @@
 import uuid
 
 from portal.extensions import db
-from portal.lifecycle import exports, provisioning, retire
+from portal.lifecycle import exports, provisioning, retire, upgrade
 from portal.services import jobs
 from portal.services.errors import Refused
 
@@ -12,6 +12,7 @@ HANDLERS = {
     "import": provisioning.provision,
     "deprovision": retire.deprovision,
     "purge": retire.purge,
+    "upgrade": upgrade.run_job,
 }
 
 

@@ -16,7 +16,6 @@ every bridge schema and every silo database.
 """
 import logging
 import multiprocessing
-import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,7 +28,7 @@ from sqlalchemy import func, select, text, update
 from portal.dbsetup import migrate_schema, owner_engine, tenant_head
 from portal.extensions import db
 from portal.models import Tenant, UpgradeRun
-from portal.services import audit
+from portal.services import audit, jobs
 from portal.services.errors import Refused
 from portal.tenancy.data import TENANT_SCHEMA
 from portal.tenancy.names import database_name, schema_name
@@ -229,25 +228,33 @@ def overview(limit=200):
             "running": running}
 
 
-def start_in_background(started_by, jobs=1):
-    """Start an upgrade of every tenant behind, outside the request: a thread of this
-    process with its own app context. Refused at once if one is running."""
+def request_upgrade(started_by):
+    """Queue an upgrade of every tenant behind, as a job for the workers (the caller
+    enqueues it). Refused at once if none is behind or a run holds the lock."""
     targets, _, _ = plan(everyone=True)
     if not targets:
         raise Refused("Every tenant is current.")
-    lock = RunLock()
-    lock.acquire()  # refused here, in the request, if a run holds it; the thread releases it
-    app = current_app._get_current_object()
+    probe = RunLock()
+    probe.acquire()  # refused here, naming the run that holds it
+    probe.release()
+    job = jobs.create("upgrade", None, ["upgrade"], started_by, params={"targets": len(targets)})
+    db.session.commit()
+    return job
 
-    def work():
-        with app.app_context():
-            try:
-                run(targets, started_by, jobs=jobs, lock=lock)
-            except Refused as exc:
-                log.warning("background upgrade refused: %s", exc.message)
-            except Exception:
-                log.exception("background upgrade failed")
 
-    thread = threading.Thread(target=work, name="tenant-upgrade", daemon=True)
-    thread.start()
-    return thread
+def run_job(job, progress):
+    """The worker's half: plan again (it may have changed) and run, with progress."""
+    progress.step("upgrade", "running")
+    targets, current, head = plan(everyone=True)
+    total = max(1, len(targets))
+    seen = []
+
+    def on_result(result):
+        seen.append(result)
+        progress.fraction("upgrade", len(seen) / total)
+
+    record = run(targets, job.created_by, on_result=on_result)
+    progress.step("upgrade", "done" if record.failed == 0 else "failed")
+    progress.finish("succeeded" if record.failed == 0 else "failed",
+                    error=f"{record.failed} target(s) failed" if record.failed else None,
+                    run=str(record.id), done=record.done, failed=record.failed, head=head)

@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import upgrade
+from portal.services import jobs
 from portal.services.errors import Refused
 
 bp = Blueprint("upgrades", __name__, url_prefix="/admin", template_folder="templates")
@@ -20,9 +21,9 @@ def start():
     form = FlaskForm()
     if form.validate_on_submit():
         try:
-            upgrade.start_in_background(current_user.email)
+            jobs.enqueue(upgrade.request_upgrade(current_user.email))
         except Refused as exc:
             flash(exc.message, "error")
         else:
-            flash("Upgrade started; this page shows its progress.", "success")
+            flash("Upgrade started (a job); this page shows its progress.", "success")
     return redirect(url_for("upgrades.index"))

@@ -69,3 +69,22 @@ def test_starting_while_a_run_holds_the_lock_is_refused_with_its_name(app, clien
     assert response.status_code == 302
     page = client.get("/admin/upgrades").get_data(as_text=True)
     assert "already running" in page and "night-shift@example.com" in page
+
+
+def test_starting_an_upgrade_queues_a_job_that_brings_tenants_current(app, client, factory, run_jobs):
+    behind = factory.tenant()
+    db.session.execute(update(Tenant).where(Tenant.id == behind.id).values(schema_version=None))
+    db.session.commit()
+    sign_in_staff(client, factory.staff("operator"))
+    response = _post(client, "/admin/upgrades", {})
+    assert response.status_code == 302
+    assert "Upgrade started (a job)" in client.get("/admin/upgrades").get_data(as_text=True)
+    assert run_jobs() == 1
+    from portal.dbsetup import tenant_head
+    from portal.models import Job
+
+    assert db.session.get(Tenant, behind.id).schema_version == tenant_head()
+    job = db.session.query(Job).filter_by(kind="upgrade").one()
+    assert job.state == "succeeded" and job.result["failed"] == 0 and job.percent == 100
+    table = client.get("/admin/upgrades").get_data(as_text=True).split('id="behind"')[1].split("</table>")[0]
+    assert behind.slug not in table
