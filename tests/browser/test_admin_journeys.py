@@ -1,0 +1,72 @@
+"""A tenant admin's own pages in the browser: settings, managing a user, an API token,
+and the tenant's audit log showing what was done."""
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from portal.extensions import db
+from portal.lifecycle.provisioning import create_tenant
+from portal.services.passwords import hash_password
+from portal.tenancy.context import TenantRef
+from portal.tenancy.data import TenantUser
+from portal.tenancy.placement import tenant_transaction
+from tests.browser.test_journeys import ADMIN_PASSWORD
+from tests.factories import PASSWORD, unique_slug
+
+pytestmark = pytest.mark.browser
+
+
+def test_admin_settings_user_token_and_audit_log(page, live_app, made_through_ui):
+    slug = made_through_ui.tenant(unique_slug("bra"))
+    member_email = f"member@{slug}.example"
+    with live_app.app_context():
+        try:
+            tenant, token = create_tenant(slug, f"Admin {slug}", "basic", f"owner@{slug}.example", tier="pool")
+            with tenant_transaction(TenantRef.of(tenant)) as session:
+                session.add(TenantUser(tenant_id=tenant.id, email=member_email, role="member", name="Member",
+                                       password_hash=hash_password(PASSWORD)))
+        finally:
+            db.session.remove()
+    page.goto(f"/t/{slug}/set-password/{token}")
+    page.get_by_label("New password").fill(ADMIN_PASSWORD)
+    page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Set password").click()
+    nav = page.get_by_role("navigation")
+
+    # Settings: a bad colour is shown beside its field and the rest kept; then saved.
+    nav.get_by_role("link", name="Settings", exact=True).click()
+    page.get_by_label("Name").fill("Renamed in the browser")
+    page.get_by_label("Display colour").fill("red")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".field.has-error")).to_contain_text("six hexadecimal digits")
+    expect(page.get_by_label("Name")).to_have_value("Renamed in the browser")
+    page.get_by_label("Display colour").fill("#2b8a3e")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".flash-success")).to_contain_text("Settings saved.")
+    expect(page.locator("header .brand")).to_have_text("Renamed in the browser")
+
+    # A user disabled from their page.
+    nav.get_by_role("link", name="Users", exact=True).click()
+    page.get_by_role("link", name=member_email).click()
+    page.get_by_role("button", name="Disable").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"{member_email}: disabled.")
+    expect(page.locator("#users")).to_contain_text("disabled")
+
+    # An API token: shown once, listed by name only, revoked.
+    nav.get_by_role("link", name="API tokens", exact=True).click()
+    page.get_by_label("Name").fill("deploy bot")
+    page.get_by_label("Read orders").check()
+    page.get_by_role("button", name="Make token").click()
+    expect(page.locator("#api-token")).to_have_text(re.compile(r"^tp_[0-9a-f]{32}_[A-Za-z0-9_-]+$"))
+    page.get_by_role("link", name="Back to tokens").click()
+    row = page.locator("#tokens tbody tr", has_text="deploy bot")
+    expect(row).to_contain_text("orders:read")
+    row.get_by_role("button", name="Revoke").click()
+    expect(page.locator("#tokens tbody tr", has_text="deploy bot")).to_contain_text("revoked")
+
+    # The tenant's own audit log shows what was done.
+    nav.get_by_role("link", name="Audit log", exact=True).click()
+    audit = page.locator("#audit")
+    for action in ("tenant.settings_changed", "tenant_user.disable", "api_token.created", "api_token.revoked"):
+        expect(audit).to_contain_text(action)
