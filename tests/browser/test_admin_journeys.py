@@ -70,3 +70,33 @@ def test_admin_settings_user_token_and_audit_log(page, live_app, made_through_ui
     audit = page.locator("#audit")
     for action in ("tenant.settings_changed", "tenant_user.disable", "api_token.created", "api_token.revoked"):
         expect(audit).to_contain_text(action)
+
+
+def test_admin_exports_the_data_and_asks_for_another_plan(page, live_app, made_through_ui):
+    slug = made_through_ui.tenant(unique_slug("brx"))
+    with live_app.app_context():
+        try:
+            _, token = create_tenant(slug, f"Export {slug}", "basic", f"owner@{slug}.example", tier="pool")
+        finally:
+            db.session.remove()
+    page.goto(f"/t/{slug}/set-password/{token}")
+    page.get_by_label("New password").fill(ADMIN_PASSWORD)
+    page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Set password").click()
+    nav = page.get_by_role("navigation")
+
+    # The export runs as a job on the live worker; the page follows it and offers the zip.
+    nav.get_by_role("link", name="Your data", exact=True).click()
+    page.get_by_role("button", name="Export now").click()
+    download_link = page.get_by_role("link", name="Download the zip")
+    expect(download_link).to_be_visible(timeout=30_000)
+    with page.expect_download() as download:
+        download_link.click()
+    assert download.value.suggested_filename == f"{slug}-export.zip"
+
+    # A plan change goes to staff for approval.
+    nav.get_by_role("link", name="Plan", exact=True).click()
+    page.get_by_label("Move to").select_option("professional")
+    page.get_by_role("button", name="Ask for this plan").click()
+    expect(page.locator(".flash-success")).to_contain_text("Your request is with our staff")
+    expect(page.locator("main")).to_contain_text("basic → professional: pending")
