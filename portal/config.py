@@ -81,6 +81,17 @@ def load_config(overrides=None):
         "ARGON2_MEMORY_COST": _int("PORTAL_ARGON2_MEMORY_COST", 65536),
         "SET_PASSWORD_LINK_HOURS": _int("PORTAL_SET_PASSWORD_LINK_HOURS", 72),
         "PAGE_SIZE": _int("PORTAL_PAGE_SIZE", 50),
+        # Mail (invitations, password links): an SMTP server, or none: then every message
+        # goes to the outbox (staff page /admin/outbox) and the log.
+        "SMTP_HOST": _env("PORTAL_SMTP_HOST"),
+        "SMTP_PORT": _int("PORTAL_SMTP_PORT", 25),
+        "SMTP_USER": _env("PORTAL_SMTP_USER"),
+        "SMTP_PASSWORD": _env("PORTAL_SMTP_PASSWORD"),
+        "SMTP_STARTTLS": _env("PORTAL_SMTP_STARTTLS", "0") == "1",
+        "MAIL_FROM": _env("PORTAL_MAIL_FROM", "Tenancy Portal <no-reply@localhost>"),
+        # Custom domains are verified by a DNS TXT record; these nameservers are asked
+        # ("host" or "host:port", comma-separated; empty: the system's resolver).
+        "DNS_NAMESERVERS": _env("PORTAL_DNS_NAMESERVERS", ""),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env == "production",

@@ -49,6 +49,12 @@ def feature_refusal(feature):
                    feature=feature, plans=having)
 
 
+def permission_refusal(role, permission):
+    """403 naming the permission the user's role lacks."""
+    resource, _, action = permission.partition(".")
+    return refusal(403, "Not allowed", f"Your role ({role}) may not {action} {resource}.", permission=permission)
+
+
 def register(app):
     @app.errorhandler(CSRFError)
     def _csrf(exc):

@@ -2,12 +2,13 @@
 import re
 import uuid
 
+from portal.auth.principals import TenantPrincipal
 from portal.auth.services import create_staff_user
 from portal.lifecycle.provisioning import create_tenant
 from portal.services.passwords import hash_password
 from portal.tenancy.context import TenantRef
-from portal.tenancy.data import Order, TenantUser
-from portal.tenancy.placement import tenant_transaction
+from portal.tenancy.data import Order, TenantRole, TenantUser
+from portal.tenancy.placement import tenant_session, tenant_transaction
 
 PASSWORD = "correct horse battery staple"
 
@@ -46,6 +47,16 @@ class Factory:
 
     def admin(self, tenant, password=PASSWORD):
         return self.user(tenant, role="admin", password=password)
+
+    def principal(self, tenant, user):
+        """`user` as the pages see it when signed in: with its role's permissions."""
+        with tenant_session(tenant) as session:
+            return TenantPrincipal.of(user, session)
+
+    def role(self, tenant, key, permissions):
+        with tenant_transaction(tenant) as session:
+            session.add(TenantRole(tenant_id=tenant.id, key=key, name=key.title(), permissions=sorted(permissions)))
+        return key
 
     def order(self, tenant, number=1, customer="Customer", amount_cents=1234):
         with tenant_transaction(tenant) as session:

@@ -8,11 +8,12 @@ from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
 from portal.auth.staff_roles import role_may
-from portal.errors import feature_refusal
+from portal.errors import feature_refusal, permission_refusal
 from portal.services import entitlements
 from portal.tenancy.context import get_current_tenant
 
 PUBLIC = "public"  # an endpoint anyone may reach (sign-in pages)
+SIGNED_IN = "signed-in"  # any signed-in user of the tenant
 
 
 def guard_staff_blueprint(bp, permissions):
@@ -37,11 +38,13 @@ def guard_staff_blueprint(bp, permissions):
 
 
 def guard_tenant_blueprint(bp, permissions):
-    """A tenant's pages: a tenant bound, a signed-in user of that tenant.
+    """A tenant's pages: a tenant bound, a signed-in user of that tenant, holding the
+    permission the endpoint declares (see portal/auth/tenant_roles.py).
 
-    `permissions` maps endpoints to "public", "member" (any user of the tenant) or
-    "admin" (the tenant's admins), or to (that, feature) for a page that also needs a
-    feature of the tenant's plan: without it, a page says which plans have it (403).
+    `permissions` maps endpoints to PUBLIC, SIGNED_IN (any user of the tenant) or a
+    permission such as "orders.view", or to (permission, feature) for a page that also
+    needs a feature of the tenant's plan: without it, a page says which plans have it.
+    An endpoint not in the map is not found (fail closed).
     """
 
     @bp.before_request
@@ -56,8 +59,8 @@ def guard_tenant_blueprint(bp, permissions):
             return None
         if not current_user.is_authenticated or getattr(current_user, "is_staff", True):
             return redirect(url_for("auth.tenant_login", next=request.full_path.rstrip("?")))
-        if need == "admin" and not current_user.is_admin:
-            abort(403)
+        if need != SIGNED_IN and not current_user.may(need):
+            return permission_refusal(current_user.role, need)
         if feature is not None:
             tenant = get_current_tenant()
             if not entitlements.for_tenant(tenant.id, tenant.plan_code).has(feature):

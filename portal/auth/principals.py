@@ -7,11 +7,13 @@ realm: a session made on tenant A is anonymous on tenant B and in the console.
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Optional
 
 from flask import request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
+from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.models import StaffUser
 from portal.tenancy.context import get_current_tenant
@@ -28,6 +30,9 @@ class TenantPrincipal:
     email: str
     name: str
     role: str
+    permissions: frozenset = frozenset()
+    # Set while a staff member looks through this user's eyes (portal/support/).
+    impersonation: Optional[object] = None
 
     is_authenticated = True
     is_active = True
@@ -35,12 +40,13 @@ class TenantPrincipal:
     is_staff = False
 
     @classmethod
-    def of(cls, user):
-        return cls(id=user.id, tenant_id=user.tenant_id, email=user.email, name=user.name, role=user.role)
+    def of(cls, user, session, impersonation=None):
+        """The principal of `user`, with its role's permissions read through `session`."""
+        return cls(id=user.id, tenant_id=user.tenant_id, email=user.email, name=user.name, role=user.role,
+                   permissions=permissions_of(session, user.role), impersonation=impersonation)
 
-    @property
-    def is_admin(self):
-        return self.role == "admin"
+    def may(self, permission):
+        return permission in self.permissions
 
     def get_id(self):
         return f"tenant:{self.tenant_id}:{self.id}"
@@ -61,7 +67,7 @@ def load_user(user_id):
                 return None
             with tenant_session(tenant) as data:
                 user = data.get(TenantUser, (tenant.id, uuid.UUID(local_id)))
-                return TenantPrincipal.of(user) if user is not None and user.is_active else None
+                return TenantPrincipal.of(user, data) if user is not None and user.is_active else None
     except ValueError:
         return None
     return None

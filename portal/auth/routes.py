@@ -28,7 +28,8 @@ def _realm_guard():
 def sign_in_tenant_user(tenant, user):
     """Sign in, in the tenant's current session epoch (a later epoch ends the session),
     for as long as the tenant's settings say a sign-in lasts."""
-    login_user(TenantPrincipal.of(user))
+    with tenant_session(tenant) as data:
+        login_user(TenantPrincipal.of(user, data))
     session["epoch"] = tenant.session_epoch
     session["ends_at"] = int(time.time()) + 60 * int(tenant_settings.current()["session_minutes"])
 

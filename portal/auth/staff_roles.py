@@ -14,6 +14,8 @@
 | tenants.delete   | yes        | yes      |         |        |
 | plans.manage     | yes        |          |         |        |
 | staff.manage     | yes        |          |         |        |
+| outbox.view      | yes        | yes      | yes     |        |
+| tenants.impersonate | yes     |          | yes     |        |
 """
 
 PERMISSIONS = {
@@ -29,6 +31,8 @@ PERMISSIONS = {
     "tenants.delete": {"superadmin", "operator"},
     "plans.manage": {"superadmin"},
     "staff.manage": {"superadmin"},
+    "outbox.view": {"superadmin", "operator", "support"},
+    "tenants.impersonate": {"superadmin", "support"},
 }
 
 

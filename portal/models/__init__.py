@@ -1,6 +1,8 @@
 """Control-plane models (schema `registry`), one file per concept."""
 from portal.models.audit import AuditEvent
+from portal.models.impersonation import Impersonation
 from portal.models.job import JOB_STATES, Job
+from portal.models.outbox import OutboxMessage
 from portal.models.placement import Placement, UpgradeRun
 from portal.models.plan import Plan, PlanRequest, TenantOverride
 from portal.models.staff import STAFF_ROLES, StaffUser
@@ -10,6 +12,8 @@ __all__ = [
     "JOB_STATES",
     "Job",
     "AuditEvent",
+    "Impersonation",
+    "OutboxMessage",
     "Placement",
     "Plan",
     "PlanRequest",

@@ -52,7 +52,9 @@ class Tenant(db.Model):
 
 
 class TenantDomain(db.Model):
-    """A custom domain that resolves to a tenant (recorded by staff)."""
+    """A custom domain of a tenant. It resolves to the tenant once verified: a domain
+    staff record is verified by their word; one a tenant admin adds, by a DNS TXT record
+    carrying its verification token."""
 
     __tablename__ = "tenant_domains"
 
@@ -60,5 +62,9 @@ class TenantDomain(db.Model):
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     domain: Mapped[str] = mapped_column(String(253), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    verification_token: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    verified_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_checked_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_check_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
 
     tenant = relationship("Tenant", back_populates="domains")

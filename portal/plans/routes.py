@@ -22,7 +22,7 @@ guard_staff_blueprint(staff_bp, {
     "requests": "tenants.view", "decide": "tenants.update",
 })
 bp = Blueprint("plan", __name__, template_folder="templates")
-guard_tenant_blueprint(bp, {"plan_page": "admin", "ask": "admin"})
+guard_tenant_blueprint(bp, {"plan_page": "plan.view", "ask": "plan.update"})
 
 
 # -- staff ---------------------------------------------------------------------------------

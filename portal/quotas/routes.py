@@ -6,7 +6,7 @@ from portal.services.metering import usage
 from portal.tenancy.context import require_tenant
 
 bp = Blueprint("quotas", __name__, template_folder="templates")
-guard_tenant_blueprint(bp, {"usage_page": "admin"})
+guard_tenant_blueprint(bp, {"usage_page": "plan.view"})
 
 staff_bp = Blueprint("quotas_staff", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(staff_bp, {"pressure": "tenants.view", "top": "tenants.view"})

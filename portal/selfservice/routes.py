@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, StringField
 from wtforms.validators import DataRequired, Length
 
-from portal.auth.guards import guard_tenant_blueprint
+from portal.auth.guards import SIGNED_IN, guard_tenant_blueprint
 from portal.lifecycle.exports import export_file
 from portal.selfservice import services, settings
 from portal.services import tenant_settings
@@ -12,10 +12,12 @@ from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
-guard_tenant_blueprint(bp, {"home": "member", "orders": "member", "order": "member",
-                            "data": "admin", "export": "admin", "export_progress": "admin",
-                            "download": "admin", "analytics": ("member", "analytics"),
-                            "audit": "admin", "settings_page": "admin"})
+# Your data (export, download) holds every record of the tenant: it needs settings.update.
+guard_tenant_blueprint(bp, {"home": SIGNED_IN, "orders": "orders.view", "order": "orders.view",
+                            "data": "settings.update", "export": "settings.update",
+                            "export_progress": "settings.update", "download": "settings.update",
+                            "analytics": ("analytics.view", "analytics"), "audit": "audit.view",
+                            "settings_page": "settings.view", "save_settings": "settings.update"})
 
 
 class SettingsForm(FlaskForm):
@@ -93,10 +95,15 @@ def audit():
     return render_template("selfservice/audit.html", page=services.own_audit_events(action, page_no), action=action)
 
 
-@bp.route("/settings", methods=["GET", "POST"])
+@bp.get("/settings")
 def settings_page():
-    values = tenant_settings.current()
-    form = SettingsForm(data={"name": require_tenant().name, **values})
+    form = SettingsForm(data={"name": require_tenant().name, **tenant_settings.current()})
+    return render_template("selfservice/settings.html", form=form)
+
+
+@bp.post("/settings")
+def save_settings():
+    form = SettingsForm()
     if form.validate_on_submit():
         try:
             changes = settings.save(form.name.data, form.display_colour.data, form.support_access.data,

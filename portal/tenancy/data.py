@@ -13,7 +13,6 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TENANT_SCHEMA = "tenant_data"
-TENANT_ROLES = ("admin", "member")
 
 
 class TenantBase(DeclarativeBase):
@@ -28,7 +27,8 @@ class TenantUser(TenantBase):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(254))
     name: Mapped[str] = mapped_column(String(120), default="")
-    role: Mapped[str] = mapped_column(String(16), default="member")
+    # A built-in role (admin, member, viewer) or the key of one of the tenant's roles.
+    role: Mapped[str] = mapped_column(String(40), default="member")
     # NULL until the user follows their set-password link.
     password_hash: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     # sha256 of the single-use set-password token, and its expiry; NULL when none is open.
@@ -36,7 +36,21 @@ class TenantUser(TenantBase):
     set_password_expires_at: Mapped[Optional[datetime]] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    # When the last set-password link was used: a reused link is told apart from a wrong one.
+    set_password_used_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantRole(TenantBase):
+    """A custom role: a name and permissions from the matrix in portal/auth/tenant_roles.py."""
+
+    __tablename__ = "roles"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    permissions: Mapped[list] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -94,5 +108,5 @@ class Event(TenantBase):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-TENANT_TABLES = [TenantUser.__table__, Order.__table__, TenantSetting.__table__, ApiToken.__table__,
-                 Event.__table__]
+TENANT_TABLES = [TenantUser.__table__, TenantRole.__table__, Order.__table__, TenantSetting.__table__,
+                 ApiToken.__table__, Event.__table__]

@@ -11,7 +11,7 @@ from portal.services.errors import Refused
 from portal.tokens import services
 
 bp = Blueprint("tokens", __name__, template_folder="templates")
-guard_tenant_blueprint(bp, {"index": "admin", "create": "admin", "revoke": "admin"})
+guard_tenant_blueprint(bp, {"index": "tokens.view", "create": "tokens.create", "revoke": "tokens.delete"})
 
 
 class TokenForm(FlaskForm):

@@ -1,12 +1,14 @@
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
-
-from portal.tenancy.data import TENANT_ROLES
 
 
 class AddUserForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     name = StringField("Name", validators=[Length(max=120)])
-    role = SelectField("Role", choices=[SelectChoice(r, r.title()) for r in TENANT_ROLES], default="member")
+    # Choices are the tenant's roles, set by the view; the service checks the choice.
+    role = SelectField("Role", default="member", validate_choice=False)
+
+
+class RoleChoiceForm(FlaskForm):
+    role = SelectField("Role", validate_choice=False)

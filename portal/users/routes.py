@@ -3,13 +3,15 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_tenant_blueprint
+from portal.roles.services import role_choices
 from portal.services.errors import Refused
 from portal.users import services
-from portal.users.forms import AddUserForm
+from portal.users.forms import AddUserForm, RoleChoiceForm
 
 bp = Blueprint("users", __name__, template_folder="templates")
-guard_tenant_blueprint(bp, {"index": "member", "detail": "member", "create": "admin", "change": "admin"})
-ACTIONS = {"disable": "disabled", "enable": "enabled", "remove": "removed", "reset": "sent a new link"}
+guard_tenant_blueprint(bp, {"index": "users.view", "detail": "users.view", "create": "users.create",
+                            "change": "users.update", "remove": "users.delete"})
+ACTIONS = {"disable": "disabled", "enable": "enabled", "reset": "sent a new link", "role": "role changed"}
 
 
 @bp.route("/users")
@@ -20,6 +22,7 @@ def index():
 @bp.route("/users/new", methods=["GET", "POST"])
 def create():
     form = AddUserForm()
+    form.role.choices = role_choices()
     if form.validate_on_submit():
         try:
             user, token = services.add_user(form.email.data, form.name.data, form.role.data, current_user)
@@ -37,17 +40,29 @@ def detail(user_id):
     user = services.get_user(user_id)
     if user is None:
         abort(404)
-    return render_template("users/detail.html", user=user, form=FlaskForm(), actions=ACTIONS)
+    role_form = RoleChoiceForm(role=user.role)
+    role_form.role.choices = role_choices()
+    return render_template("users/detail.html", user=user, form=FlaskForm(), role_form=role_form)
 
 
-@bp.route("/users/<user_id>/<action>", methods=["POST"])
+@bp.post("/users/<user_id>/remove")
+def remove(user_id):
+    return _change(user_id, "remove")
+
+
+@bp.post("/users/<user_id>/<action>")
 def change(user_id, action):
     if action not in ACTIONS:
         abort(404)
-    if not FlaskForm().validate_on_submit():
+    return _change(user_id, action)
+
+
+def _change(user_id, action):
+    form = RoleChoiceForm()
+    if not form.validate_on_submit():
         abort(400)
     try:
-        email, token = services.change_user(user_id, action, current_user)
+        email, token = services.change_user(user_id, action, current_user, role=form.role.data)
     except LookupError:
         abort(404)
     except Refused as exc:
@@ -56,5 +71,5 @@ def change(user_id, action):
     if token:
         link = url_for("auth.tenant_set_password", token=token, _external=True)
         return render_template("users/added.html", user={"email": email}, link=link, reset=True)
-    flash(f"{email}: {ACTIONS[action]}.", "success")
+    flash(f"{email}: {ACTIONS.get(action, 'removed')}.", "success")
     return redirect(url_for("users.index"))

@@ -8,7 +8,8 @@ from portal.services.validation import normalise_email
 from portal.models import Plan
 from portal.services import audit, entitlements
 from portal.tenancy.context import require_tenant
-from portal.tenancy.data import TENANT_ROLES, TenantUser
+from portal.roles.services import check_assignable, check_may_take
+from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
 
 
@@ -33,12 +34,11 @@ def add_user(email, name, role, actor):
     name = (name or "").strip()
     if len(name) > 120:
         raise Refused("A name is at most 120 characters.", "name")
-    if role not in TENANT_ROLES:
-        raise Refused("Choose admin or member.", "role")
     plan = db.session.get(Plan, tenant.plan_code)
     max_users = entitlements.for_tenant(tenant.id, tenant.plan_code).limit("max_users")
     try:
         with tenant_transaction() as session:
+            check_assignable(session, actor, role)
             if session.execute(select(TenantUser.id).where(TenantUser.email == email)).first():
                 raise Refused(f"{email} is already a user of this tenant.", "email")
             users = count_users(session)
@@ -59,20 +59,21 @@ def _other_active_admins(session, user):
         TenantUser.role == "admin", TenantUser.is_active.is_(True), TenantUser.id != user.id)).scalar_one()
 
 
-def change_user(user_id, action, actor):
-    """disable, enable, remove or reset the password of a user of the current tenant.
-    Refused: acting on yourself, or leaving the tenant without an active admin.
-    Returns (user email, set-password token for a reset, else None)."""
+def change_user(user_id, action, actor, role=None):
+    """disable, enable, remove, reset the password of, or give `role` to a user of the
+    current tenant. Refused: acting on yourself, leaving the tenant without an active
+    admin, or a role the actor could not grant. Returns (user email, set-password token
+    for a reset, else None)."""
     tenant = require_tenant()
-    token = None
+    token = details = None
     with tenant_transaction() as session:
         user = get_row(session, TenantUser, user_id)
         if user is None:
             raise LookupError(user_id)
         if user.id == actor.id:
             raise Refused("You cannot do that to your own account.")
-        if action in ("disable", "remove") and user.role == "admin" and user.is_active \
-                and not _other_active_admins(session, user):
+        leaves_admins = action in ("disable", "remove") or (action == "role" and role != "admin")
+        if leaves_admins and user.role == "admin" and user.is_active and not _other_active_admins(session, user):
             raise Refused("This is the tenant's last active admin: make another admin first.")
         email = user.email
         if action == "disable":
@@ -81,12 +82,18 @@ def change_user(user_id, action, actor):
             user.is_active = True
         elif action == "remove":
             session.delete(user)
+        elif action == "role":
+            check_assignable(session, actor, role)
+            check_may_take(session, actor, user.role)
+            details = {"from": user.role, "to": role}
+            user.role = role
         elif action == "reset":
             # The old password stops working at once; the new link sets another.
             user.password_hash = None
             token = open_set_password_link(user)
         else:
             raise LookupError(action)
-    audit.record(f"tenant_user.{action}", actor=actor, tenant_id=tenant.id, target=email)
+    audit.record(f"tenant_user.{action}", actor=actor, tenant_id=tenant.id, target=email,
+                 details=details)
     db.session.commit()
     return email, token

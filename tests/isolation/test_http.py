@@ -18,7 +18,8 @@ def test_a_cannot_reach_b(app, client, factory, make_tiered, a_spec, b_spec):
     b_order = factory.order(b, number=777, customer="Hidden Customer")
     add_domain(get_tenant(b.id), f"{b.slug}.customer.example")
     secrets = (b.slug, b.name, b_user.email, "Hidden Person", "Hidden Customer", str(b_order.id), str(b_user.id))
-    ids = {"user_id": b_user.id, "order_id": b_order.id, "job_id": factory.export_job(b).id}
+    ids = {"user_id": b_user.id, "order_id": b_order.id, "job_id": factory.export_job(b).id,
+           "key": factory.role(b, "b-only-role", {"orders.view"})}
 
     sign_in_tenant(client, a, a_admin)
     for url in tenant_get_urls(app, ids):

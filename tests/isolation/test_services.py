@@ -36,6 +36,6 @@ def test_services_under_a_never_touch_b(factory, make_tiered, a_spec, b_spec):
         usage = selfservice.usage_summary()
         assert (usage["users"], usage["orders"]) == (2, 1)
         # A writes: the new user lands in A, and B is unchanged. Same email as B's user: allowed.
-        user, _ = users.add_user(b_user.email, "Added", "member", admin)
+        user, _ = users.add_user(b_user.email, "Added", "member", factory.principal(a, admin))
         assert user.tenant_id == a.id
     assert _snapshot(b) == b_before

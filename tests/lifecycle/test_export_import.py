@@ -30,6 +30,7 @@ def _populated(factory, make_tiered, spec):
     ref = make_tiered(tier, placement, plan="professional", name=f"Source Ünïcode {spec}")
     for n in range(3):
         factory.user(ref, name=f"User {n} — ‘quoted’", role="admin" if n == 0 else "member")
+    factory.role(ref, "auditor", {"audit.view", "orders.view"})
     for n in range(1, 8):
         factory.order(ref, number=n, customer=f"Kunde {n} ñ \"x\"", amount_cents=n * 1001)
     with tenant_transaction(ref) as session:
@@ -62,13 +63,14 @@ def test_round_trip_into_every_other_tier_gives_identical_checksums(app, conn, f
     path, manifest = exports.write_export(original)
     assert exports.verify_export(path)["tables"] == manifest["tables"]
     assert {name: table["rows"] for name, table in manifest["tables"].items()} == {
-        "users": 4, "orders": 7, "settings": counts[2], "events": 0}
+        "users": 4, "roles": 1, "orders": 7, "settings": counts[2], "events": 0}
     assert manifest["tenant"]["id"] == str(original.id) and manifest["tenant"]["tier"] == original.tier
     with zipfile.ZipFile(path) as archive:
         assert json.loads(archive.read("settings.json"))["settings"] == original.settings
         # Every tenant table but the API tokens (credentials, not data to take away).
         assert sorted(archive.namelist()) == ["manifest.json", "settings.json", "tables/events.jsonl",
-                                              "tables/orders.jsonl", "tables/settings.jsonl", "tables/users.jsonl"]
+                                              "tables/orders.jsonl", "tables/roles.jsonl", "tables/settings.jsonl",
+                                              "tables/users.jsonl"]
 
     for target in [spec for spec in SPECS if spec != source]:
         tenant, job = _import(path, target, placed, imported)
@@ -211,7 +213,7 @@ def test_staff_export_runs_as_a_job_and_downloads_a_zip(app, staff_client, facto
     assert manifest["tenant"]["id"] == str(original.id)
     assert manifest["tables"] == job.result["tables"]
     assert {name: t["rows"] for name, t in manifest["tables"].items()} == dict(
-        zip(("users", "orders", "settings"), row_counts(original)), events=0)
+        zip(("users", "orders", "settings"), row_counts(original)), roles=1, events=0)
     # Another job's id, or a job that is not an export, has nothing to download.
     assert staff_client.get(f"/admin/jobs/{uuid.uuid4()}/download").status_code == 404
     provision_job = db.session.execute(select(Job).where(Job.tenant_id == original.id, Job.kind == "provision")

@@ -78,9 +78,9 @@ def test_usage_page_matches_counts_made_here(client, factory):
     assert _meter(body, "Requests this minute") == (str(requests), "60")
     used_mb, limit = _meter(body, "Storage")
     assert limit == "1024 MB" and float(used_mb.removesuffix(" MB")) < 1
-    # A member may not see it.
-    member = factory.user(tenant)
-    sign_in_tenant(client, tenant, member)
+    # A viewer may not see it (plan.view: admins and members).
+    viewer = factory.user(tenant, role="viewer")
+    sign_in_tenant(client, tenant, viewer)
     assert client.get(f"/t/{tenant.slug}/usage").status_code == 403
 
 

@@ -1,0 +1,47 @@
+"""What a tenant user may do: permissions, the built-in roles, and a user's permissions.
+
+A permission is `<resource>.<action>`. The built-in roles are fixed here; a tenant's
+admins define custom roles (tenant table `roles`) on the same matrix. The tenant guard
+(`portal/auth/guards.py`) checks the one permission each tenant route declares.
+
+| permission        | admin | member | viewer |
+|-------------------|:-----:|:------:|:------:|
+| users.view        | yes   | yes    | yes    |
+| users.create / update / delete | yes | | |
+| roles.view / create / update / delete | yes | | |
+| orders.view       | yes   | yes    | yes    |
+| orders.create / update | yes | yes |       |
+| orders.delete     | yes   |        |        |
+| analytics.view    | yes   | yes    | yes    |
+| settings.view / update | yes |     |        |
+| tokens.view / create / delete | yes |  |    |
+| audit.view        | yes   |        |        |
+| plan.view         | yes   | yes    |        |
+| plan.update       | yes   |        |        |
+
+Actions a resource has no use for (analytics.create, audit.delete, ...) exist so that
+the matrix is whole, and grant nothing.
+"""
+from sqlalchemy import select
+
+from portal.tenancy.data import TenantRole
+
+RESOURCES = ("users", "roles", "orders", "analytics", "settings", "tokens", "audit", "plan")
+ACTIONS = ("view", "create", "update", "delete")
+PERMISSIONS = tuple(f"{resource}.{action}" for resource in RESOURCES for action in ACTIONS)
+
+BUILTIN_ROLES = {
+    "admin": frozenset(PERMISSIONS),
+    "member": frozenset({"users.view", "orders.view", "orders.create", "orders.update", "analytics.view",
+                         "plan.view"}),
+    "viewer": frozenset({"users.view", "orders.view", "analytics.view"}),
+}
+
+
+def permissions_of(session, role_key):
+    """The permissions of a role: a built-in one, or a custom role of the session's tenant
+    (none when the role no longer exists)."""
+    if role_key in BUILTIN_ROLES:
+        return BUILTIN_ROLES[role_key]
+    row = session.execute(select(TenantRole.permissions).where(TenantRole.key == role_key)).scalar_one_or_none()
+    return frozenset(row or ())

@@ -1,0 +1,132 @@
+"""Custom roles on the permission matrix, and who may hand out which role.
+
+A user may give (or define) only a role whose permissions they hold themselves: a
+custom role with users.update cannot make anyone an admin.
+"""
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from portal.auth.tenant_roles import BUILTIN_ROLES, PERMISSIONS, permissions_of
+from portal.extensions import db
+from portal.services import audit
+from portal.services.errors import Refused
+from portal.tenancy.context import require_tenant
+from portal.tenancy.data import TenantRole, TenantUser
+from portal.tenancy.placement import tenant_session, tenant_transaction
+
+
+@dataclass(frozen=True)
+class RoleView:
+    key: str
+    name: str
+    permissions: frozenset
+    builtin: bool
+    users: int = 0
+
+
+def list_roles():
+    """Built-in roles first, then the tenant's own, each with how many users hold it."""
+    with tenant_session() as session:
+        holders = dict(session.execute(select(TenantUser.role, func.count()).group_by(TenantUser.role)).all())
+        custom = session.execute(select(TenantRole).order_by(TenantRole.name)).scalars().all()
+    roles = [RoleView(key, key.title(), perms, True, holders.get(key, 0)) for key, perms in BUILTIN_ROLES.items()]
+    roles += [RoleView(r.key, r.name, frozenset(r.permissions), False, holders.get(r.key, 0)) for r in custom]
+    return roles
+
+
+def get_role(key):
+    return next((role for role in list_roles() if role.key == key), None)
+
+
+def role_choices():
+    return [(role.key, role.name) for role in list_roles()]
+
+
+def check_assignable(session, actor, role_key, field="role"):
+    """Refused unless the role exists in this tenant and `actor` holds all it grants."""
+    if role_key not in BUILTIN_ROLES and session.get(TenantRole, (require_tenant().id, role_key)) is None:
+        raise Refused("Choose one of this tenant's roles.", field)
+    _check_held(actor, permissions_of(session, role_key), field)
+
+
+def check_may_take(session, actor, role_key):
+    """Taking a role from someone needs all it grants, as giving it would."""
+    _check_held(actor, permissions_of(session, role_key), "role")
+
+
+def _check_held(actor, permissions, field):
+    missing = sorted(set(permissions) - set(actor.permissions))
+    if missing:
+        raise Refused(f"You cannot grant what you do not hold yourself: {', '.join(missing)}.", field)
+
+
+def _clean(name, permissions, actor):
+    name = (name or "").strip()
+    if not name:
+        raise Refused("Enter a name for the role.", "name")
+    if len(name) > 60:
+        raise Refused("A role's name is at most 60 characters.", "name")
+    unknown = sorted(set(permissions) - set(PERMISSIONS))
+    if unknown:
+        raise Refused(f"Not a permission: {', '.join(unknown)}. Permissions are <resource>.<action> "
+                      f"from the matrix.", "permissions")
+    if not permissions:
+        raise Refused("Choose at least one permission.", "permissions")
+    _check_held(actor, permissions, "permissions")
+    return name, sorted(set(permissions))
+
+
+def _key_of(name):
+    key = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
+    if not key:
+        raise Refused("A role's name needs at least one letter or digit.", "name")
+    if key in BUILTIN_ROLES:
+        raise Refused(f"{key} is a built-in role; choose another name.", "name")
+    return key
+
+
+def create_role(name, permissions, actor):
+    tenant = require_tenant()
+    name, permissions = _clean(name, permissions, actor)
+    key = _key_of(name)
+    with tenant_transaction() as session:
+        if session.get(TenantRole, (tenant.id, key)) is not None:
+            raise Refused(f"There is already a role called {name}.", "name")
+        session.add(TenantRole(tenant_id=tenant.id, key=key, name=name, permissions=permissions))
+    audit.record("tenant_role.created", actor=actor, tenant_id=tenant.id, target=key,
+                 details={"name": name, "permissions": permissions})
+    db.session.commit()
+    return key
+
+
+def update_role(key, name, permissions, actor):
+    tenant = require_tenant()
+    name, permissions = _clean(name, permissions, actor)
+    with tenant_transaction() as session:
+        role = session.get(TenantRole, (tenant.id, key))
+        if role is None:
+            raise LookupError(key)
+        # Taking away what the actor lacks is allowed; granting it is not (checked above).
+        before = sorted(role.permissions)
+        role.name, role.permissions = name, permissions
+    audit.record("tenant_role.updated", actor=actor, tenant_id=tenant.id, target=key,
+                 details={"name": name, "from": before, "to": permissions})
+    db.session.commit()
+
+
+def delete_role(key, actor):
+    tenant = require_tenant()
+    with tenant_transaction() as session:
+        role = session.get(TenantRole, (tenant.id, key))
+        if role is None:
+            raise LookupError(key)
+        holders = session.execute(select(func.count()).select_from(TenantUser)
+                                  .where(TenantUser.role == key)).scalar_one()
+        if holders:
+            raise Refused(f"{holders} user{'s' if holders != 1 else ''} hold{'' if holders != 1 else 's'} "
+                          f"this role: give them another role first.")
+        session.delete(role)
+    audit.record("tenant_role.deleted", actor=actor, tenant_id=tenant.id, target=key)
+    db.session.commit()
