@@ -13,14 +13,16 @@ admins define custom roles (tenant table `roles`) on the same matrix. The tenant
 | orders.create / update | yes | yes |       |
 | orders.delete     | yes   |        |        |
 | analytics.view    | yes   | yes    | yes    |
+| analytics.create (send events: API tokens with events:write) | yes | | |
 | settings.view / update | yes |     |        |
 | tokens.view / create / delete | yes |  |    |
 | audit.view        | yes   |        |        |
 | plan.view         | yes   | yes    |        |
 | plan.update       | yes   |        |        |
 
-Actions a resource has no use for (analytics.create, audit.delete, ...) exist so that
-the matrix is whole, and grant nothing.
+Actions a resource has no use for (audit.delete, plan.create, ...) exist so that the
+matrix is whole, and grant nothing. An API token's scopes stand for permissions (see
+portal/tokens/services.py): its maker must hold them.
 """
 from sqlalchemy import select
 

@@ -27,6 +27,13 @@ SCOPES = {
     "orders:write": "Create, change and delete orders",
     "events:write": "Send analytics events",
 }
+# A token acts for its maker: making one needs the permissions its scopes stand for.
+SCOPE_PERMISSIONS = {
+    "users:read": {"users.view"},
+    "orders:read": {"orders.view"},
+    "orders:write": {"orders.create", "orders.update", "orders.delete"},
+    "events:write": {"analytics.create"},
+}
 TOKEN_RE = re.compile(r"^tp_([0-9a-f]{32})_([A-Za-z0-9_-]{20,})$")  # as tenancy/resolve.py reads it
 
 
@@ -45,6 +52,9 @@ def create(name, scopes, days, actor):
         raise Refused(f"No such scope: {', '.join(unknown)}.", "scopes")
     if not scopes:
         raise Refused("Choose at least one scope.", "scopes")
+    lacking = sorted(scope for scope in scopes if not SCOPE_PERMISSIONS[scope] <= set(actor.permissions))
+    if lacking:
+        raise Refused(f"Your role cannot grant {', '.join(lacking)}: a token may do only what you may.", "scopes")
     if days is not None and not 1 <= days <= 365:
         raise Refused("A token lasts 1 to 365 days (blank: until revoked).", "days")
     secret = secrets.token_urlsafe(32)

@@ -9,15 +9,22 @@ from sqlalchemy import func, select, update
 from portal.tenancy.context import tenant_context
 from portal.tenancy.data import ApiToken, Event
 from portal.tenancy.placement import tenant_session, tenant_transaction
+from portal.auth.principals import TenantPrincipal
 from portal.tokens import services as tokens
+from portal.services.errors import Refused
 from tests.conftest import BASE_DOMAIN
 
 ALL = list(tokens.SCOPES)
 
 
+def principal(tenant, user):
+    with tenant_session(tenant) as session:
+        return TenantPrincipal.of(user, session)
+
+
 def make_token(tenant, actor, scopes=ALL, days=None, name="ci"):
     with tenant_context(tenant):
-        return tokens.create(name, scopes, days, actor)[1]
+        return tokens.create(name, scopes, days, principal(tenant, actor))[1]
 
 
 def auth(token, **headers):
@@ -102,7 +109,7 @@ def test_scopes_revocation_expiry_and_missing_tokens(client, factory, a_and_b):
     assert client.get("/api/v1/users", headers=auth(reader)).status_code == 403
     with tenant_context(a):
         row = [t for t in tokens.listing() if "orders:read" == ",".join(t.scopes)][0]
-        tokens.revoke(row.id, admin)
+        tokens.revoke(row.id, principal(a, admin))
     assert client.get("/api/v1/orders", headers=auth(reader)).status_code == 401  # at once
     short = make_token(a, admin, days=1)
     with tenant_transaction(a) as session:
@@ -115,13 +122,26 @@ def test_scopes_revocation_expiry_and_missing_tokens(client, factory, a_and_b):
 
 def test_bad_token_input(client, factory, a_and_b):
     a = a_and_b[0]
-    admin = factory.admin(a)
+    admin = principal(a, factory.admin(a))
     with tenant_context(a):
         for name, scopes, days, message in [("", ALL, None, "name"), ("x", [], None, "at least one"),
                                             ("x", ["root"], None, "No such scope"), ("x", ALL, 0, "1 to 365")]:
             with pytest.raises(Exception, match=message):
                 tokens.create(name, scopes, days, admin)
 
+
+
+def test_a_token_may_do_only_what_its_maker_may(factory):
+    tenant = factory.tenant(plan="professional")
+    member = principal(tenant, factory.user(tenant, role="member"))  # orders create/update, not delete
+    factory.role(tenant, "token-maker", {"tokens.create", "orders.view"})
+    maker = principal(tenant, factory.user(tenant, role="token-maker"))
+    with tenant_context(tenant):
+        for actor, scopes in ((member, ["orders:write"]), (maker, ["events:write"]), (maker, ["users:read"])):
+            with pytest.raises(Refused, match=f"cannot grant {scopes[0]}"):
+                tokens.create("x", scopes, None, actor)
+        assert tokens.listing() == []
+        assert tokens.create("reader", ["orders:read"], None, maker)[0].scopes == ["orders:read"]
 
 API_CALLS = [("get", "/api/v1/me", None), ("get", "/api/v1/users", None), ("get", "/api/v1/orders", None),
              ("get", "/api/v1/orders/{b_order}", None), ("post", "/api/v1/orders", {"customer": "x", "amount_cents": 1}),

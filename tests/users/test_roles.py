@@ -1,0 +1,143 @@
+"""Custom roles on the permission matrix: made, changed and deleted by a tenant's admins,
+given to users, and never a way to more than the giver holds."""
+from sqlalchemy import select
+
+from portal.tenancy.data import TenantRole, TenantUser
+from portal.tenancy.placement import tenant_session
+from tests.factories import csrf_token, sign_in_tenant
+
+
+def _post(client, tenant, path, data, page="/roles"):
+    token = csrf_token(client.get(f"/t/{tenant.slug}{page}").get_data(as_text=True))
+    return client.post(f"/t/{tenant.slug}{path}", data={**data, "csrf_token": token})
+
+
+def _roles(tenant):
+    with tenant_session(tenant) as session:
+        return {r.key: sorted(r.permissions) for r in session.execute(select(TenantRole)).scalars()}
+
+
+def _role_of(tenant, user):
+    with tenant_session(tenant) as session:
+        return session.get(TenantUser, (tenant.id, user.id)).role
+
+
+def test_admin_defines_a_role_gives_it_and_it_decides_at_once(app, client, factory):
+    tenant = factory.tenant(plan="enterprise")
+    admin, clerk = factory.admin(tenant), factory.user(tenant, role="member")
+    sign_in_tenant(client, tenant, admin)
+    response = _post(client, tenant, "/roles/new", {"name": "Billing clerk",
+                                                   "permissions": ["orders.view", "audit.view"]})
+    assert response.status_code == 302
+    assert _roles(tenant) == {"billing-clerk": ["audit.view", "orders.view"]}
+    page = client.get(f"/t/{tenant.slug}/roles").get_data(as_text=True)
+    assert "Billing clerk" in page and 'title="audit.view">✓' in page
+    assert _post(client, tenant, f"/users/{clerk.id}/role", {"role": "billing-clerk"},
+                 page=f"/users/{clerk.id}").status_code == 302
+    assert _role_of(tenant, clerk) == "billing-clerk"
+
+    other = app.test_client()
+    sign_in_tenant(other, tenant, clerk)
+    assert other.get(f"/t/{tenant.slug}/audit").status_code == 200
+    assert other.get(f"/t/{tenant.slug}/orders").status_code == 200
+    refused = other.get(f"/t/{tenant.slug}/users")
+    assert refused.status_code == 403 and "may not view users" in refused.get_data(as_text=True)
+    nav = other.get(f"/t/{tenant.slug}/").get_data(as_text=True)
+    assert "Audit log" in nav and ">Users<" not in nav
+    # Changing the role changes what its holders may do on their next request.
+    assert _post(client, tenant, "/roles/billing-clerk", {"name": "Billing clerk",
+                                                         "permissions": ["orders.view"]}).status_code == 302
+    assert other.get(f"/t/{tenant.slug}/audit").status_code == 403
+    # A role in use is not deleted; once nobody holds it, it is.
+    _post(client, tenant, "/roles/billing-clerk/delete", {})
+    assert "billing-clerk" in _roles(tenant)
+    assert "1 user holds this role" in client.get(f"/t/{tenant.slug}/roles").get_data(as_text=True)
+    _post(client, tenant, f"/users/{clerk.id}/role", {"role": "viewer"}, page=f"/users/{clerk.id}")
+    _post(client, tenant, "/roles/billing-clerk/delete", {})
+    assert _roles(tenant) == {}
+
+
+def test_bad_roles_are_refused_with_a_message_and_change_nothing(client, factory):
+    tenant = factory.tenant()
+    admin = factory.admin(tenant)
+    factory.role(tenant, "auditor", {"audit.view"})
+    sign_in_tenant(client, tenant, admin)
+    for data, message in [
+        ({"name": "Fly", "permissions": ["orders.fly"]}, "Not a permission: orders.fly"),
+        ({"name": "Root", "permissions": ["orders.view", "everything"]}, "Not a permission: everything"),
+        ({"name": "", "permissions": ["orders.view"]}, "Enter a name for the role"),
+        ({"name": "Nothing", "permissions": []}, "Choose at least one permission"),
+        ({"name": "Admin", "permissions": ["orders.view"]}, "admin is a built-in role"),
+        ({"name": "Auditor", "permissions": ["orders.view"]}, "There is already a role called Auditor"),
+        ({"name": "x" * 61, "permissions": ["orders.view"]}, "longer than 60 characters"),
+    ]:
+        response = _post(client, tenant, "/roles/new", data)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 400 and message in body, (data, body[:300])
+        assert f'value="{data["name"]}"' in body  # the input is kept
+    assert _roles(tenant) == {"auditor": ["audit.view"]}
+    # Editing with an unknown permission changes nothing either.
+    assert _post(client, tenant, "/roles/auditor", {"name": "Auditor", "permissions": ["audit.view", "x.y"]}
+                 ).status_code == 400
+    assert _roles(tenant) == {"auditor": ["audit.view"]}
+    assert client.get(f"/t/{tenant.slug}/roles/admin").status_code == 404  # built-ins are not edited
+
+
+def test_nobody_grants_more_than_they_hold(client, factory):
+    tenant = factory.tenant()
+    factory.role(tenant, "user-manager", {"users.view", "users.create", "users.update", "roles.view",
+                                          "roles.create", "orders.view", "analytics.view"})
+    factory.role(tenant, "reader", {"users.view"})
+    manager, member, admin = (factory.user(tenant, role="user-manager"), factory.user(tenant, role="member"),
+                              factory.admin(tenant))
+    sign_in_tenant(client, tenant, manager)
+    refused = _post(client, tenant, "/roles/new", {"name": "Bigger", "permissions": ["tokens.create"]})
+    assert refused.status_code == 400 and "do not hold yourself: tokens.create" in refused.get_data(as_text=True)
+    # Not making a member an admin, nor taking an admin's role away.
+    for user, role in ((member, "admin"), (admin, "viewer")):
+        response = _post(client, tenant, f"/users/{user.id}/role", {"role": role}, page=f"/users/{user.id}")
+        assert "do not hold yourself" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert (_role_of(tenant, member), _role_of(tenant, admin)) == ("member", "admin")
+    invite = _post(client, tenant, "/users/new", {"email": f"new@{tenant.slug}.example", "role": "admin"},
+                   page="/users/new")
+    assert invite.status_code == 400 and "do not hold yourself" in invite.get_data(as_text=True)
+    # Taking a role away needs all it grants, too: a member's orders.create is not theirs.
+    _post(client, tenant, f"/users/{member.id}/role", {"role": "viewer"}, page=f"/users/{member.id}")
+    assert _role_of(tenant, member) == "member"
+    # What they hold they may give, and take.
+    viewer = factory.user(tenant, role="viewer")
+    _post(client, tenant, f"/users/{viewer.id}/role", {"role": "reader"}, page=f"/users/{viewer.id}")
+    assert _role_of(tenant, viewer) == "reader"
+
+
+def test_roles_of_another_tenant_do_not_exist_here(client, factory):
+    a, b = factory.tenant(), factory.tenant()
+    factory.role(b, "b-secret-role", {"orders.view"})
+    admin, member = factory.admin(a), factory.user(a)
+    sign_in_tenant(client, a, admin)
+    response = _post(client, a, f"/users/{member.id}/role", {"role": "b-secret-role"}, page=f"/users/{member.id}")
+    assert "Choose one of this tenant&#39;s roles" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert _role_of(a, member) == "member"
+    assert "b-secret-role" not in client.get(f"/t/{a.slug}/roles").get_data(as_text=True)
+    for path in ("/roles/b-secret-role", "/roles/b-secret-role/delete"):
+        method = client.get if path.endswith("role") else client.post
+        assert method(f"/t/{a.slug}{path}").status_code in (404, 400)
+    assert _post(client, a, "/roles/b-secret-role/delete", {}).status_code == 404
+    assert _roles(b) == {"b-secret-role": ["orders.view"]}
+
+
+def test_the_last_admin_keeps_the_role(client, factory):
+    tenant = factory.tenant()
+    second = factory.admin(tenant)
+    sign_in_tenant(client, tenant, second)
+    first = [u for u in _users(tenant) if u.email == f"admin@{tenant.slug}.example"][0]
+    _post(client, tenant, f"/users/{first.id}/disable", {}, page=f"/users/{first.id}")
+    # Now `second` is the only active admin: nobody else can demote them, and they cannot demote themselves.
+    response = _post(client, tenant, f"/users/{second.id}/role", {"role": "member"}, page="/users")
+    assert "your own account" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert _role_of(tenant, second) == "admin"
+
+
+def _users(tenant):
+    with tenant_session(tenant) as session:
+        return session.execute(select(TenantUser)).scalars().all()
