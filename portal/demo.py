@@ -53,7 +53,8 @@ def seed():
     return [
         f"staff console:  /admin/   sign in as {email} / {password}",
         f"tenant pages:   /t/acme/ (pool)  /t/globex/ (bridge)  /t/initech/ (silo)",
-        f"                sign in as admin@<slug>.example / {tenant_password}",
+        f"                sign in as admin@<slug>.example (or alice@, a member; bob@, a viewer)"
+        f" / {tenant_password}",
     ]
 
 
@@ -67,9 +68,9 @@ def _seed_tenant(slug, name, plan, password):
         admin.set_password_token_hash = None
         admin.set_password_expires_at = None
         admin.name = "Demo admin"
-        for person in ("alice", "bob"):
+        for person, role in (("alice", "member"), ("bob", "viewer")):
             session.add(TenantUser(tenant_id=tenant.id, id=uuid.uuid4(), email=f"{person}@{slug}.example",
-                                   name=person.title(), role="member", password_hash=hash_password(password)))
+                                   name=person.title(), role=role, password_hash=hash_password(password)))
         for number in range(1, 13):
             session.add(Order(tenant_id=tenant.id, number=number, customer=rng.choice(CUSTOMERS),
                               amount_cents=rng.randint(500, 50000), status=rng.choice(["open", "paid", "shipped"]),
