@@ -1,0 +1,68 @@
+"""A tenant admin defines a custom role on the permission matrix, gives it to a user,
+and that user sees exactly what the role allows."""
+import pytest
+from playwright.sync_api import expect
+
+from portal.extensions import db
+from portal.lifecycle.provisioning import create_tenant
+from portal.services.passwords import hash_password
+from portal.tenancy.context import TenantRef
+from portal.tenancy.data import TenantUser
+from portal.tenancy.placement import tenant_transaction
+from tests.browser.test_journeys import ADMIN_PASSWORD
+from tests.factories import PASSWORD, unique_slug
+
+pytestmark = pytest.mark.browser
+
+
+def test_admin_makes_a_role_and_its_holder_sees_what_it_allows(page, browser, base_url, live_app,
+                                                               made_through_ui):
+    slug = made_through_ui.tenant(unique_slug("brr"))
+    clerk_email = f"clerk@{slug}.example"
+    with live_app.app_context():
+        try:
+            tenant, token = create_tenant(slug, f"Roles {slug}", "enterprise", f"owner@{slug}.example", tier="pool")
+            with tenant_transaction(TenantRef.of(tenant)) as session:
+                session.add(TenantUser(tenant_id=tenant.id, email=clerk_email, role="member", name="Clerk",
+                                       password_hash=hash_password(PASSWORD)))
+        finally:
+            db.session.remove()
+    page.goto(f"/t/{slug}/set-password/{token}")
+    page.get_by_label("New password").fill(ADMIN_PASSWORD)
+    page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Set password").click()
+
+    page.get_by_role("navigation").get_by_role("link", name="Roles", exact=True).click()
+    expect(page.locator("#role-viewer")).to_be_visible()
+    page.get_by_role("link", name="New role").click()
+    page.get_by_label("Name").fill("Admin")  # a built-in's name: refused beside the field
+    for permission in ("orders.view", "audit.view"):
+        page.get_by_label(permission, exact=True).check()
+    page.get_by_role("button", name="Create role").click()
+    expect(page.locator(".field.has-error")).to_contain_text("admin is a built-in role")
+    expect(page.get_by_label("audit.view", exact=True)).to_be_checked()  # the choice is kept
+    page.get_by_label("Name").fill("Order desk")
+    page.get_by_role("button", name="Create role").click()
+    expect(page.locator(".flash-success")).to_contain_text("Role Order desk created.")
+    expect(page.locator("#role-order-desk")).to_contain_text("Order desk")
+
+    page.get_by_role("navigation").get_by_role("link", name="Users", exact=True).click()
+    page.get_by_role("link", name=clerk_email).click()
+    page.get_by_label("Role").select_option("order-desk")
+    page.get_by_role("button", name="Change role").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"{clerk_email}: role changed.")
+
+    context = browser.new_context(base_url=base_url)
+    clerk = context.new_page()
+    clerk.goto(f"/t/{slug}/login")
+    clerk.get_by_label("Email").fill(clerk_email)
+    clerk.get_by_label("Password").fill(PASSWORD)
+    clerk.get_by_role("button", name="Sign in").click()
+    nav = clerk.get_by_role("navigation")
+    expect(nav.get_by_role("link", name="Audit log")).to_be_visible()
+    expect(nav.get_by_role("link", name="Orders")).to_be_visible()
+    expect(nav.get_by_role("link", name="Settings")).to_have_count(0)
+    expect(nav.get_by_role("link", name="Users")).to_have_count(0)
+    clerk.goto(f"/t/{slug}/settings")
+    expect(clerk.locator("main")).to_contain_text("Your role (order-desk) may not view settings.")
+    context.close()
