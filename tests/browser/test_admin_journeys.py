@@ -5,14 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal.extensions import db
-from portal.lifecycle.provisioning import create_tenant
-from portal.services.passwords import hash_password
-from portal.tenancy.context import TenantRef
-from portal.tenancy.data import TenantUser
-from portal.tenancy.placement import tenant_transaction
-from tests.browser.test_journeys import ADMIN_PASSWORD
-from tests.factories import PASSWORD, unique_slug
+from tests.browser.helpers import first_admin_signs_in, make_tenant
+from tests.factories import unique_slug
 
 pytestmark = pytest.mark.browser
 
@@ -20,18 +14,7 @@ pytestmark = pytest.mark.browser
 def test_admin_settings_user_token_and_audit_log(page, live_app, made_through_ui):
     slug = made_through_ui.tenant(unique_slug("bra"))
     member_email = f"member@{slug}.example"
-    with live_app.app_context():
-        try:
-            tenant, token = create_tenant(slug, f"Admin {slug}", "basic", f"owner@{slug}.example", tier="pool")
-            with tenant_transaction(TenantRef.of(tenant)) as session:
-                session.add(TenantUser(tenant_id=tenant.id, email=member_email, role="member", name="Member",
-                                       password_hash=hash_password(PASSWORD)))
-        finally:
-            db.session.remove()
-    page.goto(f"/t/{slug}/set-password/{token}")
-    page.get_by_label("New password").fill(ADMIN_PASSWORD)
-    page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Set password").click()
+    first_admin_signs_in(page, slug, make_tenant(live_app, slug, f"Admin {slug}", users=[(member_email, "member")]))
     nav = page.get_by_role("navigation")
 
     # Settings: a bad colour is shown beside its field and the rest kept; then saved.
@@ -74,15 +57,7 @@ def test_admin_settings_user_token_and_audit_log(page, live_app, made_through_ui
 
 def test_admin_exports_the_data_and_asks_for_another_plan(page, live_app, made_through_ui):
     slug = made_through_ui.tenant(unique_slug("brx"))
-    with live_app.app_context():
-        try:
-            _, token = create_tenant(slug, f"Export {slug}", "basic", f"owner@{slug}.example", tier="pool")
-        finally:
-            db.session.remove()
-    page.goto(f"/t/{slug}/set-password/{token}")
-    page.get_by_label("New password").fill(ADMIN_PASSWORD)
-    page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Set password").click()
+    first_admin_signs_in(page, slug, make_tenant(live_app, slug, f"Export {slug}"))
     nav = page.get_by_role("navigation")
 
     # The export runs as a job on the live worker; the page follows it and offers the zip.

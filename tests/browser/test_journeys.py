@@ -12,7 +12,7 @@ from tests.factories import unique_slug
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = os.path.join(tempfile.gettempdir(), "browser-home.png")
-ADMIN_PASSWORD = "a long browser password 42"
+from tests.browser.helpers import ADMIN_PASSWORD
 
 
 def sign_in_staff(page, staff_user):

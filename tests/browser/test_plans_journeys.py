@@ -21,7 +21,8 @@ from portal.services.passwords import hash_password
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_transaction
-from tests.browser.test_journeys import ADMIN_PASSWORD, sign_in_staff
+from tests.browser.helpers import first_admin_signs_in
+from tests.browser.test_journeys import sign_in_staff
 from tests.factories import PASSWORD, unique_slug
 
 pytestmark = pytest.mark.browser
@@ -137,10 +138,7 @@ def test_tenant_admin_reads_the_usage_bars(page, live_app, made_through_ui):
     users = 3  # the first admin and two members
 
     # The first admin sets a password with the link provisioning gave, and is signed in.
-    page.goto(f"/t/{slug}/set-password/{token}")
-    page.get_by_label("New password").fill(ADMIN_PASSWORD)
-    page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Set password").click()
+    first_admin_signs_in(page, slug, token)
     expect(page).to_have_url(re.compile(rf"/t/{re.escape(slug)}/$"))
     expect(page.locator("header")).to_contain_text(f"{admin_email} · admin")
 

@@ -3,13 +3,7 @@ and that user sees exactly what the role allows."""
 import pytest
 from playwright.sync_api import expect
 
-from portal.extensions import db
-from portal.lifecycle.provisioning import create_tenant
-from portal.services.passwords import hash_password
-from portal.tenancy.context import TenantRef
-from portal.tenancy.data import TenantUser
-from portal.tenancy.placement import tenant_transaction
-from tests.browser.test_journeys import ADMIN_PASSWORD
+from tests.browser.helpers import first_admin_signs_in, make_tenant
 from tests.factories import PASSWORD, unique_slug
 
 pytestmark = pytest.mark.browser
@@ -19,18 +13,8 @@ def test_admin_makes_a_role_and_its_holder_sees_what_it_allows(page, browser, ba
                                                                made_through_ui):
     slug = made_through_ui.tenant(unique_slug("brr"))
     clerk_email = f"clerk@{slug}.example"
-    with live_app.app_context():
-        try:
-            tenant, token = create_tenant(slug, f"Roles {slug}", "enterprise", f"owner@{slug}.example", tier="pool")
-            with tenant_transaction(TenantRef.of(tenant)) as session:
-                session.add(TenantUser(tenant_id=tenant.id, email=clerk_email, role="member", name="Clerk",
-                                       password_hash=hash_password(PASSWORD)))
-        finally:
-            db.session.remove()
-    page.goto(f"/t/{slug}/set-password/{token}")
-    page.get_by_label("New password").fill(ADMIN_PASSWORD)
-    page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Set password").click()
+    token = make_tenant(live_app, slug, f"Roles {slug}", "enterprise", users=[(clerk_email, "member")])
+    first_admin_signs_in(page, slug, token)
 
     page.get_by_role("navigation").get_by_role("link", name="Roles", exact=True).click()
     expect(page.locator("#role-viewer")).to_be_visible()
