@@ -37,26 +37,34 @@ class TenantLookup:
         return self._get(f"id:{tenant_id}", lambda: self._load(Tenant.id == tenant_id))
 
     def by_domain(self, host):
-        return self._get(
-            f"host:{host}",
-            lambda: self._load(Tenant.id.in_(select(TenantDomain.tenant_id).where(TenantDomain.domain == host))),
-        )
+        # Only a verified domain routes: a domain merely claimed (its TXT record not yet
+        # seen) must never reach the tenant that claimed it.
+        verified = select(TenantDomain.tenant_id).where(TenantDomain.domain == host,
+                                                        TenantDomain.verified_at.is_not(None))
+        return self._get(f"host:{host}", lambda: self._load(Tenant.id.in_(verified)))
 
     def invalidate(self, tenant_id, slug, domains=()):
-        keys = [f"id:{tenant_id}", f"slug:{slug}"] + [f"host:{d}" for d in domains]
-        with self._lock:
-            for key in keys:
-                self._local.pop(key, None)
-        try:
-            redis_holder.client.delete(*[self._redis_key(k) for k in keys])
-        except redis.RedisError as exc:
-            log.warning("tenant cache: could not invalidate %s in Redis: %s", slug, exc)
+        self._forget([f"id:{tenant_id}", f"slug:{slug}"] + [f"host:{d}" for d in domains], slug)
+
+    def invalidate_domains(self, domains):
+        """Forget custom domains only: one starts routing (verified) or stops (removed)."""
+        if domains:
+            self._forget([f"host:{d}" for d in domains], ", ".join(domains))
 
     def clear_local(self):
         with self._lock:
             self._local.clear()
 
     # -- internals --------------------------------------------------------------
+    def _forget(self, keys, what):
+        with self._lock:
+            for key in keys:
+                self._local.pop(key, None)
+        try:
+            redis_holder.client.delete(*[self._redis_key(k) for k in keys])
+        except redis.RedisError as exc:
+            log.warning("tenant cache: could not invalidate %s in Redis: %s", what, exc)
+
     def _redis_key(self, key):
         return f"{self.prefix}:tenant:{key}"
 
