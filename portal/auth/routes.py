@@ -1,4 +1,5 @@
 import time
+from datetime import timezone
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
@@ -89,18 +90,35 @@ def tenant_logout():
 def tenant_set_password(token):
     tenant = require_tenant()
     with tenant_session(tenant) as session:
-        user = services.user_for_token(session, token)
-    if user is None:
-        return render_template("errors/error.html", status=404, title="Link not valid",
-                               message="This link has expired or has already been used."), 404
+        user, state = services.user_for_token(session, token)
+    if state != services.OPEN:
+        return _link_closed(tenant, state, user)
     form = SetPasswordForm()
     if form.validate_on_submit():
         try:
             user = services.set_password_with_token(tenant, token, form.password.data)
+        except services.LinkClosed as exc:  # used or expired since the page was shown
+            return _link_closed(tenant, exc.state, exc.user)
         except services.PasswordRejected as exc:
             form.password.errors.append(str(exc))
         else:
             sign_in_tenant_user(tenant, user)
             flash("Your password is set. Welcome!", "success")
             return redirect(url_for("selfservice.home"))
-    return render_template("auth/set_password.html", form=form, email=user.email)
+    return render_template("auth/set_password.html", form=form, email=user.email), (400 if form.errors else 200)
+
+
+def _link_closed(tenant, state, user):
+    """Why the link does not work: unknown (404), used or expired (410). Nothing about
+    the user is shown: whoever holds the link may not be them."""
+    if state is None:
+        return render_template("auth/link_closed.html", title="Link not valid",
+                               message="This link is not valid."), 404
+    if state == services.USED:
+        return render_template("auth/link_closed.html", title="Link already used", sign_in=True,
+                               message=f"This link has already been used. Sign in, or ask an admin of "
+                                       f"{tenant.name} for a new one."), 410
+    expired = user.set_password_expires_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return render_template("auth/link_closed.html", title="Link expired",
+                           message=f"This invitation expired on {expired}. Ask an admin of {tenant.name} "
+                                   f"for a new one."), 410

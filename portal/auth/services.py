@@ -3,7 +3,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app
+from flask import current_app, has_request_context, url_for
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -61,41 +61,70 @@ def _token_hash(token):
 
 
 def open_set_password_link(user):
-    """Give `user` (a TenantUser in an open session) a fresh single-use token; return it."""
+    """Give `user` (a TenantUser in an open session) a fresh single-use token; return it.
+    The user's earlier link, used or not, stops working."""
     token = secrets.token_urlsafe(32)
     user.set_password_token_hash = _token_hash(token)
     user.set_password_expires_at = datetime.now(timezone.utc) + timedelta(
         hours=current_app.config["SET_PASSWORD_LINK_HOURS"]
     )
+    user.set_password_used_at = None
     return token
 
 
-def user_for_token(session, token):
-    """The user whose open, unexpired set-password token this is, or None."""
-    user = session.execute(
-        select(TenantUser).where(TenantUser.set_password_token_hash == _token_hash(token))
-    ).scalar_one_or_none()
-    if user is None or user.set_password_expires_at < datetime.now(timezone.utc):
-        return None
-    return user
+def set_password_url(tenant, token):
+    """The absolute link for `token`: at the address the current request came to (path
+    prefix, subdomain or custom domain); outside a request, at the tenant's subdomain."""
+    if has_request_context():
+        return url_for("auth.tenant_set_password", token=token, _external=True)
+    cfg = current_app.config
+    return f"{cfg['PREFERRED_URL_SCHEME']}://{tenant.slug}.{cfg['PORTAL_BASE_DOMAIN']}/set-password/{token}"
+
+
+# What a set-password token is: a hash is kept after use, so a used link is told apart
+# from one nobody was given.
+OPEN, USED, EXPIRED = "open", "used", "expired"
+
+
+def user_for_token(session, token, for_update=False):
+    """(user, state) for a set-password token of the session's tenant: state OPEN, USED
+    or EXPIRED; (None, None) for a token no user of this tenant holds."""
+    query = select(TenantUser).where(TenantUser.set_password_token_hash == _token_hash(token))
+    user = session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
+    if user is None:
+        return None, None
+    if user.set_password_used_at is not None:
+        return user, USED
+    if user.set_password_expires_at < datetime.now(timezone.utc):
+        return user, EXPIRED
+    return user, OPEN
 
 
 class PasswordRejected(Exception):
-    pass
+    """A password the rules refuse; the link stays usable."""
+
+
+class LinkClosed(Exception):
+    """The link is unknown (state None), used or expired."""
+
+    def __init__(self, state, user=None):
+        super().__init__(state)
+        self.state = state
+        self.user = user
 
 
 def set_password_with_token(tenant, token, password):
-    """Use the link once: set the password and close the link. Returns the user."""
+    """Use the link once: set the password and mark the link used. Returns the user."""
     with tenant_transaction(tenant) as session:
-        user = user_for_token(session, token)
-        if user is None:
-            raise PasswordRejected("This link has expired or has already been used.")
+        # Locked: two submissions of one link cannot both set a password.
+        user, state = user_for_token(session, token, for_update=True)
+        if state != OPEN:
+            raise LinkClosed(state, user)
         problem = password_problem(password, user.email)
         if problem:
             raise PasswordRejected(problem)
         user.password_hash = hash_password(password)
-        user.set_password_token_hash = None
-        user.set_password_expires_at = None
+        user.set_password_used_at = datetime.now(timezone.utc)
     audit.record("tenant_user.password_set", actor=user, tenant_id=tenant.id, target=user.email)
     db.session.commit()
     return user

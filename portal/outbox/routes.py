@@ -1,6 +1,27 @@
-from flask import Blueprint
+from flask import Blueprint, abort, current_app, render_template, request
 
 from portal.auth.guards import guard_staff_blueprint
+from portal.outbox import services
 
 bp = Blueprint("outbox", __name__, url_prefix="/admin", template_folder="templates")
-guard_staff_blueprint(bp, {})
+guard_staff_blueprint(bp, {"index": "outbox.view", "detail": "outbox.view"})
+
+
+@bp.route("/outbox")
+def index():
+    recipient = request.args.get("to", "").strip()[:254]
+    try:
+        page_no = int(request.args.get("page", 1))
+    except ValueError:
+        page_no = 1
+    page = services.search_messages(recipient, page=page_no, per_page=current_app.config["PAGE_SIZE"])
+    return render_template("outbox/index.html", page=page, filters={"to": recipient})
+
+
+@bp.route("/outbox/<message_id>")
+def detail(message_id):
+    found = services.get_message(message_id)
+    if found is None:
+        abort(404)
+    message, slug = found
+    return render_template("outbox/detail.html", message=message, slug=slug)

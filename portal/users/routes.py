@@ -8,15 +8,20 @@ from portal.services.errors import Refused
 from portal.users import services
 from portal.users.forms import AddUserForm, RoleChoiceForm
 
+# With no mail server configured, mail waits in the outbox (portal/services/mail.py).
+OUTBOX_NOTE = "No mail server is configured: the mail is in the portal's outbox, for the platform's staff to pass on."
+
 bp = Blueprint("users", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"index": "users.view", "detail": "users.view", "create": "users.create",
                             "change": "users.update", "remove": "users.delete"})
-ACTIONS = {"disable": "disabled", "enable": "enabled", "reset": "sent a new link", "role": "role changed"}
+ACTIONS = {"disable": "disabled", "enable": "enabled", "reset": "new link sent", "resend": "invitation sent again",
+           "role": "role changed"}
 
 
 @bp.route("/users")
 def index():
-    return render_template("users/index.html", users=services.list_users())
+    return render_template("users/index.html", users=services.list_users(), state_of=services.state_of,
+                           form=FlaskForm())
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -25,13 +30,11 @@ def create():
     form.role.choices = role_choices()
     if form.validate_on_submit():
         try:
-            user, token = services.add_user(form.email.data, form.name.data, form.role.data, current_user)
+            user, message = services.add_user(form.email.data, form.name.data, form.role.data, current_user)
         except Refused as exc:
             getattr(form, exc.field or "email").errors.append(exc.message)
         else:
-            flash(f"{user.email} added.", "success")
-            link = url_for("auth.tenant_set_password", token=token, _external=True)
-            return render_template("users/added.html", user=user, link=link)
+            return render_template("users/invited.html", user=user, message=message)
     return render_template("users/new.html", form=form), (400 if form.errors else 200)
 
 
@@ -42,7 +45,8 @@ def detail(user_id):
         abort(404)
     role_form = RoleChoiceForm(role=user.role)
     role_form.role.choices = role_choices()
-    return render_template("users/detail.html", user=user, form=FlaskForm(), role_form=role_form)
+    return render_template("users/detail.html", user=user, state=services.state_of(user), form=FlaskForm(),
+                           role_form=role_form)
 
 
 @bp.post("/users/<user_id>/remove")
@@ -62,14 +66,12 @@ def _change(user_id, action):
     if not form.validate_on_submit():
         abort(400)
     try:
-        email, token = services.change_user(user_id, action, current_user, role=form.role.data)
+        email, message = services.change_user(user_id, action, current_user, role=form.role.data)
     except LookupError:
         abort(404)
     except Refused as exc:
         flash(exc.message, "error")
         return redirect(url_for("users.detail", user_id=user_id))
-    if token:
-        link = url_for("auth.tenant_set_password", token=token, _external=True)
-        return render_template("users/added.html", user={"email": email}, link=link, reset=True)
-    flash(f"{email}: {ACTIONS.get(action, 'removed')}.", "success")
+    note = f" {OUTBOX_NOTE}" if message is not None and message.transport == "outbox" else ""
+    flash(f"{email}: {ACTIONS.get(action, 'removed')}.{note}", "success")
     return redirect(url_for("users.index"))

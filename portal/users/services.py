@@ -1,12 +1,14 @@
+from datetime import datetime, timezone
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from portal.auth.services import open_set_password_link
+from portal.auth.services import open_set_password_link, set_password_url
 from portal.extensions import db
+from portal.models import Plan
+from portal.services import audit, entitlements, mail
 from portal.services.errors import Refused
 from portal.services.validation import normalise_email
-from portal.models import Plan
-from portal.services import audit, entitlements
 from portal.tenancy.context import require_tenant
 from portal.roles.services import check_assignable, check_may_take
 from portal.tenancy.data import TenantUser
@@ -27,8 +29,47 @@ def count_users(session):
     return session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
 
 
+class MailNotSent(Exception):
+    """The mail server did not take the message: the change that needed it is undone."""
+
+
+def _mail_link(session, user, token, actor, kind):
+    """Mail `user` their set-password link (kind "invitation" or "reset") before the
+    change commits; raise MailNotSent when the mail server refuses it, so the caller's
+    transaction rolls back: no invited user who never got the link, no reset password
+    without a way back. (The transaction stays open for the SMTP exchange, at most the
+    mail timeout; a commit failing after a delivered mail leaves a link that says "not valid".)"""
+    tenant = require_tenant()
+    session.flush()  # a duplicate email fails here, before any mail goes out
+    who = getattr(actor, "name", "") or getattr(actor, "email", "") or "An admin"
+    expires = user.set_password_expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    link = set_password_url(tenant, token)
+    if kind == "invitation":
+        subject = f"You are invited to {tenant.name}"
+        opening = f"{who} invited you to {tenant.name}. Choose your password to sign in:"
+    else:
+        subject = f"A new password for {tenant.name}"
+        opening = (f"{who}, an admin of {tenant.name}, asked for a new password for your account; the "
+                   f"old one no longer works. Choose a new password here:")
+    body = (f"Hello {user.name or user.email},\n\n{opening}\n\n{link}\n\n"
+            f"The link works once and expires on {expires}.\n")
+    message = mail.send(user.email, subject, body, tenant_id=tenant.id)
+    if message.error:
+        raise MailNotSent(message)
+    return message
+
+
+def _not_sent(email, undone):
+    # The failed message stays on the staff outbox page with its error; the admin is
+    # told what happened in words, without the mail server's details.
+    db.session.commit()
+    return Refused(f"The mail to {email} could not be sent (our mail server did not accept it), so {undone}. "
+                   f"Please try again later.", "email")
+
+
 def add_user(email, name, role, actor):
-    """Add a user to the current tenant; return (user, set-password token)."""
+    """Invite a user to the current tenant: add them and mail them a set-password link.
+    Returns (user, the OutboxMessage). A mail the server refuses adds no user (Refused)."""
     tenant = require_tenant()
     email = normalise_email(email, "email")
     name = (name or "").strip()
@@ -47,11 +88,15 @@ def add_user(email, name, role, actor):
             user = TenantUser(tenant_id=tenant.id, email=email, name=name, role=role)
             token = open_set_password_link(user)
             session.add(user)
+            message = _mail_link(session, user, token, actor, "invitation")
     except IntegrityError:
         raise Refused(f"{email} is already a user of this tenant.", "email") from None
-    audit.record("tenant_user.added", actor=actor, tenant_id=tenant.id, target=email, details={"role": role})
+    except MailNotSent:
+        raise _not_sent(email, "no user was added") from None
+    audit.record("tenant_user.added", actor=actor, tenant_id=tenant.id, target=email,
+                 details={"role": role, "mail": message.transport})
     db.session.commit()
-    return user, token
+    return user, message
 
 
 def _other_active_admins(session, user):
@@ -60,40 +105,62 @@ def _other_active_admins(session, user):
 
 
 def change_user(user_id, action, actor, role=None):
-    """disable, enable, remove, reset the password of, or give `role` to a user of the
-    current tenant. Refused: acting on yourself, leaving the tenant without an active
-    admin, or a role the actor could not grant. Returns (user email, set-password token
-    for a reset, else None)."""
+    """disable, enable, remove, reset the password of, resend the invitation of, or give
+    `role` to a user of the current tenant. Refused: acting on yourself, leaving the tenant
+    without an active admin, a role the actor could not grant, resending to a user who has
+    a password, or a mail the server refuses (then nothing changed). Returns (user email,
+    the OutboxMessage of a reset or resend, else None)."""
     tenant = require_tenant()
-    token = details = None
-    with tenant_transaction() as session:
-        user = get_row(session, TenantUser, user_id)
-        if user is None:
-            raise LookupError(user_id)
-        if user.id == actor.id:
-            raise Refused("You cannot do that to your own account.")
-        leaves_admins = action in ("disable", "remove") or (action == "role" and role != "admin")
-        if leaves_admins and user.role == "admin" and user.is_active and not _other_active_admins(session, user):
-            raise Refused("This is the tenant's last active admin: make another admin first.")
-        email = user.email
-        if action == "disable":
-            user.is_active = False
-        elif action == "enable":
-            user.is_active = True
-        elif action == "remove":
-            session.delete(user)
-        elif action == "role":
-            check_assignable(session, actor, role)
-            check_may_take(session, actor, user.role)
-            details = {"from": user.role, "to": role}
-            user.role = role
-        elif action == "reset":
-            # The old password stops working at once; the new link sets another.
-            user.password_hash = None
-            token = open_set_password_link(user)
-        else:
-            raise LookupError(action)
+    message = details = None
+    try:
+        with tenant_transaction() as session:
+            user = get_row(session, TenantUser, user_id)
+            if user is None:
+                raise LookupError(user_id)
+            if user.id == actor.id:
+                raise Refused("You cannot do that to your own account.")
+            leaves_admins = action in ("disable", "remove") or (action == "role" and role != "admin")
+            if leaves_admins and user.role == "admin" and user.is_active and not _other_active_admins(session, user):
+                raise Refused("This is the tenant's last active admin: make another admin first.")
+            email = user.email
+            if action == "disable":
+                user.is_active = False
+            elif action == "enable":
+                user.is_active = True
+            elif action == "remove":
+                session.delete(user)
+            elif action == "role":
+                check_assignable(session, actor, role)
+                check_may_take(session, actor, user.role)
+                details = {"from": user.role, "to": role}
+                user.role = role
+            elif action == "reset":
+                # The old password stops working at once; the new link sets another.
+                user.password_hash = None
+                message = _mail_link(session, user, open_set_password_link(user), actor, "reset")
+            elif action == "resend":
+                if user.password_hash is not None:
+                    raise Refused(f"{email} has already set a password: use Reset password instead.")
+                # A new link: the one sent before stops working.
+                message = _mail_link(session, user, open_set_password_link(user), actor, "invitation")
+            else:
+                raise LookupError(action)
+    except MailNotSent:
+        raise _not_sent(email, "nothing was changed") from None
+    if message is not None:
+        details = {"mail": message.transport}
     audit.record(f"tenant_user.{action}", actor=actor, tenant_id=tenant.id, target=email,
                  details=details)
     db.session.commit()
-    return email, token
+    return email, message
+
+
+def state_of(user, now=None):
+    """How the users pages name a user's state: "disabled", "invited" (their link is open),
+    "invitation expired" or "active"."""
+    if not user.is_active:
+        return "disabled"
+    if user.password_hash is None:
+        expires = user.set_password_expires_at
+        return "invited" if expires is not None and expires > (now or datetime.now(timezone.utc)) else "invitation expired"
+    return "active"

@@ -83,7 +83,7 @@ def _open_link(factory, app):
     from tests.factories import unique_slug
 
     slug = unique_slug()
-    tenant, token = create_tenant(slug, "Linked", "basic", f"first@{slug}.example")
+    tenant, token = create_tenant(slug, f"Linked {slug}", "basic", f"first@{slug}.example")
     return TenantRef.of(tenant), token
 
 
@@ -96,37 +96,93 @@ def _set_password(client, tenant, token, password, confirm=None):
                                   "csrf_token": csrf_token(page.get_data(as_text=True))})
 
 
+def _first_user(tenant):
+    with tenant_transaction(tenant) as session:
+        return session.execute(select(TenantUser)).scalar_one()
+
+
 def test_set_password_link_is_single_use(client, factory, app):
     tenant, token = _open_link(factory, app)
     response = _set_password(client, tenant, token, "a perfectly fine passphrase")
     assert response.status_code == 302
     assert client.get(f"/t/{tenant.slug}/").status_code == 200  # signed in
-    again = _set_password(client, tenant, token, "another fine passphrase")
-    assert again.status_code == 404
-    assert "expired or has already been used" in again.get_data(as_text=True)
+    used = _first_user(tenant)
+    assert used.set_password_used_at is not None and used.set_password_token_hash is not None
+    again = _set_password(app.test_client(), tenant, token, "another fine passphrase")
+    assert again.status_code == 410
+    assert (f"This link has already been used. Sign in, or ask an admin of {tenant.name} for a new one."
+            in again.get_data(as_text=True))
+    assert _first_user(tenant).password_hash == used.password_hash  # unchanged
+    assert _post_login(app.test_client(), f"/t/{tenant.slug}/login", used.email,
+                       "a perfectly fine passphrase").status_code == 302
+
+
+def test_link_used_between_showing_and_sending_the_form(client, factory, app):
+    tenant, token = _open_link(factory, app)
+    url = f"/t/{tenant.slug}/set-password/{token}"
+    form_token = csrf_token(client.get(url).get_data(as_text=True))
+    assert _set_password(app.test_client(), tenant, token, "a perfectly fine passphrase").status_code == 302
+    late = client.post(url, data={"password": "another fine passphrase", "confirm": "another fine passphrase",
+                                  "csrf_token": form_token})
+    assert late.status_code == 410 and "already been used" in late.get_data(as_text=True)
+
+
+def test_a_new_link_replaces_a_used_one(client, factory, app):
+    from portal.auth.services import open_set_password_link
+
+    tenant, token = _open_link(factory, app)
+    assert _set_password(client, tenant, token, "a perfectly fine passphrase").status_code == 302
+    with tenant_transaction(tenant) as session:
+        fresh = open_set_password_link(session.execute(select(TenantUser)).scalar_one())
+    assert _first_user(tenant).set_password_used_at is None
+    assert _set_password(app.test_client(), tenant, token, "x").status_code == 404  # the old one is gone
+    assert _set_password(app.test_client(), tenant, fresh, "a second fine passphrase").status_code == 302
 
 
 def test_weak_or_mismatched_password_is_refused_and_link_stays_open(client, factory, app):
     tenant, token = _open_link(factory, app)
     weak = _set_password(client, tenant, token, "short")
-    assert weak.status_code == 200 and "at least 12 characters" in weak.get_data(as_text=True)
+    body = weak.get_data(as_text=True)
+    assert weak.status_code == 400 and 'id="password-error">Use at least 12 characters.' in body
     differ = _set_password(client, tenant, token, "a perfectly fine passphrase", "something else entirely")
     assert "The two passwords differ" in differ.get_data(as_text=True)
+    assert _first_user(tenant).password_hash is None
     assert _set_password(client, tenant, token, "a perfectly fine passphrase").status_code == 302
 
 
 def test_expired_link_is_refused(client, factory, app):
     tenant, token = _open_link(factory, app)
+    expired_at = datetime.now(timezone.utc) - timedelta(minutes=1)
     with tenant_transaction(tenant) as session:
-        session.execute(update(TenantUser).values(
-            set_password_expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
-    assert _set_password(client, tenant, token, "a perfectly fine passphrase").status_code == 404
+        session.execute(update(TenantUser).values(set_password_expires_at=expired_at))
+    url = f"/t/{tenant.slug}/set-password/{token}"
+    page = client.get(url)
+    assert page.status_code == 410
+    assert (f"This invitation expired on {expired_at:%Y-%m-%d %H:%M} UTC. Ask an admin of {tenant.name} "
+            f"for a new one." in page.get_data(as_text=True))
+    token_of_form = csrf_token(client.get(f"/t/{tenant.slug}/login").get_data(as_text=True))
+    posted = client.post(url, data={"password": "a perfectly fine passphrase",
+                                    "confirm": "a perfectly fine passphrase", "csrf_token": token_of_form})
+    assert posted.status_code == 410
+    assert _first_user(tenant).password_hash is None
+
+
+def test_unknown_link_is_not_valid(client, factory):
+    tenant = factory.tenant()
+    response = client.get(f"/t/{tenant.slug}/set-password/no-such-token")
+    assert response.status_code == 404 and "This link is not valid." in response.get_data(as_text=True)
 
 
 def test_link_of_tenant_a_does_not_work_on_b(client, factory, app):
     tenant, token = _open_link(factory, app)
     other = factory.tenant()
-    assert client.get(f"/t/{other.slug}/set-password/{token}").status_code == 404
-    with tenant_transaction(tenant) as session:
-        user = session.execute(select(TenantUser)).scalar_one()
-        assert user.password_hash is None
+    url = f"/t/{other.slug}/set-password/{token}"
+    response = client.get(url)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 404 and "This link is not valid." in body
+    assert tenant.slug not in body and tenant.name not in body and f"first@{tenant.slug}" not in body
+    form_token = csrf_token(client.get(f"/t/{other.slug}/login").get_data(as_text=True))
+    posted = client.post(url, data={"password": "a perfectly fine passphrase",
+                                    "confirm": "a perfectly fine passphrase", "csrf_token": form_token})
+    assert posted.status_code == 404
+    assert _first_user(tenant).password_hash is None

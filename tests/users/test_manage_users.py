@@ -29,12 +29,15 @@ def test_disable_ends_sessions_enable_brings_back_remove_deletes(app, client, fa
     assert client.get(f"/t/{tenant.slug}/users/{member.id}").status_code == 404
 
 
-def test_reset_password_gives_a_new_link_and_ends_the_old_password(app, client, factory):
+def test_reset_password_mails_a_new_link_and_ends_the_old_password(app, client, factory):
     tenant = factory.tenant()
     admin, member = factory.admin(tenant), factory.user(tenant)
     sign_in_tenant(client, tenant, admin)
     response = _act(client, tenant, member, "reset")
-    assert response.status_code == 200 and "/set-password/" in response.get_data(as_text=True)
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"{member.email}: new link sent." in page and "/set-password/" not in page
+    assert "invited" in page.split('id="users"')[1].split(member.email, 1)[1].split("</tr>")[0]
     other = app.test_client()
     page = other.get(f"/t/{tenant.slug}/login")
     refused = other.post(f"/t/{tenant.slug}/login", data={

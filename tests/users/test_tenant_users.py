@@ -1,4 +1,5 @@
-"""A tenant admin lists and adds users; the plan's user limit and bad input."""
+"""A tenant admin lists and invites users; the plan's user limit and bad input.
+(The mail itself: test_invitations.py.)"""
 from sqlalchemy import func, select
 
 from portal.tenancy.data import TenantUser
@@ -19,12 +20,13 @@ def _add(client, tenant, **fields):
     return client.post(url, data=data)
 
 
-def test_admin_adds_a_user_and_gets_a_link(client, factory):
+def test_admin_invites_a_user(client, factory):
     tenant = factory.tenant()
     sign_in_tenant(client, tenant, factory.admin(tenant))
     response = _add(client, tenant)
     assert response.status_code == 200
-    assert "/set-password/" in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert "Invitation sent to new.person@example.com" in body and "/set-password/" not in body
     listing = client.get(f"/t/{tenant.slug}/users").get_data(as_text=True)
     assert "new.person@example.com" in listing
 
