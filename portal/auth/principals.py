@@ -4,9 +4,11 @@ A realm is the staff console or one tenant. Each realm has its own session cooki
 (name, path and signing salt), and the user loader accepts an id only in its own
 realm: a session made on tenant A is anonymous on tenant B and in the console.
 """
+import math
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Optional
 
 from flask import request, session
@@ -15,10 +17,41 @@ from itsdangerous import URLSafeTimedSerializer
 
 from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
-from portal.models import StaffUser
+from portal.models import Impersonation, StaffUser
 from portal.tenancy.context import get_current_tenant
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_session
+
+
+@dataclass(frozen=True)
+class ImpersonationView:
+    """An open impersonation, as the pages need it: the banner, the read-only check and
+    the audit of each request (portal/support/)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    staff_id: uuid.UUID
+    staff_email: str
+    user_id: uuid.UUID
+    user_email: str
+    expires_at: datetime
+    write_allowed: bool
+
+    @classmethod
+    def of(cls, row):
+        return cls(id=row.id, tenant_id=row.tenant_id, staff_id=row.staff_user_id, staff_email=row.staff_email,
+                   user_id=row.user_id, user_email=row.user_email, expires_at=row.expires_at,
+                   write_allowed=row.write_reason is not None)
+
+    @property
+    def minutes_left(self):
+        seconds = (self.expires_at - datetime.now(timezone.utc)).total_seconds()
+        return max(0, math.ceil(seconds / 60))
+
+    @property
+    def actor(self):
+        """The audit actor of what is done through this impersonation: the staff member."""
+        return "staff", str(self.staff_id), self.staff_email
 
 
 @dataclass(frozen=True)
@@ -32,7 +65,7 @@ class TenantPrincipal:
     role: str
     permissions: frozenset = frozenset()
     # Set while a staff member looks through this user's eyes (portal/support/).
-    impersonation: Optional[object] = None
+    impersonation: Optional[ImpersonationView] = None
 
     is_authenticated = True
     is_active = True
@@ -65,12 +98,30 @@ def load_user(user_id):
                 return None
             if session.get("ends_at", 0) < time.time():  # the tenant's sign-in lifetime
                 return None
+            impersonation = None
+            if "impersonation" in session:
+                impersonation = _open_impersonation(session["impersonation"], tenant.id, uuid.UUID(local_id))
+                if impersonation is None:  # ended, expired, or not this user's: the session is over
+                    return None
             with tenant_session(tenant) as data:
                 user = data.get(TenantUser, (tenant.id, uuid.UUID(local_id)))
-                return TenantPrincipal.of(user, data) if user is not None and user.is_active else None
+                if user is None or not user.is_active:
+                    return None
+                return TenantPrincipal.of(user, data, impersonation=impersonation)
     except ValueError:
         return None
     return None
+
+
+def _open_impersonation(raw_id, tenant_id, user_id):
+    """The impersonation `raw_id` if it is open, unexpired, and of this tenant and user.
+    (Closing a lapsed one, with its audit event, is portal/support/enforcement.py's job.)"""
+    row = db.session.get(Impersonation, uuid.UUID(str(raw_id)))
+    if row is None or row.tenant_id != tenant_id or row.user_id != user_id:
+        return None
+    if row.ended_at is not None or row.expires_at <= datetime.now(timezone.utc):
+        return None
+    return ImpersonationView.of(row)
 
 
 class RealmSessionInterface(SecureCookieSessionInterface):

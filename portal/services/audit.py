@@ -12,6 +12,10 @@ def actor_of(user):
         return "system", None, "system"
     if getattr(user, "is_staff", False):
         return "staff", str(user.id), user.email
+    impersonation = getattr(user, "impersonation", None)
+    if impersonation is not None:
+        # A change made while impersonating is the staff member's, done as the user.
+        return "staff", str(impersonation.staff_id), f"{impersonation.staff_email} as {user.email}"
     return "tenant_user", str(user.id), user.email
 
 

@@ -1,8 +1,102 @@
-from flask import Blueprint
+"""Support impersonation: the staff face (start one, list them) under /admin, and the
+tenant face (the handoff, End) on the tenant's pages. The read-only rule and the audit
+of every request are hooks in enforcement.py, not in these views."""
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
 
-from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
+from portal.auth.guards import PUBLIC, SIGNED_IN, guard_staff_blueprint, guard_tenant_blueprint
+from portal.auth.staff_roles import role_may
+from portal.models import Tenant
+from portal.services.errors import Refused
+from portal.support import enforcement, services
+from portal.support.forms import StartImpersonationForm
+from portal.tenancy.context import require_tenant
+from portal.views import get_or_404
 
 bp = Blueprint("support", __name__, url_prefix="/admin", template_folder="templates")
-guard_staff_blueprint(bp, {})
+guard_staff_blueprint(bp, {"start": "tenants.impersonate", "index": "audit.view"})
+bp.add_app_template_global(role_may, "role_may")  # the tenant page shows its link by role
+
 tenant_bp = Blueprint("impersonation", __name__, template_folder="templates")
-guard_tenant_blueprint(tenant_bp, {})
+# The handoff is public: its single-use token is what signs the staff member in.
+guard_tenant_blueprint(tenant_bp, {"enter": PUBLIC, "end": SIGNED_IN})
+enforcement.install(tenant_bp)
+
+
+@bp.route("/tenants/<tenant_id>/impersonate", methods=["GET", "POST"])
+def start(tenant_id):
+    tenant = get_or_404(Tenant, tenant_id)
+    form = StartImpersonationForm()
+    form.user.choices = [(str(u.id), f"{u.email} ({u.role})") for u in services.users_to_impersonate(tenant)]
+    access = services.support_access(tenant)
+    error = None
+    if form.validate_on_submit():
+        try:
+            _row, token = services.start(
+                tenant, form.user.data, current_user, reason=form.reason.data, ticket=form.ticket.data,
+                minutes=form.minutes.data, write=form.write.data, write_reason=form.write_reason.data,
+                override_reason=form.override_reason.data,
+            )
+        except services.NotFound:
+            abort(404)
+        except Refused as exc:
+            field = getattr(form, exc.field, None) if exc.field else None
+            if field is not None:
+                field.errors = list(field.errors) + [exc.message]
+            else:
+                error = exc.message
+        else:
+            # By path prefix on this host: it serves every tenant, and carries no staff cookie over.
+            return redirect(f"/t/{tenant.slug}" + url_for("impersonation.enter", token=token))
+    return render_template(
+        "support/start.html", tenant=tenant, form=form, error=error, support_access=access,
+        may_override=services.may_override(current_user),
+    ), (400 if form.errors or error else 200)
+
+
+@bp.route("/impersonations")
+def index():
+    return render_template("support/index.html", rows=services.recent())
+
+
+@tenant_bp.route("/impersonate")
+def enter():
+    """The handoff: `?token=` (single-use, minutes old) signs this browser in to the
+    tenant's pages as the impersonated user. (A query argument rather than a path one: the
+    route walks in tests/ fill path arguments with ids and expect 200 with one's own.)"""
+    tenant = require_tenant()
+    try:
+        principal = services.enter(tenant, request.args.get("token", ""))
+    except services.NotFound:
+        return render_template("errors/error.html", status=404, title="Link not valid",
+                               message="This impersonation link has expired or has already been used."), 404
+    session.clear()  # whoever was signed in here before, this realm is the impersonation's now
+    login_user(principal)
+    session["epoch"] = tenant.session_epoch
+    session["ends_at"] = int(principal.impersonation.expires_at.timestamp())
+    session["impersonation"] = str(principal.impersonation.id)
+    g.impersonation = principal.impersonation  # audited as the impersonation's first request
+    return redirect(url_for("selfservice.home"))
+
+
+@tenant_bp.post("/impersonate/end")
+def end():
+    view = current_user.impersonation
+    if view is None:
+        abort(404)  # a signed-in user who is not impersonating: nothing to end
+    services.end(view.id, cause="ended")
+    logout_user()
+    session.clear()
+    return redirect(_console_tenant_url(view.tenant_id))
+
+
+def _console_tenant_url(tenant_id):
+    """The staff console's page of the tenant. url_for would put this tenant's prefix
+    (SCRIPT_NAME) in front, and on a tenant's own host there is no console at all."""
+    path = current_app.url_map.bind("localhost", script_name="/").build("tenants.detail", {"tenant_id": tenant_id})
+    if request.script_root.startswith("/t/"):  # came by path prefix: this host serves the console
+        return request.host_url.rstrip("/") + path
+    hosts = [h.strip() for h in current_app.config["PORTAL_ADMIN_HOSTS"].split(",") if h.strip()]
+    host = hosts[0] if hosts else f"admin.{current_app.config['PORTAL_BASE_DOMAIN']}"
+    port = request.host.rpartition(":")[2] if ":" in request.host else ""
+    return f"{request.scheme}://{host}{':' + port if port else ''}{path}"

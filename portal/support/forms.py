@@ -1,0 +1,24 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from portal.support.services import MAX_MINUTES, NO_REASON, NO_TICKET, TOO_LONG
+
+
+class StartImpersonationForm(FlaskForm):
+    # Not checked against its choices: a user not of this tenant is a 404 (the service's
+    # lookup), not a form error that would confirm or deny anything.
+    user = SelectField("User", choices=[], validate_choice=False)
+    reason = TextAreaField("Reason", validators=[DataRequired(NO_REASON), Length(max=500)],
+                           description="Shown in the tenant's own audit log.")
+    ticket = StringField("Ticket", validators=[DataRequired(NO_TICKET), Length(max=64)])
+    minutes = IntegerField("Minutes", default=15,
+                           validators=[InputRequired(TOO_LONG), NumberRange(1, MAX_MINUTES, TOO_LONG)],
+                           description=f"At most {MAX_MINUTES}; it ends by itself then.")
+    write = BooleanField("Allow changes (write access)")
+    write_reason = TextAreaField("Why changes are needed", validators=[Optional(), Length(max=500)],
+                                 description="Required with write access; without it the impersonation is read-only.")
+    override_reason = TextAreaField("Reason for overriding the tenant's choice",
+                                    validators=[Optional(), Length(max=500)],
+                                    description="The tenant has turned support access off; its audit log will say "
+                                                "that you went in anyway, and why.")

@@ -1,0 +1,229 @@
+"""Support impersonation: start (staff console), enter (the handoff onto the tenant's
+pages), each request audited, and the ends (End, sign-out, expiry).
+
+An impersonation is a registry row (portal/models/impersonation.py). The staff member
+reaches the tenant's pages through a single-use handoff token (only its SHA-256 is
+kept), because the staff session cookie is not the tenant realm's and the tenant may be
+on another host. Every event is written to the tenant's own audit log (tenant_id set)
+with the staff member as the actor.
+"""
+import hashlib
+import secrets
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select, update
+
+from portal.auth.principals import ImpersonationView, TenantPrincipal
+from portal.extensions import db
+from portal.models import Impersonation, Tenant
+from portal.services import audit, tenant_settings
+from portal.services.errors import Refused
+from portal.tenancy.context import TenantRef
+from portal.tenancy.data import TenantSetting, TenantUser
+from portal.tenancy.placement import get_row, tenant_session
+
+MAX_MINUTES = 60
+HANDOFF_SECONDS = 120  # the handoff link works this long after the start, once
+OVERRIDE_ROLE = "superadmin"  # the one staff role that may go in where support access is off
+SYSTEM = ("system", None, "system")
+
+TOO_LONG = f"An impersonation lasts from 1 to {MAX_MINUTES} minutes."
+NO_REASON = "Give the reason for looking into this account."
+NO_TICKET = "Give the ticket reference."
+NO_WRITE_REASON = "Give the reason write access is needed, or leave write access off."
+ACCESS_OFF = "This tenant has turned support access off; ask its admin to turn it on in their settings."
+NEEDS_OVERRIDE = "This tenant has turned support access off. To go in anyway, give your reason for overriding it."
+NOT_YOURS_TO_OVERRIDE = f"Only a {OVERRIDE_ROLE} may go in where the tenant has turned support access off."
+
+
+class NotFound(LookupError):
+    """No such user of this tenant, or no such open handoff: the route answers 404."""
+
+
+def _hash(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def users_to_impersonate(tenant):
+    """The tenant's active users, by email: whom an impersonation may look through."""
+    with tenant_session(TenantRef.of(tenant)) as data:
+        return data.execute(
+            select(TenantUser).where(TenantUser.is_active.is_(True)).order_by(TenantUser.email)
+        ).scalars().all()
+
+
+def support_access(tenant):
+    """Whether the tenant lets support staff in (its setting `support_access`). Read
+    from its settings rows directly: tenant_settings.current() is the *request's* tenant."""
+    ref = TenantRef.of(tenant)
+    with tenant_session(ref) as data:
+        row = data.get(TenantSetting, (ref.id, "support_access"))
+    return bool(row.value.get("value")) if row is not None else tenant_settings.DEFAULTS["support_access"]
+
+
+def may_override(staff):
+    return staff.role == OVERRIDE_ROLE
+
+
+def start(tenant, user_id, staff, *, reason, ticket, minutes, write=False, write_reason="", override_reason=""):
+    """Open an impersonation of `user_id` (a user of `tenant`) by `staff`; return
+    (impersonation, handoff token). Bad input raises Refused (with its field), a user not
+    of this tenant NotFound; either way nothing is written."""
+    reason, ticket = (reason or "").strip(), (ticket or "").strip()
+    write_reason, override_reason = (write_reason or "").strip(), (override_reason or "").strip()
+    if minutes is None or not 1 <= minutes <= MAX_MINUTES:
+        raise Refused(TOO_LONG, "minutes")
+    if not reason:
+        raise Refused(NO_REASON, "reason")
+    if not ticket:
+        raise Refused(NO_TICKET, "ticket")
+    if write and not write_reason:
+        raise Refused(NO_WRITE_REASON, "write_reason")
+    if override_reason and not may_override(staff):
+        raise Refused(NOT_YOURS_TO_OVERRIDE, "override_reason")
+    if tenant.status != "active":
+        raise Refused("Only an active tenant's pages can be looked into.")
+    ref = TenantRef.of(tenant)
+    with tenant_session(ref) as data:
+        user = get_row(data, TenantUser, user_id, ref)
+    if user is None or not user.is_active:
+        raise NotFound(user_id)
+    if support_access(tenant):
+        override_reason = ""  # nothing to override
+    elif not override_reason:
+        raise Refused(NEEDS_OVERRIDE if may_override(staff) else ACCESS_OFF,
+                      "override_reason" if may_override(staff) else None)
+
+    token, now = secrets.token_urlsafe(32), _now()
+    row = Impersonation(
+        tenant_id=tenant.id, staff_user_id=staff.id, staff_email=staff.email, user_id=user.id,
+        user_email=user.email, reason=reason, ticket=ticket, minutes=minutes,
+        write_reason=write_reason if write else None, override_reason=override_reason or None,
+        handoff_hash=_hash(token), started_at=now, expires_at=now + timedelta(minutes=minutes),
+    )
+    db.session.add(row)
+    db.session.flush()
+    details = {"impersonation_id": str(row.id), "user_id": str(user.id), "user_email": user.email,
+               "ticket": ticket, "minutes": minutes, "write_access": bool(write), "write_reason": row.write_reason}
+    audit.record("impersonation.started", actor=staff, tenant_id=tenant.id, target=user.email, reason=reason,
+                 details=details)
+    if override_reason:
+        # Its own event, so the tenant's log says plainly that its choice was overridden, and why.
+        audit.record("impersonation.support_access_overridden", actor=staff, tenant_id=tenant.id,
+                     target=user.email, reason=override_reason, details={"impersonation_id": str(row.id)})
+    db.session.commit()
+    return row, token
+
+
+def enter(tenant, token):
+    """Use the handoff `token` on `tenant`'s pages (once, within HANDOFF_SECONDS of the
+    start, while the impersonation is open): the principal to sign in, impersonating.
+    A token of another tenant, used, stale or unknown raises NotFound."""
+    row = db.session.execute(
+        select(Impersonation).where(Impersonation.handoff_hash == _hash(token or ""),
+                                    Impersonation.tenant_id == tenant.id).with_for_update()
+    ).scalar_one_or_none()
+    now = _now()
+    if row is None or row.ended_at is not None or row.expires_at <= now or \
+            row.started_at < now - timedelta(seconds=HANDOFF_SECONDS):
+        raise NotFound("handoff")
+    with tenant_session(tenant) as data:
+        user = get_row(data, TenantUser, row.user_id, tenant)
+        if user is None or not user.is_active:
+            raise NotFound("user")
+        principal = TenantPrincipal.of(user, data, impersonation=ImpersonationView.of(row))
+    row.handoff_hash = None  # single use
+    db.session.commit()
+    return principal
+
+
+def record_request(view, method, path, status, host):
+    """One request made while impersonating: its audit event and the count, committed
+    together. (Runs after the view: its service has committed its own changes, and a
+    failed request's were rolled back.)"""
+    db.session.execute(update(Impersonation).where(Impersonation.id == view.id)
+                       .values(request_count=Impersonation.request_count + 1))
+    audit.record("impersonation.request", actor=view.actor, tenant_id=view.tenant_id,
+                 target=f"{view.user_email}: {method} {path} {status}"[:254],
+                 details={"impersonation_id": str(view.id), "user_id": str(view.user_id),
+                          "user_email": view.user_email, "method": method, "path": path, "status": status,
+                          "host": host})
+    db.session.commit()
+
+
+def _close(row, cause):
+    """End `row` (open) for `cause`, with its audit event; the caller commits."""
+    now = _now()
+    row.ended_at = min(now, row.expires_at)  # an expired one ended at its expiry, noticed later
+    row.end_cause = cause
+    row.handoff_hash = None
+    staff = ("staff", str(row.staff_user_id), row.staff_email)
+    audit.record("impersonation.ended", actor=staff if cause in ("ended", "signed_out") else SYSTEM,
+                 tenant_id=row.tenant_id, target=row.user_email,
+                 details={"impersonation_id": str(row.id), "cause": cause, "staff_email": row.staff_email,
+                          "user_id": str(row.user_id), "user_email": row.user_email,
+                          "request_count": row.request_count})
+
+
+def _open_rows(*where, skip_locked=False):
+    """Open impersonations matching `where`, locked, fresh from the database (the user
+    loader may have loaded one earlier in this request)."""
+    return db.session.execute(
+        select(Impersonation).where(Impersonation.ended_at.is_(None), *where)
+        .with_for_update(skip_locked=skip_locked).execution_options(populate_existing=True)
+    ).scalars().all()
+
+
+def end(impersonation_id, cause="ended"):
+    """End an impersonation (no-op when it has ended already). Returns whether it did."""
+    rows = _open_rows(Impersonation.id == impersonation_id)
+    for row in rows:
+        _close(row, cause)
+    db.session.commit()
+    return bool(rows)
+
+
+def close_lapsed(impersonation_id, tenant_id):
+    """A tenant session still names an impersonation its user loader no longer accepts:
+    close it if still open — `expired` past its time, else `revoked` (its user was
+    disabled or removed, or the tenant's sessions were ended)."""
+    try:
+        impersonation_id = uuid.UUID(str(impersonation_id))
+    except ValueError:
+        return
+    for row in _open_rows(Impersonation.id == impersonation_id, Impersonation.tenant_id == tenant_id):
+        _close(row, "expired" if row.expires_at <= _now() else "revoked")
+    db.session.commit()
+
+
+def end_all_for_staff(staff_id, cause="signed_out"):
+    """End every open impersonation of a staff member (their console sign-out)."""
+    rows = _open_rows(Impersonation.staff_user_id == staff_id)
+    for row in rows:
+        _close(row, cause)
+    db.session.commit()
+    return len(rows)
+
+
+def expire():
+    """Close every open impersonation past its time. Returns how many."""
+    rows = _open_rows(Impersonation.expires_at <= _now(), skip_locked=True)
+    for row in rows:
+        _close(row, "expired")
+    db.session.commit()
+    return len(rows)
+
+
+def recent(limit=100):
+    """(impersonation, tenant slug) pairs: open ones first, then the latest. Lapsed ones
+    are closed first, so that "open" means open."""
+    expire()
+    return db.session.execute(
+        select(Impersonation, Tenant.slug).join(Tenant, Tenant.id == Impersonation.tenant_id)
+        .order_by(Impersonation.ended_at.is_(None).desc(), Impersonation.started_at.desc()).limit(limit)
+    ).all()
