@@ -1,4 +1,4 @@
-"""Operator commands: `flask --app wsgi tenants ...`, `staff ...`, `db-setup`, `seed-demo`."""
+"""Operator commands: `flask --app wsgi tenants ...`, `staff ...`, `support ...`, `db-setup`, `seed-demo`."""
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -10,10 +10,12 @@ from portal.lifecycle import exports, placements, provisioning, retire, states, 
 from portal.models import STAFF_ROLES, TENANT_TIERS
 from portal.services import jobs
 from portal.services.errors import Refused
+from portal.support import services as support
 from portal.tenants import services as registry
 
 tenants_cli = AppGroup("tenants", help="Create, list, suspend and resume tenants.")
 staff_cli = AppGroup("staff", help="Manage staff users.")
+support_cli = AppGroup("support", help="Support impersonations.")
 
 
 def _fail(message):
@@ -248,6 +250,13 @@ def staff_create(email, role, password):
     click.echo(f"created staff user {user.email} ({user.role}); password: {password}")
 
 
+@support_cli.command("expire")
+def support_expire():
+    """Close impersonations past their time (for cron: a lapsed one is refused at once
+    anyway; this records its end without waiting for a request or the list page)."""
+    click.echo(f"{support.expire()} impersonation(s) closed")
+
+
 @click.command("db-setup")
 def db_setup():
     """Create the application role, apply both migration histories, grant rights."""
@@ -263,5 +272,5 @@ def seed_demo():
 
 
 def register(app):
-    for command in (tenants_cli, staff_cli, placements_cli, db_setup, seed_demo):
+    for command in (tenants_cli, staff_cli, placements_cli, support_cli, db_setup, seed_demo):
         app.cli.add_command(command)

@@ -187,3 +187,16 @@ def test_lapsed_ones_are_closed_when_the_list_is_read(client, factory):
     assert latest(staff).end_cause == "expired"
     [ended] = events("impersonation.ended", tenant=tenant)
     assert ended.actor_kind == "system"
+
+
+def test_lapsed_ones_are_closed_by_the_cli(app, client, factory):
+    tenant = factory.tenant()
+    staff = factory.staff("support")
+    sign_in_staff(client, staff)
+    handoff_path(start(client, tenant, factory.user(tenant)))  # never entered
+    db.session.execute(update(Impersonation).where(Impersonation.staff_user_id == staff.id)
+                       .values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["support", "expire"])
+    assert result.exit_code == 0 and "impersonation(s) closed" in result.output  # ours, and any other lapsed
+    assert latest(staff).end_cause == "expired"
