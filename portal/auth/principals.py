@@ -15,6 +15,7 @@ from flask import request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
+from portal.auth.staff_roles import role_may
 from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.models import Impersonation, StaffUser
@@ -120,6 +121,10 @@ def _open_impersonation(raw_id, tenant_id, user_id):
     if row is None or row.tenant_id != tenant_id or row.user_id != user_id:
         return None
     if row.ended_at is not None or row.expires_at <= datetime.now(timezone.utc):
+        return None
+    # The staff member must still be active and still hold the permission.
+    staff = db.session.get(StaffUser, row.staff_user_id)
+    if staff is None or not staff.is_active or not role_may(staff.role, "tenants.impersonate"):
         return None
     return ImpersonationView.of(row)
 

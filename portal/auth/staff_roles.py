@@ -15,6 +15,7 @@
 | plans.manage     | yes        |          |         |        |
 | staff.manage     | yes        |          |         |        |
 | outbox.view      | yes        | yes      | yes     |        |
+| outbox.read      | yes        |          |         |        |
 | tenants.impersonate | yes     |          | yes     |        |
 """
 
@@ -32,6 +33,9 @@ PERMISSIONS = {
     "plans.manage": {"superadmin"},
     "staff.manage": {"superadmin"},
     "outbox.view": {"superadmin", "operator", "support"},
+    # A kept message's body may hold a live set-password link: a way into an account
+    # that skips consent and impersonation's audit. Only superadmins open one, audited.
+    "outbox.read": {"superadmin"},
     "tenants.impersonate": {"superadmin", "support"},
 }
 

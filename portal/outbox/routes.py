@@ -1,10 +1,11 @@
 from flask import Blueprint, abort, current_app, render_template, request
+from flask_login import current_user
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.outbox import services
 
 bp = Blueprint("outbox", __name__, url_prefix="/admin", template_folder="templates")
-guard_staff_blueprint(bp, {"index": "outbox.view", "detail": "outbox.view"})
+guard_staff_blueprint(bp, {"index": "outbox.view", "detail": "outbox.read"})
 
 
 @bp.route("/outbox")
@@ -20,7 +21,7 @@ def index():
 
 @bp.route("/outbox/<message_id>")
 def detail(message_id):
-    found = services.get_message(message_id)
+    found = services.read_message(message_id, current_user)
     if found is None:
         abort(404)
     message, slug = found

@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import OutboxMessage, Tenant
+from portal.services import audit
 from portal.services.pagination import paginate
 
 
@@ -18,13 +19,20 @@ def search_messages(recipient="", page=1, per_page=50):
     return paginate(query, order, page, per_page, scalars=False)
 
 
-def get_message(message_id):
-    """(message, tenant slug or None), or None for an unknown or malformed id."""
+def read_message(message_id, staff):
+    """(message, tenant slug or None), or None for an unknown or malformed id. Reading
+    one is audited, on the tenant's log too: its body may carry a set-password link."""
     try:
         key = uuid.UUID(str(message_id))
     except ValueError:
         return None
-    return db.session.execute(
+    found = db.session.execute(
         select(OutboxMessage, Tenant.slug).outerjoin(Tenant, Tenant.id == OutboxMessage.tenant_id)
         .where(OutboxMessage.id == key)
     ).first()
+    if found is not None:
+        message = found[0]
+        audit.record("outbox.message_read", actor=staff, tenant_id=message.tenant_id, target=message.to_address,
+                     details={"message_id": str(message.id), "subject": message.subject})
+        db.session.commit()
+    return found

@@ -28,6 +28,9 @@ from portal.tenancy.placement import slow_statement_listeners
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# Over the storage quota, writes are refused, but not what frees space or ends access:
+# removing users, roles, domains and tokens (and DELETE on the API), ending an impersonation.
+FREEING = {"users.remove", "roles.delete", "domains.remove", "tokens.revoke", "impersonation.end"}
 
 
 class OverLimit:
@@ -117,7 +120,8 @@ def install(app):
                 return refusal(429, "Too many requests",
                                f"The plan allows {day.limit} API calls a day (UTC); the count starts again "
                                f"in {day.reset_seconds} s.", {"Retry-After": day.reset_seconds, **_headers(day)})
-        if request.method not in SAFE_METHODS and request.blueprint != "auth":
+        if request.method not in SAFE_METHODS and request.method != "DELETE" and request.blueprint != "auth" \
+                and request.endpoint not in FREEING:
             limit_mb = granted.limit("storage_mb")
             if limit_mb is not None and storage_bytes(tenant) > limit_mb * 1_048_576:
                 return refusal(403, "Storage quota reached",

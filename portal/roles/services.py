@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from portal.auth.tenant_roles import BUILTIN_ROLES, PERMISSIONS, permissions_of
 from portal.extensions import db
@@ -52,7 +53,8 @@ def check_assignable(session, actor, role_key, field="role"):
 
 
 def check_may_take(session, actor, role_key):
-    """Taking a role from someone needs all it grants, as giving it would."""
+    """Acting on a holder of a role (taking the role, disabling, removing) needs all it
+    grants, as giving it would."""
     _check_held(actor, permissions_of(session, role_key), "role")
 
 
@@ -68,6 +70,8 @@ def _clean(name, permissions, actor):
         raise Refused("Enter a name for the role.", "name")
     if len(name) > 60:
         raise Refused("A role's name is at most 60 characters.", "name")
+    if name.lower() in BUILTIN_ROLES:
+        raise Refused(f"{name.lower()} is a built-in role; choose another name.", "name")
     unknown = sorted(set(permissions) - set(PERMISSIONS))
     if unknown:
         raise Refused(f"Not a permission: {', '.join(unknown)}. Permissions are <resource>.<action> "
@@ -91,10 +95,13 @@ def create_role(name, permissions, actor):
     tenant = require_tenant()
     name, permissions = _clean(name, permissions, actor)
     key = _key_of(name)
-    with tenant_transaction() as session:
-        if session.get(TenantRole, (tenant.id, key)) is not None:
-            raise Refused(f"There is already a role called {name}.", "name")
-        session.add(TenantRole(tenant_id=tenant.id, key=key, name=name, permissions=permissions))
+    try:
+        with tenant_transaction() as session:
+            if session.get(TenantRole, (tenant.id, key)) is not None:
+                raise Refused(f"There is already a role called {name}.", "name")
+            session.add(TenantRole(tenant_id=tenant.id, key=key, name=name, permissions=permissions))
+    except IntegrityError:  # the same name, made at the same moment
+        raise Refused(f"There is already a role called {name}.", "name") from None
     audit.record("tenant_role.created", actor=actor, tenant_id=tenant.id, target=key,
                  details={"name": name, "permissions": permissions})
     db.session.commit()
@@ -108,7 +115,9 @@ def update_role(key, name, permissions, actor):
         role = session.get(TenantRole, (tenant.id, key))
         if role is None:
             raise LookupError(key)
-        # Taking away what the actor lacks is allowed; granting it is not (checked above).
+        # Changing a role acts on all its holders: the actor must hold what it grants now,
+        # as well as what it will grant (checked above).
+        _check_held(actor, role.permissions, "permissions")
         before = sorted(role.permissions)
         role.name, role.permissions = name, permissions
     audit.record("tenant_role.updated", actor=actor, tenant_id=tenant.id, target=key,

@@ -21,6 +21,12 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Ending the impersonation is never a write to refuse.
 ALWAYS_ALLOWED = {"impersonation.end", "auth.tenant_logout"}
 READ_ONLY = "read-only impersonation"
+# Even with write access, nothing that outlives the impersonation: no API tokens, no
+# invitations or password links, no roles given or changed.
+LASTING = {"tokens.create", "users.create", "roles.create", "roles.update"}
+LASTING_USER_ACTIONS = {"reset", "resend", "role"}
+NOT_LASTING = ("not while impersonating: API tokens, invitations, password links and roles are for the "
+               "tenant's own people to hand out")
 
 
 def install(bp):
@@ -45,16 +51,21 @@ def _before():
         flash("Your impersonation has ended.", "info")
         return None  # anonymous from here: the tenant's guard sends a page to sign-in
     g.impersonation = view
-    if not view.write_allowed and request.method not in SAFE_METHODS and request.endpoint not in ALWAYS_ALLOWED:
-        return _refuse_write()
+    if request.method in SAFE_METHODS or request.endpoint in ALWAYS_ALLOWED:
+        return None
+    if not view.write_allowed:
+        return _refuse_write(READ_ONLY)
+    if request.endpoint in LASTING or (request.endpoint == "users.change"
+                                       and (request.view_args or {}).get("action") in LASTING_USER_ACTIONS):
+        return _refuse_write(NOT_LASTING)
     return None
 
 
-def _refuse_write():
+def _refuse_write(message):
     if request.blueprint == "api":
-        return refusal(403, "Read-only", READ_ONLY)
+        return refusal(403, "Read-only", message)
     # The tenant layout, so the banner (and its End button) stays on the page.
-    return render_template("support/read_only.html", message=READ_ONLY), 403
+    return render_template("support/read_only.html", message=message), 403
 
 
 def _after(response):

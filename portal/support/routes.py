@@ -27,8 +27,13 @@ enforcement.install(tenant_bp)
 def start(tenant_id):
     tenant = get_or_404(Tenant, tenant_id)
     form = StartImpersonationForm()
+    access, may_override = services.support_access(tenant), services.may_override(current_user)
+    if not access and not may_override:
+        # The tenant said no: not even the names of its users, and no form to try.
+        return render_template("support/start.html", tenant=tenant, form=form, closed=True,
+                               error=services.ACCESS_OFF if request.method == "POST" else None,
+                               support_access=False, may_override=False), (403 if request.method == "POST" else 200)
     form.user.choices = [(str(u.id), f"{u.email} ({u.role})") for u in services.users_to_impersonate(tenant)]
-    access = services.support_access(tenant)
     error = None
     if form.validate_on_submit():
         try:
@@ -50,7 +55,7 @@ def start(tenant_id):
             return redirect(f"/t/{tenant.slug}" + url_for("impersonation.enter", token=token))
     return render_template(
         "support/start.html", tenant=tenant, form=form, error=error, support_access=access,
-        may_override=services.may_override(current_user),
+        may_override=may_override, closed=False,
     ), (400 if form.errors or error else 200)
 
 

@@ -122,6 +122,9 @@ def change_user(user_id, action, actor, role=None):
             leaves_admins = action in ("disable", "remove") or (action == "role" and role != "admin")
             if leaves_admins and user.role == "admin" and user.is_active and not _other_active_admins(session, user):
                 raise Refused("This is the tenant's last active admin: make another admin first.")
+            # Acting on someone (disabling, resetting, removing, changing their role) needs
+            # all their role grants: a lesser role does not lock out a greater one.
+            check_may_take(session, actor, user.role)
             email = user.email
             if action == "disable":
                 user.is_active = False
@@ -131,7 +134,6 @@ def change_user(user_id, action, actor, role=None):
                 session.delete(user)
             elif action == "role":
                 check_assignable(session, actor, role)
-                check_may_take(session, actor, user.role)
                 details = {"from": user.role, "to": role}
                 user.role = role
             elif action == "reset":

@@ -27,6 +27,11 @@ def test_over_storage_quota_writes_are_refused_and_reads_go_on(client, factory, 
     assert user_count(tenant) == before
     for page in ("/", "/users", "/orders", "/usage", "/plan"):
         assert client.get(f"/t/{tenant.slug}{page}").status_code == 200, page
+    # What frees space still works: removing a user.
+    member = factory.user(tenant)
+    token = csrf_token(client.get(f"/t/{tenant.slug}/users/{member.id}").get_data(as_text=True))
+    assert client.post(f"/t/{tenant.slug}/users/{member.id}/remove", data={"csrf_token": token}).status_code == 302
+    assert user_count(tenant) == before
     # Signing out (a POST of the auth blueprint) still works.
     token = csrf_token(client.get(f"/t/{tenant.slug}/").get_data(as_text=True))
     assert client.post(f"/t/{tenant.slug}/logout", data={"csrf_token": token}).status_code == 302

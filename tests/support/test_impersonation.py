@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import Impersonation
-from portal.tenancy.data import TenantUser
+from portal.tenancy.data import ApiToken, TenantRole, TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
 from portal.tenants.services import get_tenant
 from tests.conftest import BASE_DOMAIN
@@ -200,3 +200,31 @@ def test_lapsed_ones_are_closed_by_the_cli(app, client, factory):
     result = app.test_cli_runner().invoke(args=["support", "expire"])
     assert result.exit_code == 0 and "impersonation(s) closed" in result.output  # ours, and any other lapsed
     assert latest(staff).end_cause == "expired"
+
+
+def test_even_with_write_access_nothing_that_outlives_it(client, factory):
+    tenant = factory.tenant()
+    admin, member = factory.admin(tenant), factory.user(tenant)
+    impersonate(client, factory, tenant, admin, write="y", write_reason="Customer asked us to fix it")
+    token = page_token(client, f"/t/{tenant.slug}/settings")
+    attempts = [("/tokens", {"name": "mine", "scopes": "orders:read"}),
+                ("/users/new", {"email": f"support@{tenant.slug}.example", "role": "admin"}),
+                ("/roles/new", {"name": "Backdoor", "permissions": "users.create"}),
+                (f"/users/{member.id}/reset", {}), (f"/users/{member.id}/role", {"role": "admin"})]
+    for path, data in attempts:
+        response = client.post(f"/t/{tenant.slug}{path}", data={**data, "csrf_token": token})
+        assert response.status_code == 403, path
+        assert "not while impersonating" in response.get_data(as_text=True), path
+    with tenant_session(tenant) as session:
+        assert session.execute(select(func.count()).select_from(ApiToken)).scalar_one() == 0
+        assert session.execute(select(func.count()).select_from(TenantRole)).scalar_one() == 0
+        assert session.get(TenantUser, (tenant.id, member.id)).role == "member"
+
+
+def test_a_staff_member_disabled_or_demoted_loses_the_impersonation(client, factory):
+    tenant = factory.tenant()
+    staff, _row = impersonate(client, factory, tenant, factory.admin(tenant))
+    assert client.get(f"/t/{tenant.slug}/users").status_code == 200
+    staff.role = "viewer"
+    db.session.commit()
+    assert client.get(f"/t/{tenant.slug}/users").status_code == 302  # to sign-in: it is over

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import OutboxMessage
+from portal.models import AuditEvent, OutboxMessage
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_session
 from tests.factories import PASSWORD, csrf_token, sign_in_staff, sign_in_tenant
@@ -297,8 +297,15 @@ def test_outbox_pages_list_newest_first_filter_and_show_a_message(app, client, f
         app.config["PAGE_SIZE"] = saved
     assert "Page 2 of 2" in second_page and "first@outbox" in second_page and "second@outbox" not in second_page
     [message] = _messages("second@outbox.example")
+    # A message's body (a live link, maybe) is for superadmins only, and each read is audited.
+    assert client.get(f"/admin/outbox/{message.id}").status_code == 403
+    superadmin = factory.staff("superadmin")
+    sign_in_staff(client, superadmin)
     page = client.get(f"/admin/outbox/{message.id}")
     body = page.get_data(as_text=True)
     assert page.status_code == 200 and f"/t/{tenant.slug}/set-password/tok1" in body and tenant.slug in body
+    [read] = db.session.execute(select(AuditEvent).where(AuditEvent.action == "outbox.message_read",
+                                                         AuditEvent.tenant_id == tenant.id)).scalars().all()
+    assert (read.actor_label, read.target) == (superadmin.email, "second@outbox.example")
     assert client.get("/admin/outbox/not-a-uuid").status_code == 404
     assert client.get(f"/admin/outbox/{tenant.id}").status_code == 404

@@ -62,7 +62,7 @@ def test_refused_on_yourself_and_on_the_last_admin(client, factory):
 
     with tenant_context(tenant):
         first_admin = [u for u in services.list_users() if u.email == f"admin@{tenant.slug}.example"][0]
-        services.change_user(first_admin.id, "disable", admin)
+        services.change_user(first_admin.id, "disable", factory.principal(tenant, admin))
         outsider = type("Outsider", (), {"id": None, "is_authenticated": False})()
         with pytest.raises(Refused, match="last active admin"):
             services.change_user(admin.id, "remove", outsider)

@@ -80,6 +80,8 @@ def test_bad_roles_are_refused_with_a_message_and_change_nothing(client, factory
     assert _post(client, tenant, "/roles/auditor", {"name": "Auditor", "permissions": ["audit.view", "x.y"]}
                  ).status_code == 400
     assert _roles(tenant) == {"auditor": ["audit.view"]}
+    renamed = _post(client, tenant, "/roles/auditor", {"name": "Viewer", "permissions": ["audit.view"]})
+    assert renamed.status_code == 400 and "viewer is a built-in role" in renamed.get_data(as_text=True)
     assert client.get(f"/t/{tenant.slug}/roles/admin").status_code == 404  # built-ins are not edited
 
 
@@ -141,3 +143,31 @@ def test_the_last_admin_keeps_the_role(client, factory):
 def _users(tenant):
     with tenant_session(tenant) as session:
         return session.execute(select(TenantUser)).scalars().all()
+
+
+def test_a_lesser_role_does_not_act_on_a_greater_one(client, factory):
+    """users.update and users.delete do not let a custom role reset, disable or remove
+    someone whose role grants what it lacks."""
+    tenant = factory.tenant()
+    factory.role(tenant, "helpdesk", {"users.view", "users.update", "users.delete"})
+    helpdesk, admin, other = (factory.user(tenant, role="helpdesk"), factory.admin(tenant),
+                              factory.user(tenant, role="helpdesk"))
+    sign_in_tenant(client, tenant, helpdesk)
+    for action in ("reset", "disable", "remove"):
+        response = _post(client, tenant, f"/users/{admin.id}/{action}", {}, page=f"/users/{admin.id}")
+        assert "do not hold yourself" in client.get(response.headers["Location"]).get_data(as_text=True), action
+    [row] = [u for u in _users(tenant) if u.id == admin.id]
+    assert row.is_active and row.password_hash is not None
+    # A peer with the same role: allowed.
+    assert _post(client, tenant, f"/users/{other.id}/disable", {}, page=f"/users/{other.id}").status_code == 302
+    assert not [u for u in _users(tenant) if u.id == other.id][0].is_active
+
+
+def test_editing_a_role_needs_what_it_grants_now(client, factory):
+    tenant = factory.tenant()
+    factory.role(tenant, "auditor", {"audit.view", "orders.view"})
+    factory.role(tenant, "role-editor", {"roles.view", "roles.update", "orders.view"})
+    sign_in_tenant(client, tenant, factory.user(tenant, role="role-editor"))
+    refused = _post(client, tenant, "/roles/auditor", {"name": "Auditor", "permissions": ["orders.view"]})
+    assert refused.status_code == 400 and "do not hold yourself: audit.view" in refused.get_data(as_text=True)
+    assert _roles(tenant)["auditor"] == ["audit.view", "orders.view"]
