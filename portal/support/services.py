@@ -179,19 +179,25 @@ def _open_rows(*where, skip_locked=False):
     ).scalars().all()
 
 
-def end(impersonation_id, cause="ended"):
-    """End an impersonation (no-op when it has ended already). Returns whether it did."""
-    rows = _open_rows(Impersonation.id == impersonation_id)
+def _close_all(*where, cause, skip_locked=False):
+    """Close every open impersonation matching `where` for `cause`, and commit. Returns how many."""
+    rows = _open_rows(*where, skip_locked=skip_locked)
     for row in rows:
         _close(row, cause)
     db.session.commit()
-    return bool(rows)
+    return len(rows)
+
+
+def end(impersonation_id, cause="ended"):
+    """End an impersonation (no-op when it has ended already). Returns whether it did."""
+    return bool(_close_all(Impersonation.id == impersonation_id, cause=cause))
 
 
 def close_lapsed(impersonation_id, tenant_id):
     """A tenant session still names an impersonation its user loader no longer accepts:
     close it if still open — `expired` past its time, else `revoked` (its user was
-    disabled or removed, or the tenant's sessions were ended)."""
+    disabled or removed, the tenant's sessions were ended, or its staff member may no
+    longer impersonate)."""
     try:
         impersonation_id = uuid.UUID(str(impersonation_id))
     except ValueError:
@@ -203,20 +209,12 @@ def close_lapsed(impersonation_id, tenant_id):
 
 def end_all_for_staff(staff_id, cause="signed_out"):
     """End every open impersonation of a staff member (their console sign-out)."""
-    rows = _open_rows(Impersonation.staff_user_id == staff_id)
-    for row in rows:
-        _close(row, cause)
-    db.session.commit()
-    return len(rows)
+    return _close_all(Impersonation.staff_user_id == staff_id, cause=cause)
 
 
 def expire():
     """Close every open impersonation past its time. Returns how many."""
-    rows = _open_rows(Impersonation.expires_at <= _now(), skip_locked=True)
-    for row in rows:
-        _close(row, "expired")
-    db.session.commit()
-    return len(rows)
+    return _close_all(Impersonation.expires_at <= _now(), cause="expired", skip_locked=True)
 
 
 def recent(limit=100):
