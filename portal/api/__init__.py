@@ -1,5 +1,5 @@
-"""The machine API under /api/v1/. Tokens come with the API-token issue; today it
-answers what any caller may know: whether a tenant it names is served."""
+"""The machine API under /api/v1/: a tenant's orders, users and analytics events, for
+tenant-bound API tokens (portal/tokens/) with scopes; /status answers without one."""
 from portal.api.routes import bp
 
 __all__ = ["bp"]

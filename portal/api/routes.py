@@ -34,19 +34,26 @@ def _not_allowed(_):
 
 @bp.before_request
 def _authenticate():
-    """One guard for every API route: a live token of this tenant, with the scope."""
+    """One guard for every API route: a live token of this tenant, with the scope, made
+    by a user who is still active and whose role still allows that scope."""
     need = SCOPES.get(request.endpoint.rsplit(".", 1)[-1], "missing")
     if need == "public":
         return None
     if need == "missing" or get_current_tenant() is None:
         return error(404, "Not found.")
     header = request.headers.get("Authorization", "")
-    token = tokens.authenticate(header[7:].strip() if header.startswith("Bearer ") else "")
-    if token is None:
+    try:
+        grant = tokens.authenticate(header[7:].strip() if header.startswith("Bearer ") else "")
+    except Refused as exc:  # the token's maker was disabled or removed
+        return error(401, exc.message)
+    if grant is None:
         return error(401, "A valid API token is needed: Authorization: Bearer <token>.")
-    if need is not None and need not in token.scopes:
+    if need is not None and need not in grant.token.scopes:
         return error(403, f"This token lacks the scope {need}.")
-    g.api_token = token
+    if need is not None and need not in grant.scopes:
+        return error(403, f"This token's maker's role no longer allows {need}: "
+                          "a token may do only what its maker may.")
+    g.api_token, g.api_scopes = grant.token, grant.scopes
     return None
 
 
@@ -63,6 +70,7 @@ def status():
 def me():
     token = g.api_token
     return jsonify(tenant=require_tenant().slug, token={"name": token.name, "scopes": token.scopes,
+                                                        "effective_scopes": list(g.api_scopes),
                                                         "expires_at": _iso(token.expires_at)})
 
 

@@ -89,6 +89,9 @@ class ApiToken(TenantBase):
     secret_hash: Mapped[str] = mapped_column(String(64))
     hint: Mapped[str] = mapped_column(String(8))
     created_by: Mapped[str] = mapped_column(String(254))
+    # The maker's id in `users`, re-checked on every request (portal/tokens/services.py).
+    # NULL: made before migration t0004 or by the system; such a token is not re-checked.
+    created_by_id: Mapped[Optional[uuid.UUID]] = mapped_column(UUID(as_uuid=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)

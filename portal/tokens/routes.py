@@ -23,7 +23,7 @@ class TokenForm(FlaskForm):
 
 @bp.route("/tokens")
 def index(form=None, status=200):
-    return render_template("tokens/index.html", tokens=services.listing(), form=form or TokenForm(),
+    return render_template("tokens/index.html", tokens=services.listing_with_state(), form=form or TokenForm(),
                            plain=FlaskForm()), status
 
 

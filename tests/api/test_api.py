@@ -200,3 +200,153 @@ def test_token_pages_show_the_secret_once_and_revoke(client, factory):
     assert client.post(f"/t/{tenant.slug}/tokens/{uuid.uuid4()}/revoke",
                        data={"csrf_token": csrf_token(listing)}).status_code == 404
     assert other
+
+
+# A token is re-checked against its maker on every request (docs/api.md).
+
+WRITE = ("post", "/api/v1/orders", {"customer": "X", "amount_cents": 1})
+
+
+def _set_user(tenant, user, **values):
+    """Change (or, with remove=True, delete) a tenant user behind the API's back."""
+    with tenant_transaction(tenant) as session:
+        row = session.get(type(user), (tenant.id, user.id))
+        if values.pop("remove", False):
+            session.delete(row)
+        for name, value in values.items():
+            setattr(row, name, value)
+
+
+def test_the_maker_is_stored(factory):
+    tenant = factory.tenant(plan="professional")
+    admin = factory.admin(tenant)
+    make_token(tenant, admin)
+    with tenant_context(tenant):
+        assert [t.created_by_id for t in tokens.listing()] == [admin.id]
+
+
+def test_a_demoted_maker_takes_the_scopes_its_role_lost(client, factory):
+    tenant = factory.tenant(plan="professional")
+    factory.admin(tenant)  # the tenant keeps an admin
+    maker = factory.admin(tenant)
+    token = make_token(tenant, maker)
+    assert client.post("/api/v1/orders", json=WRITE[2], headers=auth(token)).status_code == 201
+    _set_user(tenant, maker, role="viewer")  # orders.view, users.view; no orders.create, no analytics.create
+    refused = client.post("/api/v1/orders", json=WRITE[2], headers=auth(token))
+    assert refused.status_code == 403
+    assert refused.json["error"]["message"].startswith("This token's maker's role no longer allows orders:write")
+    events = client.post("/api/v1/events", json={"events": [{"name": "x"}]}, headers=auth(token))
+    assert events.status_code == 403 and "no longer allows events:write" in events.json["error"]["message"]
+    assert client.get("/api/v1/orders", headers=auth(token)).status_code == 200
+    assert client.get("/api/v1/users", headers=auth(token)).status_code == 200
+    me = client.get("/api/v1/me", headers=auth(token)).json["token"]
+    assert me["scopes"] == sorted(ALL) and me["effective_scopes"] == ["orders:read", "users:read"]
+    # A scope the token never had is still "lacks", not "no longer allows".
+    reader = make_token(tenant, factory.admin(tenant), scopes=["orders:read"])
+    assert "lacks the scope orders:write" in client.post(
+        "/api/v1/orders", json=WRITE[2], headers=auth(reader)).json["error"]["message"]
+    # The role given back: the scopes work again (nothing was revoked).
+    _set_user(tenant, maker, role="admin")
+    assert client.post("/api/v1/orders", json=WRITE[2], headers=auth(token)).status_code == 201
+
+
+def test_a_custom_role_losing_a_permission_takes_the_scope(client, factory):
+    tenant = factory.tenant(plan="professional")
+    factory.role(tenant, "bot-keeper", {"tokens.create", "orders.view", "analytics.create"})
+    maker = factory.user(tenant, role="bot-keeper")
+    token = make_token(tenant, maker, scopes=["orders:read", "events:write"])
+    assert client.post("/api/v1/events", json={"events": [{"name": "x"}]}, headers=auth(token)).status_code == 202
+    from portal.tenancy.data import TenantRole
+    with tenant_transaction(tenant) as session:
+        session.get(TenantRole, (tenant.id, "bot-keeper")).permissions = ["orders.view", "tokens.create"]
+    refused = client.post("/api/v1/events", json={"events": [{"name": "x"}]}, headers=auth(token))
+    assert refused.status_code == 403 and "no longer allows events:write" in refused.json["error"]["message"]
+    assert client.get("/api/v1/orders", headers=auth(token)).status_code == 200
+
+
+@pytest.mark.parametrize("change", [{"is_active": False}, {"remove": True}], ids=["disabled", "removed"])
+def test_a_token_of_a_disabled_or_removed_maker_is_refused(client, factory, change):
+    tenant = factory.tenant(plan="professional")
+    factory.admin(tenant)
+    maker = factory.admin(tenant)
+    token = make_token(tenant, maker)
+    assert client.get("/api/v1/me", headers=auth(token)).status_code == 200
+    _set_user(tenant, maker, **change)
+    for method, path, body in [("get", "/api/v1/me", None), ("get", "/api/v1/orders", None), WRITE]:
+        response = getattr(client, method)(path, json=body, headers=auth(token))
+        assert response.status_code == 401, (path, response.status_code)
+        assert response.json["error"]["message"] == "This token's maker is no longer an active user of the tenant."
+    if "is_active" in change:  # enabled again: the token works again
+        _set_user(tenant, maker, is_active=True)
+        assert client.get("/api/v1/me", headers=auth(token)).status_code == 200
+
+
+def test_a_token_made_before_makers_were_recorded_still_works(client, factory):
+    tenant = factory.tenant(plan="professional")
+    factory.admin(tenant)
+    maker = factory.admin(tenant)
+    token = make_token(tenant, maker)
+    with tenant_transaction(tenant) as session:  # as migration t0004 leaves older tokens
+        session.execute(update(ApiToken).values(created_by_id=None))
+    _set_user(tenant, maker, remove=True)
+    assert client.post("/api/v1/orders", json=WRITE[2], headers=auth(token)).status_code == 201
+    assert client.get("/api/v1/me", headers=auth(token)).json["token"]["effective_scopes"] == sorted(ALL)
+
+
+def test_a_maker_in_another_tenant_with_the_same_id_does_not_count(client, factory):
+    """The maker is looked up in the token's tenant only (RLS and the join on tenant_id)."""
+    a, b = factory.tenant(plan="professional"), factory.tenant(plan="professional")
+    factory.admin(a)
+    maker = factory.admin(a)
+    token = make_token(a, maker)
+    _set_user(a, maker, remove=True)
+    with tenant_transaction(b) as session:  # a user of B with the removed maker's id
+        session.add(type(maker)(tenant_id=b.id, id=maker.id, email="twin@b.example", role="admin"))
+    assert client.get("/api/v1/me", headers=auth(token)).status_code == 401
+
+
+def test_the_tokens_page_says_what_a_token_lost(client, factory):
+    from tests.factories import sign_in_tenant
+
+    tenant = factory.tenant(plan="professional")
+    admin = factory.admin(tenant)
+    demoted, gone = factory.admin(tenant), factory.admin(tenant)
+    make_token(tenant, demoted, name="demoted bot")
+    make_token(tenant, gone, scopes=["orders:read"], name="orphan bot")
+    make_token(tenant, admin, name="fine bot")
+    _set_user(tenant, demoted, role="member")  # keeps orders.view, users.view; loses delete and events
+    _set_user(tenant, gone, is_active=False)
+    sign_in_tenant(client, tenant, admin)
+    page = client.get(f"/t/{tenant.slug}/tokens").get_data(as_text=True)
+    rows = {name: page.split(name)[1].split("</tr>")[0] for name in ("demoted bot", "orphan bot", "fine bot")}
+    assert "no longer allows events:write, orders:write" in rows["demoted bot"]
+    assert "maker is no longer an active user" in rows["orphan bot"]
+    assert "no longer" not in rows["fine bot"] and "active" in rows["fine bot"]
+
+
+def test_the_maker_check_costs_no_extra_query_for_a_builtin_role(factory, conn):
+    """Token and maker come in one query; only a custom role reads its permissions."""
+    from sqlalchemy import event
+
+    tenant = factory.tenant(plan="professional")
+    factory.role(tenant, "bot-keeper", {"tokens.create", "orders.view"})
+    made = {"builtin": make_token(tenant, factory.admin(tenant), name="builtin"),
+            "custom": make_token(tenant, factory.user(tenant, role="bot-keeper"), scopes=["orders:read"], name="custom"),
+            "none": make_token(tenant, factory.admin(tenant), name="none")}
+    with tenant_transaction(tenant) as session:
+        session.execute(update(ApiToken).where(ApiToken.name == "none").values(created_by_id=None))
+    statements = []
+
+    def count(conn_, cursor, statement, *args):
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            statements.append(statement)
+
+    event.listen(conn, "before_cursor_execute", count)
+    try:
+        for kind, expected in (("none", 1), ("builtin", 1), ("custom", 2)):
+            statements.clear()
+            with tenant_context(tenant):
+                assert tokens.authenticate(made[kind]) is not None
+            assert len(statements) == expected, (kind, statements)
+    finally:
+        event.remove(conn, "before_cursor_execute", count)
