@@ -1,5 +1,4 @@
 """Signing in, and set-password links for tenant users."""
-import hashlib
 import secrets
 from datetime import datetime, timedelta, timezone
 
@@ -12,6 +11,7 @@ from portal.services import audit, throttle
 from portal.services.errors import Refused
 from portal.services.validation import normalise_email
 from portal.services.passwords import hash_password, password_problem, verify_password
+from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_transaction
 
@@ -56,15 +56,11 @@ def authenticate_tenant_user(tenant, email, password, address):
     return user
 
 
-def _token_hash(token):
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def open_set_password_link(user):
     """Give `user` (a TenantUser in an open session) a fresh single-use token; return it.
     The user's earlier link, used or not, stops working."""
-    token = secrets.token_urlsafe(32)
-    user.set_password_token_hash = _token_hash(token)
+    token = new_secret()
+    user.set_password_token_hash = digest(token)
     user.set_password_expires_at = datetime.now(timezone.utc) + timedelta(
         hours=current_app.config["SET_PASSWORD_LINK_HOURS"]
     )
@@ -89,7 +85,7 @@ OPEN, USED, EXPIRED = "open", "used", "expired"
 def user_for_token(session, token, for_update=False):
     """(user, state) for a set-password token of the session's tenant: state OPEN, USED
     or EXPIRED; (None, None) for a token no user of this tenant holds."""
-    query = select(TenantUser).where(TenantUser.set_password_token_hash == _token_hash(token))
+    query = select(TenantUser).where(TenantUser.set_password_token_hash == digest(token))
     user = session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
     if user is None:
         return None, None

@@ -7,8 +7,6 @@ kept), because the staff session cookie is not the tenant realm's and the tenant
 on another host. Every event is written to the tenant's own audit log (tenant_id set)
 with the staff member as the actor.
 """
-import hashlib
-import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +17,7 @@ from portal.extensions import db
 from portal.models import Impersonation, Tenant
 from portal.services import audit, tenant_settings
 from portal.services.errors import Refused
+from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantSetting, TenantUser
 from portal.tenancy.placement import get_row, tenant_session
@@ -39,10 +38,6 @@ NOT_YOURS_TO_OVERRIDE = f"Only a {OVERRIDE_ROLE} may go in where the tenant has 
 
 class NotFound(LookupError):
     """No such user of this tenant, or no such open handoff: the route answers 404."""
-
-
-def _hash(token):
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _now():
@@ -99,12 +94,12 @@ def start(tenant, user_id, staff, *, reason, ticket, minutes, write=False, write
         raise Refused(NEEDS_OVERRIDE if may_override(staff) else ACCESS_OFF,
                       "override_reason" if may_override(staff) else None)
 
-    token, now = secrets.token_urlsafe(32), _now()
+    token, now = new_secret(), _now()
     row = Impersonation(
         tenant_id=tenant.id, staff_user_id=staff.id, staff_email=staff.email, user_id=user.id,
         user_email=user.email, reason=reason, ticket=ticket, minutes=minutes,
         write_reason=write_reason if write else None, override_reason=override_reason or None,
-        handoff_hash=_hash(token), started_at=now, expires_at=now + timedelta(minutes=minutes),
+        handoff_hash=digest(token), started_at=now, expires_at=now + timedelta(minutes=minutes),
     )
     db.session.add(row)
     db.session.flush()
@@ -125,7 +120,7 @@ def enter(tenant, token):
     start, while the impersonation is open): the principal to sign in, impersonating.
     A token of another tenant, used, stale or unknown raises NotFound."""
     row = db.session.execute(
-        select(Impersonation).where(Impersonation.handoff_hash == _hash(token or ""),
+        select(Impersonation).where(Impersonation.handoff_hash == digest(token or ""),
                                     Impersonation.tenant_id == tenant.id).with_for_update()
     ).scalar_one_or_none()
     now = _now()

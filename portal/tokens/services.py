@@ -12,9 +12,7 @@ token, a disabled or removed maker refuses the token, and a scope whose permissi
 maker's role no longer holds is not effective (the role may be changed back). A token
 with no maker on record (made before migration t0004, or by the system) is not re-checked.
 """
-import hashlib
 import re
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -25,6 +23,7 @@ from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.services import audit
 from portal.services.errors import Refused
+from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import ApiToken, TenantUser
 from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
@@ -77,10 +76,6 @@ def _with_maker():
         TenantUser, and_(TenantUser.tenant_id == ApiToken.tenant_id, TenantUser.id == ApiToken.created_by_id))
 
 
-def _hash(secret):
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def create(name, scopes, days, actor):
     """Make a token for the current tenant; return (token row, the token, shown once)."""
     tenant = require_tenant()
@@ -97,9 +92,9 @@ def create(name, scopes, days, actor):
         raise Refused(f"Your role cannot grant {', '.join(lacking)}: a token may do only what you may.", "scopes")
     if days is not None and not 1 <= days <= 365:
         raise Refused("A token lasts 1 to 365 days (blank: until revoked).", "days")
-    secret = secrets.token_urlsafe(32)
+    secret = new_secret()
     with tenant_transaction() as session:
-        row = ApiToken(tenant_id=tenant.id, name=name, scopes=sorted(scopes), secret_hash=_hash(secret),
+        row = ApiToken(tenant_id=tenant.id, name=name, scopes=sorted(scopes), secret_hash=digest(secret),
                        hint=secret[:6], created_by=audit.actor_label(actor), created_by_id=actor.id,
                        expires_at=datetime.now(timezone.utc) + timedelta(days=days) if days else None)
         session.add(row)
@@ -159,7 +154,7 @@ def authenticate(token):
         return None
     with tenant_session() as session:
         found = session.execute(_with_maker().where(
-            ApiToken.tenant_id == tenant.id, ApiToken.secret_hash == _hash(match.group(2)))).one_or_none()
+            ApiToken.tenant_id == tenant.id, ApiToken.secret_hash == digest(match.group(2)))).one_or_none()
         if found is None:
             return None
         row, active, role = found
