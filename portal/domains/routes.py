@@ -43,6 +43,9 @@ def verify(domain_id):
         row = services.verify(domain_id, current_user)
     except LookupError:
         abort(404)
+    except Refused as exc:  # another tenant verified the name first: this claim is gone
+        flash(exc.message, "error")
+        return redirect(url_for("domains.index"))
     if row.verified_at is not None:
         flash(f"{row.domain} is verified: it now leads to your pages.", "success")
     else:

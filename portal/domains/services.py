@@ -1,9 +1,12 @@
 """A tenant's custom domains: what a valid one is, and adding, verifying, removing them.
 
-A domain a tenant admin adds is pending until a DNS TXT record carrying its token is
-seen (`portal/domains/dns.py`); only verified domains route (`portal/tenancy/lookup.py`).
-Domains live in the registry (one name, one tenant: a unique column), so these are
-registry transactions, each with its audit event.
+A domain a tenant admin adds is a claim, pending until a DNS TXT record carrying its
+token is seen (`portal/domains/dns.py`); only verified domains route
+(`portal/tenancy/lookup.py`). Several tenants may claim one name, each with its own
+token; the first claim verified wins, and the other tenants' claims of the name are
+dropped in the same transaction. A name is unique among verified domains (a partial
+unique index), so a claim never blocks anyone. Domains live in the registry, so these
+are registry transactions, each with its audit events.
 """
 import ipaddress
 import re
@@ -12,7 +15,8 @@ import uuid
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 
 from portal.domains import dns
@@ -24,6 +28,11 @@ from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
 
 MAX_DOMAINS = 10  # per tenant, staff-recorded ones included
+# The first key of the transaction-scoped advisory lock taken on a name (the second is
+# the name's hash) while its claims change: any constant, the same in every process.
+CLAIM_LOCK_KEY = 0x0D0C1A17
+DROPPED_REASON = "Another tenant verified this domain first."
+SYSTEM = ("system", None, "system")  # the actor of a dropped claim: no one of the other tenant
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _EXAMPLE = "shop.example.com"
 
@@ -86,15 +95,22 @@ class DomainView:
         self.record_value = dns.record_value(row.verification_token) if row.verification_token else None
 
 
+def _in_use(domain):
+    """Refused: `domain` is another tenant's (never say whose)."""
+    return Refused(f"{domain} is already in use.", "domain")
+
+
 def add(text, actor):
-    """Claim a domain for the current tenant: pending, with a fresh token."""
+    """Claim a domain for the current tenant: pending, with a fresh token of its own. A
+    name other tenants merely claimed may be claimed too; one verified elsewhere may not."""
     tenant = require_tenant()
     domain = check_domain(text)
-    owner = db.session.execute(select(TenantDomain.tenant_id).where(TenantDomain.domain == domain)).scalar()
-    if owner == tenant.id:
+    lock_name(domain)  # no claim slips in while another tenant's verification commits
+    claims = db.session.execute(select(TenantDomain).where(TenantDomain.domain == domain)).scalars().all()
+    if any(claim.tenant_id == tenant.id for claim in claims):
         raise Refused(f"You have already added {domain}.", "domain")
-    if owner is not None:
-        raise Refused(f"{domain} is already in use.", "domain")  # never say by whom
+    if any(claim.verified_at is not None for claim in claims):
+        raise _in_use(domain)
     count = db.session.execute(
         select(func.count()).select_from(TenantDomain).where(TenantDomain.tenant_id == tenant.id)
     ).scalar_one()
@@ -106,36 +122,99 @@ def add(text, actor):
     audit.record("tenant.domain_added", actor=actor, tenant_id=tenant.id, target=domain)
     try:
         db.session.commit()
-    except IntegrityError:  # claimed by someone else between our check and our insert
+    except IntegrityError:  # the same tenant's second add of the name, at the same moment
         db.session.rollback()
-        raise Refused(f"{domain} is already in use.", "domain") from None
+        raise Refused(f"You have already added {domain}.", "domain") from None
     return row
 
 
 def verify(domain_id, actor):
     """Look for the domain's TXT record now; record the outcome. Returns the row
-    (verified_at set, or last_check_error saying why not). LookupError: not ours."""
+    (verified_at set, or last_check_error saying why not). LookupError: not ours.
+    Refused ("already in use"): another tenant verified the name first; this claim is
+    dropped then (deleted, with its audit event)."""
     tenant = require_tenant()
     row = _own(domain_id)
     if row.verified_at is not None:
         return row
-    domain, token = row.domain, row.verification_token
+    claim_id, domain, token = row.id, row.domain, row.verification_token
     # Hold no registry transaction (nor its pooled connection) while DNS answers.
     db.session.commit()
     error = dns.check(domain, token, current_app.config["DNS_NAMESERVERS"])
-    row = _own(domain_id)  # removed meanwhile: LookupError, as for a stranger's id
     now = datetime.now(timezone.utc)
-    row.last_checked_at, row.last_check_error = now, error
-    if error is None:
-        row.verified_at = now
-        audit.record("tenant.domain_verified", actor=actor, tenant_id=tenant.id, target=domain)
-    else:
+    if error is not None:
+        row = _own_claim(domain_id, domain)
+        row.last_checked_at, row.last_check_error = now, error
         audit.record("tenant.domain_check_failed", actor=actor, tenant_id=tenant.id, target=domain,
                      details={"error": error})
-    db.session.commit()
-    if error is None:
-        forget_domains(domain)  # it routes from now on, not once a cached "unknown" expires
+        db.session.commit()
+        return row
+    lock_name(domain)  # one verification of a name at a time: the second sees the first's outcome
+    row = _own_claim(domain_id, domain)
+    if row.verified_at is not None:  # staff recorded it for us meanwhile
+        db.session.commit()
+        return row
+    if _verified_elsewhere(domain, tenant.id):
+        _drop_own_claim(claim_id)
+        raise _in_use_dropped(domain)
+    try:
+        drop_other_claims(domain, tenant.id)
+        row.last_checked_at, row.last_check_error, row.verified_at = now, None, now
+        audit.record("tenant.domain_verified", actor=actor, tenant_id=tenant.id, target=domain)
+        db.session.commit()
+    except IntegrityError:
+        # The partial unique index: another tenant's verification of the name committed
+        # first, past the lock (which every path here takes; the index is the last word).
+        db.session.rollback()
+        _drop_own_claim(claim_id)
+        raise _in_use_dropped(domain) from None
+    forget_domains(domain)  # it routes from now on, not once a cached "unknown" expires
     return row
+
+
+def _in_use_dropped(domain):
+    return Refused(f"{domain} is already in use. Another tenant verified it first: your claim of it "
+                   "was removed.", "domain")
+
+
+def lock_name(domain):
+    """Serialise, until the transaction ends, the changes to the claims of `domain`
+    (a transaction-scoped advisory lock: nothing to release, safe behind PgBouncer)."""
+    db.session.execute(sql_text("select pg_advisory_xact_lock(:key, hashtext(:domain))"),
+                       {"key": CLAIM_LOCK_KEY, "domain": domain})
+
+
+def _verified_elsewhere(domain, tenant_id):
+    return db.session.execute(select(TenantDomain.id).where(
+        TenantDomain.domain == domain, TenantDomain.tenant_id != tenant_id,
+        TenantDomain.verified_at.is_not(None))).first() is not None
+
+
+def drop_other_claims(domain, tenant_id):
+    """Delete the other tenants' pending claims of `domain`, which `tenant_id` has just
+    verified, each with an audit event in its own tenant's log that does not say who
+    verified it. In the caller's transaction (which holds `lock_name(domain)`)."""
+    return _drop(TenantDomain.domain == domain, TenantDomain.tenant_id != tenant_id)
+
+
+def _drop_own_claim(claim_id):
+    """Drop the current tenant's stale claim of a name verified elsewhere; commit."""
+    _drop(TenantDomain.id == claim_id, TenantDomain.tenant_id == require_tenant().id)
+    db.session.commit()
+
+
+def _drop(*where):
+    """Delete the pending claims matching `where`, with a "domain.claim_dropped" event in
+    each one's tenant's log; returns how many."""
+    dropped = db.session.execute(
+        delete(TenantDomain).where(*where, TenantDomain.verified_at.is_(None))
+        .returning(TenantDomain.tenant_id, TenantDomain.domain)
+    ).all()
+    for tenant_id, domain in dropped:
+        event = audit.record("domain.claim_dropped", actor=SYSTEM, tenant_id=tenant_id, target=domain,
+                             reason=DROPPED_REASON, details={"cause": "verified by another tenant"})
+        event.ip = None  # the request may be the other tenant's: not this tenant's business
+    return len(dropped)
 
 
 def remove(domain_id, actor):
@@ -148,6 +227,18 @@ def remove(domain_id, actor):
     db.session.commit()
     forget_domains(domain)
     return domain
+
+
+def _own_claim(domain_id, domain):
+    """`_own(domain_id)` again, after a moment without a transaction: a claim dropped
+    meanwhile because another tenant verified `domain` is Refused ("already in use");
+    one removed by the tenant is a LookupError."""
+    try:
+        return _own(domain_id)
+    except LookupError:
+        if _verified_elsewhere(domain, require_tenant().id):
+            raise _in_use_dropped(domain) from None
+        raise
 
 
 def _own(domain_id):

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -54,13 +54,23 @@ class Tenant(db.Model):
 class TenantDomain(db.Model):
     """A custom domain of a tenant. It resolves to the tenant once verified: a domain
     staff record is verified by their word; one a tenant admin adds, by a DNS TXT record
-    carrying its verification token."""
+    carrying its verification token.
+
+    A row is a tenant's claim of a name: several tenants may claim one name while it is
+    pending; the name is unique among verified rows only (the first claim verified wins,
+    the others are dropped then), and a tenant claims a name once."""
 
     __tablename__ = "tenant_domains"
+    __table_args__ = (
+        Index("uq_tenant_domains_verified_domain", "domain", unique=True,
+              postgresql_where=text("verified_at is not null")),
+        Index("uq_tenant_domains_tenant_id_domain", "tenant_id", "domain", unique=True),
+        Index("ix_tenant_domains_domain", "domain"),  # every claim of a name, pending ones too
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    domain: Mapped[str] = mapped_column(String(253))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     verification_token: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     verified_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)

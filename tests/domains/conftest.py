@@ -8,6 +8,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from tests.factories import sign_in_tenant
+
 
 class FakeDNS:
     """Answers UDP queries: TXT records from `records` ({name: [value, ...]}), SERVFAIL
@@ -65,3 +67,11 @@ def fake_dns(app):
     finally:
         app.config["DNS_NAMESERVERS"] = before
         server.stop()
+
+
+@pytest.fixture()
+def admin_of(client, factory):
+    """A signed-in admin of a tenant whose plan has custom domains."""
+    tenant = factory.tenant(plan="professional")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    return tenant

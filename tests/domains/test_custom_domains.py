@@ -8,46 +8,13 @@ from portal.extensions import db
 from portal.models import AuditEvent, TenantDomain
 from portal.tenants.services import add_domain, get_tenant
 from tests.conftest import BASE_DOMAIN
+from tests.domains.helpers import DOMAIN, RECORD
+from tests.domains.helpers import claim as _claim
+from tests.domains.helpers import domains as _domains
+from tests.domains.helpers import post as _post
+from tests.domains.helpers import resolves_to as _resolves_to
+from tests.domains.helpers import row as _row
 from tests.factories import csrf_token, sign_in_tenant
-
-DOMAIN = "shop.customer-example.com"
-RECORD = f"_tenancy-portal.{DOMAIN}"
-
-
-def _domains(tenant):
-    return db.session.execute(select(TenantDomain).where(TenantDomain.tenant_id == tenant.id)).scalars().all()
-
-
-def _row(domain):
-    db.session.expire_all()  # the requests committed in their own sessions
-    return db.session.execute(select(TenantDomain).where(TenantDomain.domain == domain)).scalar_one_or_none()
-
-
-def _post(client, prefix, path, data=None, **kwargs):
-    """POST to `prefix + path` with a CSRF token taken from the domains page (or, where
-    the user may not see it, from the home page)."""
-    page = client.get(f"{prefix}/domains", **kwargs)
-    if page.status_code != 200:
-        page = client.get(f"{prefix}/", **kwargs)
-    token = csrf_token(page.get_data(as_text=True))
-    return client.post(f"{prefix}{path}", data={**(data or {}), "csrf_token": token}, **kwargs)
-
-
-def _resolves_to(client, domain, tenant):
-    """Does a request with Host: `domain` reach `tenant`'s sign-in page?"""
-    page = client.get("/login", base_url=f"http://{domain}")
-    if page.status_code == 404:
-        return False
-    assert page.status_code == 200 and tenant.name in page.get_data(as_text=True)
-    return True
-
-
-@pytest.fixture()
-def admin_of(client, factory):
-    """A signed-in admin of a tenant whose plan has custom domains."""
-    tenant = factory.tenant(plan="professional")
-    sign_in_tenant(client, tenant, factory.admin(tenant))
-    return tenant
 
 
 def test_add_then_verify_by_dns_then_remove(client, admin_of, fake_dns):
@@ -154,21 +121,27 @@ def test_an_international_domain_is_stored_idna_encoded(client, admin_of):
     assert [d.domain for d in _domains(admin_of)] == ["xn--bcher-kva.example"]
 
 
-def test_a_domain_claimed_anywhere_is_in_use_without_naming_who(client, factory, admin_of):
+def test_a_domain_verified_elsewhere_is_in_use_without_naming_who(client, factory, admin_of):
     other = factory.tenant(plan="professional", name="Rival Company")
     add_domain(get_tenant(other.id), "verified.rival.example")
     db.session.add(TenantDomain(tenant_id=other.id, domain="pending.rival.example", verification_token="t" * 32))
     db.session.commit()
     prefix = f"/t/{admin_of.slug}"
-    for domain in ("verified.rival.example", "Pending.Rival.Example"):
-        response = _post(client, prefix, "/domains", {"domain": domain})
-        body = response.get_data(as_text=True)
-        assert response.status_code == 400 and "is already in use" in body
-        assert other.slug not in body and "Rival Company" not in body
+    response = _post(client, prefix, "/domains", {"domain": "Verified.Rival.Example"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400 and "verified.rival.example is already in use." in body
+    assert other.slug not in body and "Rival Company" not in body
+    # A claim elsewhere that is still pending blocks no one: claimed here too, token of its own.
+    assert _post(client, prefix, "/domains", {"domain": "Pending.Rival.Example"}).status_code == 302
+    ours = _claim(admin_of, "pending.rival.example")
+    assert ours.verified_at is None and ours.verification_token not in ("t" * 32, None)
     _post(client, prefix, "/domains", {"domain": DOMAIN})
     response = _post(client, prefix, "/domains", {"domain": DOMAIN})
     assert response.status_code == 400 and "already added" in response.get_data(as_text=True)
-    assert [d.domain for d in _domains(admin_of)] == [DOMAIN]
+    response = _post(client, prefix, "/domains", {"domain": "pending.rival.example"})
+    assert response.status_code == 400 and "already added" in response.get_data(as_text=True)
+    assert sorted(d.domain for d in _domains(admin_of)) == ["pending.rival.example", DOMAIN]
+    assert _claim(other, "pending.rival.example").verification_token == "t" * 32  # theirs untouched
 
 
 def test_at_most_ten_domains(client, admin_of):

@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEvent, Tenant
+from portal.models import AuditEvent, Tenant, TenantDomain
 from tests.factories import csrf_token, sign_in_staff, unique_slug
 
 
@@ -184,10 +184,31 @@ def test_custom_domain_bad_input(staff_client, factory):
         response = staff_client.post(f"{url}/domains", data={"domain": domain, "csrf_token": token})
         assert response.status_code == 400 and message in response.get_data(as_text=True)
     assert staff_client.post(f"{url}/domains", data={"domain": "shop.example.com", "csrf_token": token}).status_code == 302
+    response = staff_client.post(f"{url}/domains", data={"domain": "shop.example.com", "csrf_token": token})
+    assert response.status_code == 400 and "already recorded for this tenant" in response.get_data(as_text=True)
     other = factory.tenant()
     response = staff_client.post(f"/admin/tenants/{other.id}/domains",
                                  data={"domain": "shop.example.com", "csrf_token": token})
-    assert response.status_code == 400 and "already recorded" in response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert f"shop.example.com is already in use: verified for tenant {tenant.slug}." in response.get_data(as_text=True)
+
+
+def test_custom_domain_pending_at_another_tenant_is_recorded_and_its_claim_dropped(staff_client, factory):
+    claimant, owner = factory.tenant(plan="professional"), factory.tenant()
+    db.session.add(TenantDomain(tenant_id=claimant.id, domain="shop.example.com", verification_token="c" * 32))
+    db.session.commit()
+    url = f"/admin/tenants/{owner.id}"
+    token = _form(staff_client, url)
+    response = staff_client.post(f"{url}/domains", data={"domain": "shop.example.com", "csrf_token": token})
+    assert response.status_code == 302
+    db.session.expire_all()
+    rows = db.session.execute(select(TenantDomain.tenant_id, TenantDomain.verified_at)
+                              .where(TenantDomain.domain == "shop.example.com")).all()
+    assert len(rows) == 1 and rows[0].tenant_id == owner.id and rows[0].verified_at is not None
+    dropped = db.session.execute(select(AuditEvent).where(
+        AuditEvent.tenant_id == claimant.id, AuditEvent.action == "domain.claim_dropped")).scalar_one()
+    assert dropped.target == "shop.example.com" and dropped.actor_kind == "system"
+    assert owner.slug not in str(dropped.details) + (dropped.reason or "")
 
 
 def test_unknown_tenant_id_is_404(staff_client):
