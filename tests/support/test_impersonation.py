@@ -175,14 +175,20 @@ def test_the_user_disabled_meanwhile_revokes_it(client, factory):
     assert latest(staff).end_cause == "revoked"
 
 
-def test_lapsed_ones_are_closed_when_the_list_is_read(client, factory):
+def _lapsed_one(client, factory):
+    """A support staff member's impersonation, started, never entered, past its time."""
     tenant = factory.tenant()
     staff = factory.staff("support")
     sign_in_staff(client, staff)
-    handoff_path(start(client, tenant, factory.user(tenant)))  # never entered
+    handoff_path(start(client, tenant, factory.user(tenant)))
     db.session.execute(update(Impersonation).where(Impersonation.staff_user_id == staff.id)
                        .values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
     db.session.commit()
+    return tenant, staff
+
+
+def test_lapsed_ones_are_closed_when_the_list_is_read(client, factory):
+    tenant, staff = _lapsed_one(client, factory)
     assert "expired" in client.get("/admin/impersonations").get_data(as_text=True)
     assert latest(staff).end_cause == "expired"
     [ended] = events("impersonation.ended", tenant=tenant)
@@ -190,13 +196,7 @@ def test_lapsed_ones_are_closed_when_the_list_is_read(client, factory):
 
 
 def test_lapsed_ones_are_closed_by_the_cli(app, client, factory):
-    tenant = factory.tenant()
-    staff = factory.staff("support")
-    sign_in_staff(client, staff)
-    handoff_path(start(client, tenant, factory.user(tenant)))  # never entered
-    db.session.execute(update(Impersonation).where(Impersonation.staff_user_id == staff.id)
-                       .values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
-    db.session.commit()
+    _tenant, staff = _lapsed_one(client, factory)
     result = app.test_cli_runner().invoke(args=["support", "expire"])
     assert result.exit_code == 0 and "impersonation(s) closed" in result.output  # ours, and any other lapsed
     assert latest(staff).end_cause == "expired"
