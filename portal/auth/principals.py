@@ -33,15 +33,16 @@ class ImpersonationView:
     tenant_id: uuid.UUID
     staff_id: uuid.UUID
     staff_email: str
+    staff_role: str
     user_id: uuid.UUID
     user_email: str
     expires_at: datetime
     write_allowed: bool
 
     @classmethod
-    def of(cls, row):
+    def of(cls, row, staff_role):
         return cls(id=row.id, tenant_id=row.tenant_id, staff_id=row.staff_user_id, staff_email=row.staff_email,
-                   user_id=row.user_id, user_email=row.user_email, expires_at=row.expires_at,
+                   staff_role=staff_role, user_id=row.user_id, user_email=row.user_email, expires_at=row.expires_at,
                    write_allowed=row.write_reason is not None)
 
     @property
@@ -120,13 +121,19 @@ def _open_impersonation(raw_id, tenant_id, user_id):
     row = db.session.get(Impersonation, uuid.UUID(str(raw_id)))
     if row is None or row.tenant_id != tenant_id or row.user_id != user_id:
         return None
+    return impersonation_view(row)
+
+
+def impersonation_view(row):
+    """The view of impersonation `row` if it is open, unexpired, and its staff member is
+    still active and may impersonate; else None."""
     if row.ended_at is not None or row.expires_at <= datetime.now(timezone.utc):
         return None
     # The staff member must still be active and still hold the permission.
     staff = db.session.get(StaffUser, row.staff_user_id)
     if staff is None or not staff.is_active or not role_may(staff.role, "tenants.impersonate"):
         return None
-    return ImpersonationView.of(row)
+    return ImpersonationView.of(row, staff.role)
 
 
 class RealmSessionInterface(SecureCookieSessionInterface):

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
 
-from portal.auth.principals import ImpersonationView, TenantPrincipal
+from portal.auth.principals import TenantPrincipal, impersonation_view
 from portal.extensions import db
 from portal.models import Impersonation, Tenant
 from portal.services import audit, tenant_settings
@@ -123,15 +123,14 @@ def enter(tenant, token):
         select(Impersonation).where(Impersonation.handoff_hash == digest(token or ""),
                                     Impersonation.tenant_id == tenant.id).with_for_update()
     ).scalar_one_or_none()
-    now = _now()
-    if row is None or row.ended_at is not None or row.expires_at <= now or \
-            row.started_at < now - timedelta(seconds=HANDOFF_SECONDS):
+    view = impersonation_view(row) if row is not None else None
+    if view is None or row.started_at < _now() - timedelta(seconds=HANDOFF_SECONDS):
         raise NotFound("handoff")
     with tenant_session(tenant) as data:
         user = get_row(data, TenantUser, row.user_id, tenant)
         if user is None or not user.is_active:
             raise NotFound("user")
-        principal = TenantPrincipal.of(user, data, impersonation=ImpersonationView.of(row))
+        principal = TenantPrincipal.of(user, data, impersonation=view)
     row.handoff_hash = None  # single use
     db.session.commit()
     return principal
