@@ -1,5 +1,6 @@
 """Support staff look at a tenant's pages as one of its users: read-only unless write
 was granted, a banner on every page, every request audited, and the ways it ends."""
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
@@ -228,3 +229,12 @@ def test_a_staff_member_disabled_or_demoted_loses_the_impersonation(client, fact
     staff.role = "viewer"
     db.session.commit()
     assert client.get(f"/t/{tenant.slug}/users").status_code == 302  # to sign-in: it is over
+
+
+def test_the_banner_stays_on_error_pages(client, factory):
+    tenant = factory.tenant()
+    impersonate(client, factory, tenant, factory.user(tenant, role="viewer"))
+    for path, status in ((f"/users/{uuid.uuid4()}", 404), ("/settings", 403)):  # no such user; a viewer's refusal
+        response = client.get(f"/t/{tenant.slug}{path}")
+        assert response.status_code == status
+        assert 'id="impersonation-banner"' in response.get_data(as_text=True), path
