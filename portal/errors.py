@@ -55,7 +55,25 @@ def permission_refusal(role, permission):
     return refusal(403, "Not allowed", f"Your role ({role}) may not {action} {resource}.", permission=permission)
 
 
+NUL_REFUSED = "Text may not contain a NUL character (\\0)."
+
+
+def _holds_nul():
+    """Whether a form field, query argument or JSON body holds a NUL character, which
+    PostgreSQL cannot store in text (it would fail as a server error deep in a service)."""
+    values = [*request.args.values(), *request.form.values()]
+    if any("\x00" in value for value in values):
+        return True
+    return request.is_json and "\\u0000" in request.get_data(as_text=True)
+
+
 def register(app):
+    @app.before_request
+    def _refuse_nul():
+        if _holds_nul():
+            return _answer(400, "Bad request", NUL_REFUSED)
+        return None
+
     @app.errorhandler(CSRFError)
     def _csrf(exc):
         return _answer(400, "Form expired", f"{exc.description} Reload the page and try again.")

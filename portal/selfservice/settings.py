@@ -24,6 +24,11 @@ def save(name, colour, support_access, session_minutes, actor):
     wanted = {"display_colour": colour.lower(), "support_access": bool(support_access),
               "session_minutes": session_minutes}
     before = tenant_settings.current()
+    if getattr(actor, "impersonation", None) is not None and wanted["support_access"] != before["support_access"]:
+        # Consent is the tenant's to give: an impersonation (a superadmin's override
+        # included) must not leave support access turned on, or off, behind it.
+        raise Refused("Support access is the tenant's own choice: it cannot be changed while impersonating.",
+                      "support_access")
     with tenant_transaction() as session:
         for key, value in wanted.items():
             row = session.get(TenantSetting, (tenant.id, key))

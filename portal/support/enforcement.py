@@ -22,11 +22,16 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ALWAYS_ALLOWED = {"impersonation.end", "auth.tenant_logout"}
 READ_ONLY = "read-only impersonation"
 # Even with write access, nothing that outlives the impersonation: no API tokens, no
-# invitations or password links, no roles given or changed.
-LASTING = {"tokens.create", "users.create", "roles.create", "roles.update"}
-LASTING_USER_ACTIONS = {"reset", "resend", "role"}
-NOT_LASTING = ("not while impersonating: API tokens, invitations, password links and roles are for the "
-               "tenant's own people to hand out")
+# invitations, password links or re-enabled accounts, no roles given or changed, no
+# custom domains. (Consent, `support_access`, is guarded in the settings service.)
+LASTING = {"tokens.create", "users.create", "roles.create", "roles.update", "domains.add", "domains.verify"}
+LASTING_USER_ACTIONS = {"reset", "resend", "role", "enable"}
+NOT_LASTING = ("not while impersonating: API tokens, invitations, password links, accounts, roles and "
+               "domains are for the tenant's own people to hand out")
+# Not even to look: the data export holds every user's password hash, a copy that would
+# outlive the impersonation.
+NEVER = {"selfservice.export", "selfservice.download"}
+NOT_THE_EXPORT = "not while impersonating: the data export is for the tenant's own people"
 
 
 def install(bp):
@@ -51,6 +56,8 @@ def _before():
         flash("Your impersonation has ended.", "info")
         return None  # anonymous from here: the tenant's guard sends a page to sign-in
     g.impersonation = view
+    if request.endpoint in NEVER:
+        return _refuse_write(NOT_THE_EXPORT)
     if request.method in SAFE_METHODS or request.endpoint in ALWAYS_ALLOWED:
         return None
     if not view.write_allowed:

@@ -10,7 +10,7 @@ A token acts for its maker (`created_by_id`, a tenant user), and on every reques
 may do only what its maker may *now*: the maker is looked up in the same query as the
 token, a disabled or removed maker refuses the token, and a scope whose permissions the
 maker's role no longer holds is not effective (the role may be changed back). A token
-with no maker on record (made before migration t0004, or by the system) is not re-checked.
+with no maker on record (one whose maker migration t0004 could not find) is refused.
 """
 import re
 import uuid
@@ -115,9 +115,7 @@ def listing_with_state():
     with tenant_session() as session:
         permissions = {}
         for row, active, role in session.execute(_with_maker().order_by(ApiToken.created_at.desc())).all():
-            if row.created_by_id is None:
-                states.append(TokenState(row))
-            elif not active:
+            if not active:
                 states.append(TokenState(row, maker_inactive=True))
             else:
                 if role not in permissions:
@@ -147,7 +145,7 @@ def authenticate(token):
 
     The maker comes in the same query as the token (an outer join on its primary key);
     a maker with a custom role costs one more query, in the same transaction, for the
-    role's permissions. A token with no maker on record costs nothing more."""
+    role's permissions."""
     tenant = require_tenant()
     match = TOKEN_RE.match(token or "")
     if match is None or uuid.UUID(match.group(1)) != tenant.id:
@@ -161,8 +159,6 @@ def authenticate(token):
         now = datetime.now(timezone.utc)
         if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
             return None
-        if row.created_by_id is None:
-            return Grant(row, tuple(row.scopes))
-        if not active:  # None: the maker was removed; False: disabled
+        if not active:  # None: the maker was removed (or was never found); False: disabled
             raise Refused(MAKER_INACTIVE)
         return Grant(row, allowed_scopes(row.scopes, permissions_of(session, role)))

@@ -238,3 +238,27 @@ def test_the_banner_stays_on_error_pages(client, factory):
         response = client.get(f"/t/{tenant.slug}{path}")
         assert response.status_code == status
         assert 'id="impersonation-banner"' in response.get_data(as_text=True), path
+
+
+def test_with_write_access_still_no_consent_change_no_export_no_domain_no_reenabling(client, factory):
+    tenant = factory.tenant(plan="professional")
+    admin, disabled = factory.admin(tenant), factory.user(tenant)
+    with tenant_transaction(tenant) as session:
+        session.get(TenantUser, (tenant.id, disabled.id)).is_active = False
+    job = factory.export_job(tenant)
+    impersonate(client, factory, tenant, admin, write="y", write_reason="Customer asked us to fix it")
+    token = page_token(client, f"/t/{tenant.slug}/settings")
+    # Consent stays the tenant's: turning support access off (or on) is refused beside the field.
+    response = client.post(f"/t/{tenant.slug}/settings", data={
+        "csrf_token": token, "name": "Same", "display_colour": "#2b8a3e", "session_minutes": "60"})
+    assert response.status_code == 400 and "cannot be changed while impersonating" in response.get_data(as_text=True)
+    assert get_tenant(tenant.id).name != "Same"
+    # Not even a look at the export (every user's password hash), nor starting one.
+    for method, path in (("get", f"/data/exports/{job.id}/download"), ("post", "/data/export")):
+        response = getattr(client, method)(f"/t/{tenant.slug}{path}", data={"csrf_token": token})
+        assert response.status_code == 403 and "data export" in response.get_data(as_text=True), path
+    for path, data in ((f"/users/{disabled.id}/enable", {}), ("/domains", {"domain": "shop.example.org"})):
+        response = client.post(f"/t/{tenant.slug}{path}", data={**data, "csrf_token": token})
+        assert response.status_code == 403 and "not while impersonating" in response.get_data(as_text=True), path
+    with tenant_session(tenant) as session:
+        assert not session.get(TenantUser, (tenant.id, disabled.id)).is_active

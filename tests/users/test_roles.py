@@ -171,3 +171,16 @@ def test_editing_a_role_needs_what_it_grants_now(client, factory):
     refused = _post(client, tenant, "/roles/auditor", {"name": "Auditor", "permissions": ["orders.view"]})
     assert refused.status_code == 400 and "do not hold yourself: audit.view" in refused.get_data(as_text=True)
     assert _roles(tenant)["auditor"] == ["audit.view", "orders.view"]
+
+
+def test_a_nul_character_is_a_clear_400_not_a_server_error(client, factory):
+    tenant = factory.tenant()
+    member = factory.user(tenant)
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    for path, data, page in ((f"/users/{member.id}/role", {"role": "\x00"}, f"/users/{member.id}"),
+                             ("/roles/new", {"name": "a\x00b", "permissions": ["orders.view"]}, "/roles")):
+        response = _post(client, tenant, path, data, page=page)
+        assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True), path
+    assert _roles(tenant) == {} and _role_of(tenant, member) == "member"
+    api = client.post(f"/t/{tenant.slug}/api/v1/orders", json={"customer": "a\u0000b", "amount_cents": 1})
+    assert api.status_code == 400 and "NUL character" in api.json["error"]["message"]
