@@ -28,6 +28,17 @@ def _leaks(text, secrets_):
     return [s for s in secrets_ if s in text]
 
 
+def _claim_with_its_record(client, factory, admin_of, fake_dns):
+    """Another tenant, and this tenant's claim of DOMAIN with its right TXT record in DNS:
+    (other tenant, this tenant's path prefix, the claim's id, the real DNS check)."""
+    other = factory.tenant(plan="professional", name="Bravo Secret Co")
+    prefix = f"/t/{admin_of.slug}"
+    post(client, prefix, "/domains", {"domain": DOMAIN})
+    mine = claim(admin_of, DOMAIN)
+    fake_dns.records[RECORD] = [_value(mine.verification_token)]
+    return other, prefix, mine.id, dns.check
+
+
 @pytest.fixture()
 def rivals(app, client, factory):
     """Tenants A and B, both with custom domains, each with an admin signed in on a
@@ -98,13 +109,7 @@ def test_a_claim_dropped_while_its_check_ran_is_told_in_use(client, factory, adm
     """Another tenant's verification of the name commits while this tenant's DNS lookup
     runs (here: staff record it for the other tenant): the TXT record is right, but the
     name is taken; the page says so, and the claim is gone."""
-    other = factory.tenant(plan="professional", name="Bravo Secret Co")
-    prefix = f"/t/{admin_of.slug}"
-    post(client, prefix, "/domains", {"domain": DOMAIN})
-    mine = claim(admin_of, DOMAIN)
-    mine_id = mine.id
-    fake_dns.records[RECORD] = [_value(mine.verification_token)]
-    real_check = dns.check
+    other, prefix, mine_id, real_check = _claim_with_its_record(client, factory, admin_of, fake_dns)
 
     def check_while_another_verifies(*args):
         answer = real_check(*args)
@@ -129,13 +134,7 @@ def test_a_name_verified_elsewhere_past_the_lock_is_in_use_not_a_500(client, fac
     is left in place (as by a writer that skipped the claims' lock): the check after the
     lock sees it; and where that check is skipped too, the partial unique index refuses
     the second verified row (IntegrityError: rolled back, "already in use")."""
-    other = factory.tenant(plan="professional", name="Bravo Secret Co")
-    prefix = f"/t/{admin_of.slug}"
-    post(client, prefix, "/domains", {"domain": DOMAIN})
-    mine = claim(admin_of, DOMAIN)
-    mine_id = mine.id
-    fake_dns.records[RECORD] = [_value(mine.verification_token)]
-    real_check = dns.check
+    other, prefix, mine_id, real_check = _claim_with_its_record(client, factory, admin_of, fake_dns)
 
     def check_while_a_row_appears(*args):
         answer = real_check(*args)
