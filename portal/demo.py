@@ -52,7 +52,7 @@ def seed():
     email, password, tenant_password = open(path).read().split("\n")[:3]
     return [
         f"staff console:  /admin/   sign in as {email} / {password}",
-        f"tenant pages:   /t/acme/ (pool)  /t/globex/ (bridge)  /t/initech/ (silo)",
+        "tenant pages:   /t/acme/ (pool)  /t/globex/ (bridge)  /t/initech/ (silo)",
         f"                sign in as admin@<slug>.example (or alice@, a member; bob@, a viewer)"
         f" / {tenant_password}",
     ]
