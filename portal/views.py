@@ -1,7 +1,7 @@
-"""Small helpers shared by the views of the staff console."""
+"""Small helpers shared by the views of the staff console and the tenant pages."""
 import uuid
 
-from flask import abort
+from flask import abort, flash
 
 from portal.extensions import db
 
@@ -16,3 +16,14 @@ def get_or_404(model, raw_id):
     if row is None:
         abort(404)
     return row
+
+
+def show_refusal(form, exc, default_field=None):
+    """Put a refused operation's message (portal.services.errors.Refused) beside the field
+    it names, else beside `default_field`; with neither, flash it for the page."""
+    name = exc.field or default_field
+    field = getattr(form, name, None) if name else None
+    if field is not None:
+        field.errors = list(field.errors) + [exc.message]
+    else:
+        flash(exc.message, "error")

@@ -6,6 +6,7 @@ from portal.auth.guards import guard_tenant_blueprint
 from portal.domains import services
 from portal.domains.forms import DomainForm
 from portal.services.errors import Refused
+from portal.views import show_refusal
 
 bp = Blueprint("domains", __name__, template_folder="templates")
 # Custom domains are a feature of the plan: without it the guard names the plans that have it.
@@ -28,7 +29,7 @@ def add():
         try:
             row = services.add(form.domain.data, current_user)
         except Refused as exc:
-            form.domain.errors.append(exc.message)
+            show_refusal(form, exc, "domain")
         else:
             flash(f"{row.domain} added: create its TXT record, then press Verify.", "success")
             return redirect(url_for("domains.index"))

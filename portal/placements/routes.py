@@ -7,6 +7,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import placements
 from portal.services.errors import Refused
+from portal.views import show_refusal
 
 bp = Blueprint("placements", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "placements.view", "register": "placements.manage"})
@@ -31,7 +32,7 @@ def register():
         try:
             placement = placements.register(form.name.data, form.url_env.data, form.capacity.data, current_user)
         except Refused as exc:
-            getattr(form, exc.field or "name").errors.append(exc.message)
+            show_refusal(form, exc, "name")
         else:
             flash(f"Placement {placement.name} registered.", "success")
             return redirect(url_for("placements.index"))

@@ -9,6 +9,7 @@ from portal.lifecycle.exports import export_file
 from portal.selfservice import services, settings
 from portal.services import tenant_settings
 from portal.services.errors import Refused
+from portal.views import show_refusal
 from portal.tenancy.context import require_tenant
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
@@ -109,7 +110,7 @@ def save_settings():
             changes = settings.save(form.name.data, form.display_colour.data, form.support_access.data,
                                     form.session_minutes.data, current_user)
         except Refused as exc:
-            getattr(form, exc.field or "name").errors.append(exc.message)
+            show_refusal(form, exc, "name")
         else:
             flash("Settings saved." if changes else "Nothing changed.", "success")
             return redirect(url_for("selfservice.settings_page"))

@@ -11,7 +11,7 @@ from portal.services.errors import Refused
 from portal.support import enforcement, services
 from portal.support.forms import StartImpersonationForm
 from portal.tenancy.context import require_tenant
-from portal.views import get_or_404
+from portal.views import get_or_404, show_refusal
 
 bp = Blueprint("support", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"start": "tenants.impersonate", "index": "audit.view"})
@@ -34,7 +34,7 @@ def start(tenant_id):
                                error=services.ACCESS_OFF if request.method == "POST" else None,
                                support_access=False, may_override=False), (403 if request.method == "POST" else 200)
     form.user.choices = [(str(u.id), f"{u.email} ({u.role})") for u in services.users_to_impersonate(tenant)]
-    error = None
+    refused = False
     if form.validate_on_submit():
         try:
             _row, token = services.start(
@@ -45,18 +45,15 @@ def start(tenant_id):
         except services.NotFound:
             abort(404)
         except Refused as exc:
-            field = getattr(form, exc.field, None) if exc.field else None
-            if field is not None:
-                field.errors = list(field.errors) + [exc.message]
-            else:
-                error = exc.message
+            show_refusal(form, exc)
+            refused = True
         else:
             # By path prefix on this host: it serves every tenant, and carries no staff cookie over.
             return redirect(f"/t/{tenant.slug}" + url_for("impersonation.enter", token=token))
     return render_template(
-        "support/start.html", tenant=tenant, form=form, error=error, support_access=access,
+        "support/start.html", tenant=tenant, form=form, error=None, support_access=access,
         may_override=may_override, closed=False,
-    ), (400 if form.errors or error else 200)
+    ), (400 if form.errors or refused else 200)
 
 
 @bp.route("/impersonations")

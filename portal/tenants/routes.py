@@ -11,7 +11,7 @@ from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
-from portal.views import get_or_404
+from portal.views import get_or_404, show_refusal
 from portal.models import TENANT_STATUSES, TENANT_TIERS, Tenant
 from portal.tenants import services
 from portal.plans import services as plan_services
@@ -60,15 +60,6 @@ def _placement_choices():
     ]
 
 
-def _field_error(form, exc):
-    """Put a refused operation's message beside its field (or on the page)."""
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is not None:
-        field.errors = list(field.errors) + [exc.message]
-    else:
-        flash(exc.message, "error")
-
-
 @bp.route("/")
 @bp.route("/tenants")
 def index():
@@ -103,7 +94,7 @@ def create():
                 placement_id=uuid.UUID(form.placement.data) if form.placement.data else None,
             )
         except Refused as exc:
-            _field_error(form, exc)
+            show_refusal(form, exc)
         else:
             jobs.enqueue(job)
             flash(f"Tenant {tenant.slug} is being provisioned.", "success")
@@ -154,7 +145,7 @@ def _apply(tenant, form, form_key, action):
         try:
             action()
         except Refused as exc:
-            _field_error(form, exc)
+            show_refusal(form, exc)
         else:
             return redirect(url_for("tenants.detail", tenant_id=tenant.id))
     return _render_detail(tenant, 400, **{form_key: form})
@@ -239,7 +230,7 @@ def deprovision(tenant_id):
         try:
             job = retire.request_deprovision(tenant, form.confirm.data, current_user)
         except Refused as exc:
-            _field_error(form, exc)
+            show_refusal(form, exc)
         else:
             jobs.enqueue(job)
             flash("Deprovisioning started: the export is kept for the retention period.", "success")
@@ -276,7 +267,7 @@ def import_export():
             )
         except Refused as exc:
             exports.discard_upload(path)
-            _field_error(form, exc)
+            show_refusal(form, exc)
         else:
             jobs.enqueue(job)
             flash(f"Tenant {tenant.slug} is being imported.", "success")

@@ -8,6 +8,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.auth.guards import guard_tenant_blueprint
 from portal.services.errors import Refused
+from portal.views import show_refusal
 from portal.tokens import services
 
 bp = Blueprint("tokens", __name__, template_folder="templates")
@@ -34,7 +35,7 @@ def create():
         try:
             row, token = services.create(form.name.data, form.scopes.data, form.days.data, current_user)
         except Refused as exc:
-            getattr(form, exc.field or "name").errors.append(exc.message)
+            show_refusal(form, exc, "name")
         else:
             return render_template("tokens/created.html", row=row, token=token)
     return index(form, 400)

@@ -5,6 +5,7 @@ from flask_wtf import FlaskForm
 from portal.auth.guards import guard_tenant_blueprint
 from portal.roles.services import role_choices
 from portal.services.errors import Refused
+from portal.views import show_refusal
 from portal.users import services
 from portal.users.forms import AddUserForm, RoleChoiceForm
 
@@ -32,7 +33,7 @@ def create():
         try:
             user, message = services.add_user(form.email.data, form.name.data, form.role.data, current_user)
         except Refused as exc:
-            getattr(form, exc.field or "email").errors.append(exc.message)
+            show_refusal(form, exc, "email")
         else:
             return render_template("users/invited.html", user=user, message=message)
     return render_template("users/new.html", form=form), (400 if form.errors else 200)
