@@ -262,3 +262,15 @@ def test_with_write_access_still_no_consent_change_no_export_no_domain_no_reenab
         assert response.status_code == 403 and "not while impersonating" in response.get_data(as_text=True), path
     with tenant_session(tenant) as session:
         assert not session.get(TenantUser, (tenant.id, disabled.id)).is_active
+
+
+def test_with_write_access_a_write_route_is_refused_unless_listed(app):
+    """Fail closed: every tenant write route is either judged harmless once the
+    impersonation ends (listed) or refused; a new route is refused until listed."""
+    from portal.support.enforcement import WRITES_THAT_END_WITH_IT
+    from tests.routes import TENANT_BLUEPRINTS, rules
+
+    writes = {r.endpoint for r in rules(app, TENANT_BLUEPRINTS) if "POST" in r.methods}
+    assert WRITES_THAT_END_WITH_IT <= writes  # no stale names in the list
+    assert {"tokens.create", "users.create", "roles.create", "roles.update", "domains.add",
+            "domains.verify", "selfservice.export"} <= writes - WRITES_THAT_END_WITH_IT
