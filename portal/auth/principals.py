@@ -18,6 +18,7 @@ from itsdangerous import URLSafeTimedSerializer
 from portal.auth.staff_roles import role_may
 from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
+from portal.services import tenant_settings
 from portal.models import Impersonation, StaffUser
 from portal.tenancy.context import get_current_tenant
 from portal.tenancy.data import TenantUser
@@ -109,6 +110,7 @@ def load_user(user_id):
                 user = data.get(TenantUser, (tenant.id, uuid.UUID(local_id)))
                 if user is None or not user.is_active:
                     return None
+                tenant_settings.prime(data)  # the layout's, in this transaction
                 return TenantPrincipal.of(user, data, impersonation=impersonation)
     except ValueError:
         return None

@@ -19,7 +19,7 @@ from portal.services import audit, tenant_settings
 from portal.services.errors import Refused
 from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.context import TenantRef
-from portal.tenancy.data import TenantSetting, TenantUser
+from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import get_row, tenant_session
 
 MAX_MINUTES = 60
@@ -53,12 +53,8 @@ def users_to_impersonate(tenant):
 
 
 def support_access(tenant):
-    """Whether the tenant lets support staff in (its setting `support_access`). Read
-    from its settings rows directly: tenant_settings.current() is the *request's* tenant."""
-    ref = TenantRef.of(tenant)
-    with tenant_session(ref) as data:
-        row = data.get(TenantSetting, (ref.id, "support_access"))
-    return bool(row.value.get("value")) if row is not None else tenant_settings.DEFAULTS["support_access"]
+    """Whether the tenant lets support staff in (its setting `support_access`)."""
+    return bool(tenant_settings.of(TenantRef.of(tenant))["support_access"])
 
 
 def may_override(staff):
