@@ -14,6 +14,7 @@ from typing import Optional
 from flask import request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import select
 
 from portal.auth.staff_roles import role_may
 from portal.auth.tenant_roles import permissions_of
@@ -119,20 +120,21 @@ def load_user(user_id):
 
 def _open_impersonation(raw_id, tenant_id, user_id):
     """The impersonation `raw_id` if it is open, unexpired, and of this tenant and user.
+    One query: the impersonation and its staff member together.
     (Closing a lapsed one, with its audit event, is portal/support/enforcement.py's job.)"""
-    row = db.session.get(Impersonation, uuid.UUID(str(raw_id)))
-    if row is None or row.tenant_id != tenant_id or row.user_id != user_id:
-        return None
-    return impersonation_view(row)
+    found = db.session.execute(
+        select(Impersonation, StaffUser).join(StaffUser, StaffUser.id == Impersonation.staff_user_id)
+        .where(Impersonation.id == uuid.UUID(str(raw_id)), Impersonation.tenant_id == tenant_id,
+               Impersonation.user_id == user_id)
+    ).first()
+    return impersonation_view(*found) if found is not None else None
 
 
-def impersonation_view(row):
+def impersonation_view(row, staff):
     """The view of impersonation `row` if it is open, unexpired, and its staff member is
     still active and may impersonate; else None."""
     if row.ended_at is not None or row.expires_at <= datetime.now(timezone.utc):
         return None
-    # The staff member must still be active and still hold the permission.
-    staff = db.session.get(StaffUser, row.staff_user_id)
     if staff is None or not staff.is_active or not role_may(staff.role, "tenants.impersonate"):
         return None
     return ImpersonationView.of(row, staff.role)

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from portal.auth.principals import TenantPrincipal, impersonation_view
 from portal.extensions import db
-from portal.models import Impersonation, Tenant
+from portal.models import Impersonation, StaffUser, Tenant
 from portal.services import audit, tenant_settings
 from portal.services.errors import Refused
 from portal.services.secret_tokens import digest, new_secret
@@ -119,7 +119,7 @@ def enter(tenant, token):
         select(Impersonation).where(Impersonation.handoff_hash == digest(token or ""),
                                     Impersonation.tenant_id == tenant.id).with_for_update()
     ).scalar_one_or_none()
-    view = impersonation_view(row) if row is not None else None
+    view = impersonation_view(row, db.session.get(StaffUser, row.staff_user_id)) if row is not None else None
     if view is None or row.started_at < _now() - timedelta(seconds=HANDOFF_SECONDS):
         raise NotFound("handoff")
     with tenant_session(tenant) as data:
