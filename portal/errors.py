@@ -59,9 +59,9 @@ NUL_REFUSED = "Text may not contain a NUL character (\\0)."
 
 
 def _holds_nul():
-    """Whether a form field, query argument or JSON body holds a NUL character, which
+    """Whether the path, a form field, a query argument or a JSON body holds a NUL character, which
     PostgreSQL cannot store in text (it would fail as a server error deep in a service)."""
-    values = [*request.args.values(), *request.form.values()]
+    values = [request.path, *request.args.values(), *request.form.values()]
     if any("\x00" in value for value in values):
         return True
     return request.is_json and "\\u0000" in request.get_data(as_text=True)

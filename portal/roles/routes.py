@@ -49,8 +49,8 @@ def create():
 
 
 def _custom_role_or_404(key):
-    role = services.get_role(key)
-    if role is None or role.builtin:
+    role = services.get_custom_role(key)
+    if role is None:
         abort(404)
     return role
 

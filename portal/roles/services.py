@@ -37,12 +37,19 @@ def list_roles():
     return roles
 
 
-def get_role(key):
-    return next((role for role in list_roles() if role.key == key), None)
+def get_custom_role(key):
+    """The tenant's own role `key`, or None (built-in roles are not edited)."""
+    tenant = require_tenant()
+    with tenant_session() as session:
+        row = session.get(TenantRole, (tenant.id, key))
+    return RoleView(row.key, row.name, frozenset(row.permissions), False) if row is not None else None
 
 
 def role_choices():
-    return [(role.key, role.name) for role in list_roles()]
+    """(key, name) of every role a user may be given here: the built-in ones, then the tenant's."""
+    with tenant_session() as session:
+        custom = session.execute(select(TenantRole.key, TenantRole.name).order_by(TenantRole.name)).all()
+    return [(key, key.title()) for key in BUILTIN_ROLES] + [tuple(row) for row in custom]
 
 
 def check_assignable(session, actor, role_key, field="role"):

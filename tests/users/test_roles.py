@@ -182,5 +182,6 @@ def test_a_nul_character_is_a_clear_400_not_a_server_error(client, factory):
         response = _post(client, tenant, path, data, page=page)
         assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True), path
     assert _roles(tenant) == {} and _role_of(tenant, member) == "member"
+    assert client.get(f"/t/{tenant.slug}/roles/a%00b").status_code == 400  # in the path, too
     api = client.post(f"/t/{tenant.slug}/api/v1/orders", json={"customer": "a\u0000b", "amount_cents": 1})
     assert api.status_code == 400 and "NUL character" in api.json["error"]["message"]
