@@ -21,7 +21,7 @@ ACTIONS = {"disable": "disabled", "enable": "enabled", "reset": "new link sent",
 
 @bp.route("/users")
 def index():
-    return render_template("users/index.html", users=services.list_users(), state_of=services.state_of,
+    return render_template("users/index.html", users=services.list_users(), state_of=services.state_of, link_note=services.link_note,
                            form=FlaskForm())
 
 
@@ -46,8 +46,8 @@ def detail(user_id):
         abort(404)
     role_form = RoleChoiceForm(role=user.role)
     role_form.role.choices = role_choices()
-    return render_template("users/detail.html", user=user, state=services.state_of(user), form=FlaskForm(),
-                           role_form=role_form)
+    return render_template("users/detail.html", user=user, state=services.state_of(user),
+                           link_note=services.link_note, form=FlaskForm(), role_form=role_form)
 
 
 @bp.post("/users/<user_id>/remove")

@@ -166,3 +166,13 @@ def state_of(user, now=None):
         expires = user.set_password_expires_at
         return "invited" if expires is not None and expires > (now or datetime.now(timezone.utc)) else "invitation expired"
     return "active"
+
+
+def link_note(user, now=None):
+    """"link expires <when>" or "link expired <when>" for a user with no password yet and
+    a set-password link; else None. (Told by the date: a disabled user's link may still run.)"""
+    expires = user.set_password_expires_at
+    if user.password_hash is not None or expires is None:
+        return None
+    verb = "expires" if expires > (now or datetime.now(timezone.utc)) else "expired"
+    return f"link {verb} {expires:%Y-%m-%d %H:%M} UTC"

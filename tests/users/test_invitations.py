@@ -309,3 +309,18 @@ def test_outbox_pages_list_newest_first_filter_and_show_a_message(app, client, f
     assert (read.actor_label, read.target) == (superadmin.email, "second@outbox.example")
     assert client.get("/admin/outbox/not-a-uuid").status_code == 404
     assert client.get(f"/admin/outbox/{tenant.id}").status_code == 404
+
+
+def test_a_disabled_user_s_open_link_is_told_as_running_not_expired(client, factory):
+    from datetime import datetime, timedelta, timezone
+
+    from portal.users.services import link_note
+
+    tenant = factory.tenant()
+    user = TenantUser(tenant_id=tenant.id, email="x@y.example", password_hash=None, is_active=False,
+                      set_password_expires_at=datetime(2030, 1, 2, 3, 4, tzinfo=timezone.utc))
+    now = datetime(2029, 12, 31, tzinfo=timezone.utc)
+    assert link_note(user, now) == "link expires 2030-01-02 03:04 UTC"
+    assert link_note(user, now + timedelta(days=5)) == "link expired 2030-01-02 03:04 UTC"
+    user.password_hash = "set"
+    assert link_note(user, now) is None
