@@ -4,35 +4,28 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.lifecycle.exports import request_export
-from portal.models import AuditEvent, Job, Plan, Tenant
-from portal.services import entitlements, jobs
+from portal.models import AuditEvent, Job, Tenant
+from portal.services import entitlements, jobs, metering
 from portal.services.pagination import paginate
 from portal.tenancy.context import require_tenant
-from portal.tenancy.data import Order, TenantUser
+from portal.tenancy.data import Order
 from portal.tenancy.placement import get_row, tenant_session
 
-# Average on-disk bytes per row of the pool tables, used to estimate a pool tenant's
-# storage (its rows share tables with other tenants, so relation sizes do not apply).
-_BYTES_PER_ROW = {"users": 400, "orders": 160}
-
-
 def usage_summary():
-    """The current tenant's plan and what it uses of it."""
+    """The current tenant's plan (overrides applied) and what it uses of it: the same
+    figures the Usage page and the quotas use (portal/services/metering.py)."""
     tenant = require_tenant()
-    plan = db.session.get(Plan, tenant.plan_code)
     with tenant_session() as session:
-        users = session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
+        users = metering.user_count(tenant, session)
         orders, revenue = session.execute(
             select(func.count(), func.coalesce(func.sum(Order.amount_cents), 0)).select_from(Order)
         ).one()
-    storage_bytes = users * _BYTES_PER_ROW["users"] + orders * _BYTES_PER_ROW["orders"]
     return {
-        "plan": plan,
-        "max_users": entitlements.for_tenant(tenant.id, tenant.plan_code).limit("max_users"),
+        "granted": entitlements.for_tenant(tenant.id, tenant.plan_code),
         "users": users,
         "orders": orders,
         "revenue_cents": revenue,
-        "storage_mb": round(storage_bytes / 1_048_576, 2),
+        "storage_mb": round(metering.storage_bytes(tenant) / 1_048_576, 2),
     }
 
 

@@ -24,9 +24,12 @@ from portal.tenancy.placement import placement_owner_url, tenant_session
 log = logging.getLogger(__name__)
 
 
-def user_count(tenant):
-    with tenant_session(tenant) as session:
+def user_count(tenant, session=None):
+    """How many users `tenant` has (in `session`, when one is open on it already)."""
+    if session is not None:
         return session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
+    with tenant_session(tenant) as session:
+        return user_count(tenant, session)
 
 
 def storage_bytes(tenant, fresh=False):

@@ -131,3 +131,17 @@ def test_slow_statements_are_counted_per_tenant_for_staff(client, factory, staff
     body = client.get("/admin/top").get_data(as_text=True)
     section = body.split('id="slow"')[1].split("</section>")[0]
     assert slow.slug in section and quiet.slug not in section and "slowest" in section
+
+
+def test_home_page_shows_the_plan_with_overrides_and_the_usage_page_s_figures(client, factory, override):
+    tenant = factory.tenant(plan="basic")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    override(tenant, "limit:max_users", "15")
+    override(tenant, "feature:analytics", "on")
+    home = client.get(f"/t/{tenant.slug}/").get_data(as_text=True)
+    usage = client.get(f"/t/{tenant.slug}/usage").get_data(as_text=True)
+    users, limit = _meter(usage, "Users")
+    assert limit == "15" and f"Users: {users} of 15" in home
+    storage, storage_limit = _meter(usage, "Storage")
+    assert f"Storage: {storage} of {storage_limit}" in home
+    assert '<li class="on">analytics</li>' in home
