@@ -189,9 +189,10 @@ def override_rpm(app, ref, value):
     """Override the tenant's requests a minute (clears this process's caches of it)."""
     from portal.extensions import db
     from portal.plans import services
+    from portal.tenants.services import get_tenant
 
     with app.app_context():
-        services.set_override(services.tenant_by_id(ref.id), "limit:requests_per_minute", str(value), None,
+        services.set_override(get_tenant(ref.id), "limit:requests_per_minute", str(value), None,
                               "bench/ratelimit.py", ("system", None, "bench"))
         db.session.remove()
 

@@ -67,6 +67,7 @@ def make_tenant(app, slug, custom_permissions):
     from portal.extensions import db
     from portal.lifecycle.provisioning import create_tenant
     from portal.plans import services as plans
+    from portal.tenants.services import get_tenant
     from portal.services.passwords import hash_password
     from portal.tenancy.context import TenantRef
     from portal.tenancy.data import Order, TenantRole, TenantUser
@@ -87,7 +88,7 @@ def make_tenant(app, slug, custom_permissions):
             session.add_all(Order(tenant_id=ref.id, number=n, customer=f"Customer {n}", amount_cents=100 * n,
                                   status="open") for n in range(1, ORDERS + 1))
         ids = {key: row.id for key, row in rows.items()}
-        plans.set_override(plans.tenant_by_id(ref.id), "limit:requests_per_minute", str(10**9), None,
+        plans.set_override(get_tenant(ref.id), "limit:requests_per_minute", str(10**9), None,
                            "bench/tenant_access.py", ("system", None, "bench"))
         staff, _ = create_staff_user(f"support-{slug}@staff.example", "support", PASSWORD)
         staff_email = staff.email

@@ -12,6 +12,7 @@ from portal.plans import services
 from portal.plans.forms import override_form
 from portal.services import entitlements
 from portal.services.errors import Refused
+from portal.tenants.services import get_tenant
 from portal.views import get_or_404
 from portal.tenancy.context import require_tenant
 
@@ -149,7 +150,7 @@ def plan_page(form=None, status=200):
 
 @bp.route("/plan", methods=["POST"])
 def ask():
-    tenant = services.tenant_by_id(require_tenant().id)
+    tenant = get_tenant(require_tenant().id)
     form = AskForm()
     form.plan.choices = [SelectChoice(p.code, p.name) for p in services.plans(include_retired=False)]
     if form.validate_on_submit():

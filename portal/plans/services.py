@@ -15,10 +15,6 @@ from portal.tenancy.context import TenantRef
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 
 
-def tenant_by_id(tenant_id):
-    return db.session.get(Tenant, tenant_id)
-
-
 def plans(include_retired=True):
     query = select(Plan).order_by(Plan.position, Plan.code)
     if not include_retired:

@@ -43,7 +43,7 @@ guard_staff_blueprint(
 
 
 def _plan_choices():
-    return [SelectChoice(p.code, p.name) for p in services.plans() if not p.is_retired]
+    return [SelectChoice(p.code, p.name) for p in plan_services.plans(include_retired=False)]
 
 
 TIER_CHOICES = [
@@ -76,7 +76,7 @@ def index():
                                    per_page=current_app.config["PAGE_SIZE"])
     return render_template(
         "tenants/index.html", page=page, filters=filters, sort=sort, direction=direction,
-        plans=services.plans(), statuses=TENANT_STATUSES, tiers=TENANT_TIERS,
+        plans=plan_services.plans(), statuses=TENANT_STATUSES, tiers=TENANT_TIERS,
     )
 
 

@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.lifecycle.cache import forget_tenant
 from portal.services.errors import Refused
 from portal.services.validation import check_name
-from portal.models import Plan, Tenant, TenantDomain
+from portal.models import Tenant, TenantDomain
 from portal.services import audit
 from portal.services.metering import storage_bytes
 from portal.services.pagination import paginate
@@ -51,10 +51,6 @@ def get_tenant(tenant_id):
 
 def get_tenant_by_slug(slug):
     return db.session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
-
-
-def plans():
-    return db.session.execute(select(Plan).order_by(Plan.position)).scalars().all()
 
 
 def tenant_summary(tenant):

@@ -10,6 +10,7 @@ from portal.models import AuditEvent, Plan, TenantOverride
 from portal.plans import services as plan_services
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_session
+from portal.tenants.services import get_tenant
 from tests.factories import csrf_token, sign_in_staff
 
 
@@ -28,7 +29,7 @@ def override(staff_actor):
     """override(ref, key, value, until=None): set a tenant override through the service."""
 
     def set_(ref, key, value, until=None, reason="test"):
-        return plan_services.set_override(plan_services.tenant_by_id(ref.id), key, value, until, reason, staff_actor)
+        return plan_services.set_override(get_tenant(ref.id), key, value, until, reason, staff_actor)
 
     return set_
 

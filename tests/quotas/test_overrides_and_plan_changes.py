@@ -10,6 +10,7 @@ from portal.models import PlanRequest, TenantOverride
 from portal.plans import services as plan_services
 from portal.services import entitlements
 from portal.services.errors import Refused
+from portal.tenants.services import get_tenant
 from tests.factories import sign_in_tenant
 from tests.quotas.conftest import events, overrides, plan, post_form, user_count
 
@@ -75,7 +76,7 @@ def test_set_override_with_a_staff_user_loaded_earlier(conn, factory):
     actor: set_override must not flush the new override before it has its created_by."""
     tenant = factory.tenant(plan="basic")
     user = factory.staff("superadmin")
-    made = plan_services.set_override(plan_services.tenant_by_id(tenant.id), "limit:max_users", "20", None,
+    made = plan_services.set_override(get_tenant(tenant.id), "limit:max_users", "20", None,
                                       "support case", user)
     assert made.created_by == user.email
 
@@ -95,7 +96,7 @@ def test_staff_downgrade_that_does_not_fit_is_refused(client, factory, staff_cli
     refused = post_form(client, page, f"{page}/plan", {"plan": "basic"})
     assert refused.status_code == 400
     assert "Basic allows 10 users; this tenant has 11." in refused.get_data(as_text=True)
-    assert plan_services.tenant_by_id(tenant.id).plan_code == "professional"
+    assert get_tenant(tenant.id).plan_code == "professional"
     assert events("tenant.plan_changed", tenant_id=tenant.id) == []
 
 
@@ -109,7 +110,7 @@ def test_tenant_admin_downgrade_request_is_refused(client, factory):
     assert refused.status_code == 400
     assert "Basic allows 10 users; this tenant has 11." in refused.get_data(as_text=True)
     assert db.session.query(PlanRequest).filter_by(tenant_id=tenant.id).count() == 0
-    assert plan_services.tenant_by_id(tenant.id).plan_code == "professional"
+    assert get_tenant(tenant.id).plan_code == "professional"
 
 
 def test_upgrade_request_approved_by_staff(client, factory, staff_client):
@@ -121,7 +122,7 @@ def test_upgrade_request_approved_by_staff(client, factory, staff_client):
     assert asked.status_code == 302
     [change] = db.session.query(PlanRequest).filter_by(tenant_id=tenant.id).all()
     assert (change.from_plan, change.to_plan, change.state) == ("basic", "professional", "pending")
-    assert plan_services.tenant_by_id(tenant.id).plan_code == "basic"
+    assert get_tenant(tenant.id).plan_code == "basic"
     again = post_form(client, page, page, {"plan": "enterprise"})
     assert again.status_code == 400 and "waiting for staff already" in again.get_data(as_text=True)
 
@@ -131,7 +132,7 @@ def test_upgrade_request_approved_by_staff(client, factory, staff_client):
     approved = post_form(client, "/admin/plan-requests", f"/admin/plan-requests/{change.id}/approve", {})
     assert approved.status_code == 302
     db.session.expire_all()
-    assert plan_services.tenant_by_id(tenant.id).plan_code == "professional"
+    assert get_tenant(tenant.id).plan_code == "professional"
     assert db.session.get(PlanRequest, change.id).state == "approved"
     assert len(events("tenant.plan_requested", tenant_id=tenant.id)) == 1
     assert len(events("tenant.plan_changed", tenant_id=tenant.id)) == 1
@@ -172,7 +173,7 @@ def test_retired_plan_is_not_offered_to_tenants(conn, factory):
     plan("enterprise").is_retired = True
     db.session.flush()
     with pytest.raises(Refused, match="Choose one of the plans offered."):
-        plan_services.request_change(plan_services.tenant_by_id(tenant.id), "enterprise",
+        plan_services.request_change(get_tenant(tenant.id), "enterprise",
                                      ("staff", None, "x@example"))
 
 
