@@ -5,10 +5,9 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.auth.services import open_set_password_link, set_password_url
 from portal.extensions import db
-from portal.models import Plan
 from portal.services import audit, entitlements, mail
 from portal.services.errors import Refused
-from portal.services.validation import normalise_email
+from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import require_tenant
 from portal.roles.services import check_assignable, check_may_take
 from portal.tenancy.data import TenantUser
@@ -72,11 +71,9 @@ def add_user(email, name, role, actor):
     Returns (user, the OutboxMessage). A mail the server refuses adds no user (Refused)."""
     tenant = require_tenant()
     email = normalise_email(email, "email")
-    name = (name or "").strip()
-    if len(name) > 120:
-        raise Refused("A name is at most 120 characters.", "name")
-    plan = db.session.get(Plan, tenant.plan_code)
-    max_users = entitlements.for_tenant(tenant.id, tenant.plan_code).limit("max_users")
+    name = check_name(name, required=False)
+    granted = entitlements.for_tenant(tenant.id, tenant.plan_code)
+    max_users = granted.limit("max_users")
     try:
         with tenant_transaction() as session:
             check_assignable(session, actor, role)
@@ -84,7 +81,7 @@ def add_user(email, name, role, actor):
                 raise Refused(f"{email} is already a user of this tenant.", "email")
             users = count_users(session)
             if max_users is not None and users >= max_users:
-                raise Refused(f"The {plan.name} plan allows {max_users} users and this tenant has {users}.", "email")
+                raise Refused(f"The {granted.plan_name} plan allows {max_users} users and this tenant has {users}.", "email")
             user = TenantUser(tenant_id=tenant.id, email=email, name=name, role=role)
             token = open_set_password_link(user)
             session.add(user)
