@@ -12,10 +12,10 @@ from portal.services.errors import Refused
 from portal.services.validation import check_name
 from portal.models import Tenant, TenantDomain
 from portal.services import audit
-from portal.services.metering import storage_bytes
+from portal.services.metering import storage_bytes, user_count
 from portal.services.pagination import paginate
 from portal.tenancy.context import TenantRef
-from portal.tenancy.data import Order, TenantUser
+from portal.tenancy.data import Order
 from portal.tenancy.names import database_name, role_name, schema_name
 from portal.tenancy.placement import tenant_session
 
@@ -59,7 +59,7 @@ def tenant_summary(tenant):
     if tenant.status not in ("active", "suspended"):
         return None
     with tenant_session(TenantRef.of(tenant)) as session:
-        users = session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
+        users = user_count(tenant, session)
         orders = session.execute(select(func.count()).select_from(Order)).scalar_one()
     return {"users": users, "orders": orders}
 
@@ -75,7 +75,9 @@ def storage_facts(tenant):
     else:
         facts["where"] = f"database {database_name(tenant.id)} on {tenant.placement.name}, role {role_name(tenant.id)}"
     try:
-        size = storage_bytes(ref, fresh=True) if tenant.status in ("active", "suspended") else None
+        # The measurement the quotas use, cached (STORAGE_CACHE_SECONDS): a page view
+        # does not scan the tenant's rows or open an owner connection each time.
+        size = storage_bytes(ref) if tenant.status in ("active", "suspended") else None
     except SQLAlchemyError:
         size = None
     if size is None:
