@@ -3,6 +3,7 @@ scopes. Errors are JSON: {"error": {"code": <status>, "message": ...}}."""
 from flask import Blueprint, g, jsonify, request
 
 from portal.api import services
+from portal.errors import refusal
 from portal.selfservice.services import get_order, latest_orders
 from portal.services.errors import Refused
 from portal.tenancy.context import get_current_tenant, require_tenant
@@ -17,19 +18,9 @@ SCOPES = {"status": "public", "me": None, "users": "users:read", "orders": "orde
 
 
 def error(status, message):
-    response = jsonify(error={"code": status, "message": message})
-    response.status_code = status
-    return response
-
-
-@bp.errorhandler(404)
-def _not_found(_):
-    return error(404, "Not found.")
-
-
-@bp.errorhandler(405)
-def _not_allowed(_):
-    return error(405, "That method is not allowed here.")
+    """The API's refusal: JSON {"error": {"code", "message"}} (portal/errors.py answers
+    the HTTP errors — 404, 405 — of /api/ paths the same way)."""
+    return refusal(status, "", message)
 
 
 @bp.before_request
