@@ -134,7 +134,11 @@ def _run_job(job, handler):
 @click.argument("slug")
 def tenants_export(slug):
     """Export a tenant's data to a zip (tables as JSON Lines, manifest, settings)."""
-    job = _run_job(exports.request_export(_tenant(slug), ("system", None, "cli")), exports.run_export)
+    try:
+        job = exports.request_export(_tenant(slug), ("system", None, "cli"))
+    except Refused as exc:
+        _fail(exc.message)
+    job = _run_job(job, exports.run_export)
     click.echo(f"exported to {job.result['path']}")
 
 

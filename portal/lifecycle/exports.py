@@ -181,7 +181,10 @@ def export_file(job):
 
 
 def request_export(tenant, actor=None):
-    """Record an export job of `tenant` (committed; the caller enqueues it)."""
+    """Record an export job of `tenant` (committed; the caller enqueues it). Refused
+    unless the tenant has its storage (active or suspended)."""
+    if tenant.status not in ("active", "suspended"):
+        raise Refused(f"Only an active or suspended tenant can be exported; this one is {tenant.status}.")
     job = jobs.create("export", tenant.id, ["export"], audit.actor_label(actor))
     audit.record("tenant.export_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug,
                  details={"job": str(job.id)})

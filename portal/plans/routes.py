@@ -122,7 +122,7 @@ def decide(request_id, decision):
     if FlaskForm().validate_on_submit():
         try:
             services.decide(uuid.UUID(request_id), decision == "approve", current_user,
-                            request.form.get("note", "")[:500])
+                            request.form.get("note", ""))
         except Refused as exc:
             flash(exc.message, "error")
         except ValueError:

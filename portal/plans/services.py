@@ -235,6 +235,7 @@ def decide(request_id, approve, actor, note=""):
     if approve:
         change_plan(tenant, change.to_plan, actor)
     change.state = "approved" if approve else "rejected"
+    note = (note or "").strip()[:500]  # a short word for the tenant, not a letter
     change.decided_by, change.decided_at, change.note = audit.actor_label(actor), datetime.now(timezone.utc), note
     audit.record(f"tenant.plan_request_{change.state}", actor=actor, tenant_id=tenant.id, target=tenant.slug,
                  details={"to": change.to_plan})

@@ -214,10 +214,11 @@ def discard(tenant_id):
 def export(tenant_id):
     tenant = get_or_404(Tenant, tenant_id)
     if FlaskForm().validate_on_submit():
-        if tenant.status not in ("active", "suspended"):
-            flash(f"Only an active or suspended tenant can be exported; this one is {tenant.status}.", "error")
-        else:
+        try:
             jobs.enqueue(exports.request_export(tenant, current_user))
+        except Refused as exc:
+            flash(exc.message, "error")
+        else:
             flash("Export started.", "success")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
