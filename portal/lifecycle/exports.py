@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import delete, insert, select
 
 from portal.extensions import db
-from portal.models import Tenant
+from portal.models import WITH_STORAGE, Tenant
 from portal.services import audit, jobs
 from portal.services.errors import Refused
 from portal.tenancy.context import TenantRef
@@ -183,7 +183,7 @@ def export_file(job):
 def request_export(tenant, actor=None):
     """Record an export job of `tenant` (committed; the caller enqueues it). Refused
     unless the tenant has its storage (active or suspended)."""
-    if tenant.status not in ("active", "suspended"):
+    if tenant.status not in WITH_STORAGE:
         raise Refused(f"Only an active or suspended tenant can be exported; this one is {tenant.status}.")
     job = jobs.create("export", tenant.id, ["export"], audit.actor_label(actor))
     audit.record("tenant.export_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug,

@@ -15,7 +15,7 @@ from portal.lifecycle.cache import forget_tenant
 from portal.lifecycle.exports import delete_rows, write_export
 from portal.lifecycle.saga import Step, run_steps
 from portal.lifecycle.storage import drop_storage
-from portal.models import Tenant
+from portal.models import WITH_STORAGE, Tenant
 from portal.services import audit, jobs
 from portal.services.errors import Refused
 from portal.services.keys import clear_tenant_keys
@@ -28,7 +28,7 @@ def request_deprovision(tenant, confirm_slug, actor=None):
     """Start deprovisioning; the slug must be typed to confirm. Returns the job."""
     if (confirm_slug or "").strip() != tenant.slug:
         raise Refused(f"Type the tenant's slug ({tenant.slug}) to confirm.", "confirm")
-    if tenant.status not in ("active", "suspended"):
+    if tenant.status not in WITH_STORAGE:
         raise Refused(f"Only an active or suspended tenant can be deprovisioned; this one is {tenant.status}.")
     previous = tenant.status
     tenant.status = "deprovisioning"

@@ -12,22 +12,6 @@ from portal.lifecycle.cache import forget_tenant
 from portal.services import audit
 from portal.services.errors import Refused
 
-TRANSITIONS = {
-    "provisioning": {"active", "failed"},
-    "failed": {"provisioning"},
-    "active": {"suspended", "deprovisioning"},
-    "suspended": {"active", "deprovisioning"},
-    "deprovisioning": {"archived"},
-    "archived": {"purged"},
-    "purged": set(),
-}
-
-
-def check_transition(tenant, target):
-    if target not in TRANSITIONS.get(tenant.status, set()):
-        raise Refused(f"A tenant that is {tenant.status} cannot become {target}.")
-
-
 def _reason(reason):
     reason = (reason or "").strip()
     if not reason:

@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text, update
 
 from portal.dbsetup import migrate_schema, owner_engine, tenant_head
 from portal.extensions import db
-from portal.models import Tenant, UpgradeRun
+from portal.models import WITH_STORAGE, Tenant, UpgradeRun
 from portal.services import audit, jobs
 from portal.services.errors import Refused
 from portal.tenancy.data import TENANT_SCHEMA
@@ -36,7 +36,6 @@ from portal.tenancy.placement import placement_owner_url
 
 log = logging.getLogger(__name__)
 # Tenants whose tables exist and are kept current (not being made, failed or gone).
-SERVED = ("active", "suspended")
 LOCK_KEY = 0x7E4A_47_5550  # "tenant upgrade": any constant, the same in every process
 
 
@@ -64,7 +63,7 @@ def plan(slugs=(), everyone=False, script_location=None):
     if not slugs and not everyone:
         raise Refused("Name tenants by slug, or ask for --all.")
     head = tenant_head(script_location)
-    query = select(Tenant).where(Tenant.status.in_(SERVED)).order_by(Tenant.slug)
+    query = select(Tenant).where(Tenant.status.in_(WITH_STORAGE)).order_by(Tenant.slug)
     if slugs:
         query = query.where(Tenant.slug.in_(slugs))
     tenants = db.session.execute(query).scalars().all()
@@ -215,7 +214,7 @@ def _record(record, result):
 def overview(limit=200):
     """What the upgrades page shows: head, tenants behind it, the running and recent runs."""
     head = tenant_head()
-    served = Tenant.status.in_(SERVED)
+    served = Tenant.status.in_(WITH_STORAGE)
     is_behind = Tenant.schema_version.is_distinct_from(head)
     behind = db.session.execute(
         select(Tenant).where(served, is_behind).order_by(Tenant.slug).limit(limit)).scalars().all()

@@ -6,7 +6,7 @@ from portal.models.outbox import OutboxMessage
 from portal.models.placement import Placement, UpgradeRun
 from portal.models.plan import Plan, PlanRequest, TenantOverride
 from portal.models.staff import STAFF_ROLES, StaffUser
-from portal.models.tenant import TENANT_STATUSES, TENANT_TIERS, Tenant, TenantDomain
+from portal.models.tenant import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant, TenantDomain
 
 __all__ = [
     "JOB_STATES",
@@ -25,4 +25,5 @@ __all__ = [
     "TenantDomain",
     "TenantOverride",
     "UpgradeRun",
+    "WITH_STORAGE",
 ]

@@ -10,6 +10,8 @@ from portal.extensions import db
 
 TENANT_STATUSES = ("provisioning", "active", "suspended", "deprovisioning", "archived", "purged", "failed")
 TENANT_TIERS = ("pool", "bridge", "silo")
+# The statuses in which a tenant has its storage: served, measured, exported, upgraded.
+WITH_STORAGE = ("active", "suspended")
 
 
 class Tenant(db.Model):

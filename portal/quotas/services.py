@@ -5,18 +5,17 @@ import redis
 from sqlalchemy import select
 
 from portal.extensions import db, redis_holder
-from portal.models import Tenant
+from portal.models import WITH_STORAGE, Tenant
 from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
 from portal.services.metering import storage_bytes, user_count
 from portal.tenancy.context import TenantRef
 
-SERVED = ("active", "suspended")
 
 
 def _served(limit=500):
     return db.session.execute(
-        select(Tenant).where(Tenant.status.in_(SERVED)).order_by(Tenant.slug).limit(limit)).scalars().all()
+        select(Tenant).where(Tenant.status.in_(WITH_STORAGE)).order_by(Tenant.slug).limit(limit)).scalars().all()
 
 
 def _percent(used, limit):

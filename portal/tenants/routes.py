@@ -12,7 +12,7 @@ from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
 from portal.views import get_or_404, show_refusal
-from portal.models import TENANT_STATUSES, TENANT_TIERS, Tenant
+from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant
 from portal.tenants import services
 from portal.plans import services as plan_services
 from portal.plans.forms import override_form
@@ -136,6 +136,7 @@ def _render_detail(tenant, status=200, **forms):
         override_form=override_form(),
         features=entitlements.FEATURES,
         limits=entitlements.LIMITS,
+        with_storage=WITH_STORAGE,
     ), status
 
 

@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.lifecycle.cache import forget_tenant
 from portal.services.errors import Refused
 from portal.services.validation import check_name
-from portal.models import Tenant, TenantDomain
+from portal.models import WITH_STORAGE, Tenant, TenantDomain
 from portal.services import audit
 from portal.services.metering import storage_bytes, user_count
 from portal.services.pagination import paginate
@@ -56,7 +56,7 @@ def get_tenant_by_slug(slug):
 def tenant_summary(tenant):
     """Counts of the tenant's own rows, read under its own context (RLS applies); None
     while it has no storage (being made, failed, closed)."""
-    if tenant.status not in ("active", "suspended"):
+    if tenant.status not in WITH_STORAGE:
         return None
     with tenant_session(TenantRef.of(tenant)) as session:
         users = user_count(tenant, session)
@@ -77,7 +77,7 @@ def storage_facts(tenant):
     try:
         # The measurement the quotas use, cached (STORAGE_CACHE_SECONDS): a page view
         # does not scan the tenant's rows or open an owner connection each time.
-        size = storage_bytes(ref) if tenant.status in ("active", "suspended") else None
+        size = storage_bytes(ref) if tenant.status in WITH_STORAGE else None
     except SQLAlchemyError:
         size = None
     if size is None:
