@@ -180,12 +180,14 @@ class TenantResolver:
         return [body]
 
 
-_TOKEN = re.compile(r"^Bearer\s+tp_([0-9a-f]{32})_[A-Za-z0-9_-]{20,}$")
+# An API token: `tp_<tenant id hex>_<secret>` (made and checked in portal/tokens/).
+API_TOKEN = re.compile(r"^tp_([0-9a-f]{32})_([A-Za-z0-9_-]{20,})$")
 
 
 def token_tenant_id(authorization):
-    """The tenant id an API token (`tp_<tenant id hex>_<secret>`) claims, unchecked."""
-    match = _TOKEN.match((authorization or "").strip())
+    """The tenant id an API token in an Authorization header claims, unchecked."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    match = API_TOKEN.match(token.strip()) if scheme == "Bearer" else None
     return uuid.UUID(match.group(1)) if match else None
 
 

@@ -12,7 +12,6 @@ token, a disabled or removed maker refuses the token, and a scope whose permissi
 maker's role no longer holds is not effective (the role may be changed back). A token
 with no maker on record (one whose maker migration t0004 could not find) is refused.
 """
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -25,6 +24,7 @@ from portal.services import audit
 from portal.services.errors import Refused
 from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.context import require_tenant
+from portal.tenancy.resolve import API_TOKEN
 from portal.tenancy.data import ApiToken, TenantUser
 from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
 
@@ -41,7 +41,6 @@ SCOPE_PERMISSIONS = {
     "orders:write": {"orders.create", "orders.update", "orders.delete"},
     "events:write": {"analytics.create"},
 }
-TOKEN_RE = re.compile(r"^tp_([0-9a-f]{32})_([A-Za-z0-9_-]{20,})$")  # as tenancy/resolve.py reads it
 MAKER_INACTIVE = "This token's maker is no longer an active user of the tenant."
 
 
@@ -147,7 +146,7 @@ def authenticate(token):
     a maker with a custom role costs one more query, in the same transaction, for the
     role's permissions."""
     tenant = require_tenant()
-    match = TOKEN_RE.match(token or "")
+    match = API_TOKEN.match(token or "")
     if match is None or uuid.UUID(match.group(1)) != tenant.id:
         return None
     with tenant_session() as session:
