@@ -145,3 +145,15 @@ def test_home_page_shows_the_plan_with_overrides_and_the_usage_page_s_figures(cl
     storage, storage_limit = _meter(usage, "Storage")
     assert f"Storage: {storage} of {storage_limit}" in home
     assert '<li class="on">analytics</li>' in home
+
+
+def test_a_pool_tenant_s_storage_is_its_rows_and_grows_with_them(factory):
+    from portal.services.metering import storage_bytes
+
+    tenant, other = factory.tenant(plan="basic"), factory.tenant(plan="basic")
+    before, other_before = storage_bytes(tenant, fresh=True), storage_bytes(other, fresh=True)
+    assert before > 0
+    for n in range(20):
+        factory.order(tenant, number=n, customer="A customer with a name")
+    assert storage_bytes(tenant, fresh=True) > before
+    assert storage_bytes(other, fresh=True) == other_before  # another tenant's rows are not counted
