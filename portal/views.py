@@ -1,18 +1,13 @@
 """Small helpers shared by the views of the staff console and the tenant pages."""
-import uuid
-
 from flask import abort, flash
 
-from portal.extensions import db
+from portal.services.rows import registry_row
 
 
 def get_or_404(model, raw_id):
     """The registry row `raw_id` of `model`; a malformed or unknown id is 404.
     (Tenant rows use portal.tenancy.placement.get_row, which also checks the tenant.)"""
-    try:
-        row = db.session.get(model, uuid.UUID(str(raw_id)))
-    except ValueError:
-        row = None
+    row = registry_row(model, raw_id)
     if row is None:
         abort(404)
     return row

@@ -11,7 +11,6 @@ are registry transactions, each with its audit events.
 import ipaddress
 import re
 import secrets
-import uuid
 from datetime import datetime, timezone
 
 from flask import current_app
@@ -25,6 +24,7 @@ from portal.lifecycle.cache import forget_domains
 from portal.models import TenantDomain
 from portal.services import audit
 from portal.services.errors import Refused
+from portal.services.rows import registry_row
 from portal.tenancy.context import require_tenant
 
 MAX_DOMAINS = 10  # per tenant, staff-recorded ones included
@@ -244,13 +244,7 @@ def _own_claim(domain_id, domain):
 def _own(domain_id):
     """The current tenant's domain `domain_id`; LookupError for another tenant's id, a
     malformed one or a missing one alike (the route answers 404 for all)."""
-    try:
-        key = uuid.UUID(str(domain_id))
-    except ValueError:
-        raise LookupError(domain_id) from None
-    row = db.session.execute(
-        select(TenantDomain).where(TenantDomain.id == key, TenantDomain.tenant_id == require_tenant().id)
-    ).scalar_one_or_none()
+    row = registry_row(TenantDomain, domain_id, require_tenant().id)
     if row is None:
         raise LookupError(domain_id)
     return row

@@ -1,11 +1,10 @@
 """Reading the outbox: every mail the portal sent or kept (portal/services/mail.py)."""
-import uuid
-
 from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import OutboxMessage, Tenant
 from portal.services import audit
+from portal.services.rows import registry_row
 from portal.services.pagination import paginate
 
 
@@ -22,17 +21,11 @@ def search_messages(recipient="", page=1, per_page=50):
 def read_message(message_id, staff):
     """(message, tenant slug or None), or None for an unknown or malformed id. Reading
     one is audited, on the tenant's log too: its body may carry a set-password link."""
-    try:
-        key = uuid.UUID(str(message_id))
-    except ValueError:
+    message = registry_row(OutboxMessage, message_id)
+    if message is None:
         return None
-    found = db.session.execute(
-        select(OutboxMessage, Tenant.slug).outerjoin(Tenant, Tenant.id == OutboxMessage.tenant_id)
-        .where(OutboxMessage.id == key)
-    ).first()
-    if found is not None:
-        message = found[0]
-        audit.record("outbox.message_read", actor=staff, tenant_id=message.tenant_id, target=message.to_address,
-                     details={"message_id": str(message.id), "subject": message.subject})
-        db.session.commit()
-    return found
+    tenant = db.session.get(Tenant, message.tenant_id) if message.tenant_id else None
+    audit.record("outbox.message_read", actor=staff, tenant_id=message.tenant_id, target=message.to_address,
+                 details={"message_id": str(message.id), "subject": message.subject})
+    db.session.commit()
+    return message, tenant.slug if tenant else None

@@ -1,5 +1,3 @@
-import uuid
-
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -103,8 +101,8 @@ def remove_override(tenant_id, override_id):
     tenant = get_or_404(Tenant, tenant_id)
     if FlaskForm().validate_on_submit():
         try:
-            services.remove_override(tenant, uuid.UUID(override_id), current_user)
-        except (Refused, ValueError):
+            services.remove_override(tenant, override_id, current_user)
+        except LookupError:
             abort(404)
         flash("Override removed.", "success")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
@@ -121,11 +119,10 @@ def decide(request_id, decision):
         abort(404)
     if FlaskForm().validate_on_submit():
         try:
-            services.decide(uuid.UUID(request_id), decision == "approve", current_user,
-                            request.form.get("note", ""))
+            services.decide(request_id, decision == "approve", current_user, request.form.get("note", ""))
         except Refused as exc:
             flash(exc.message, "error")
-        except ValueError:
+        except LookupError:
             abort(404)
         else:
             flash(f"Request {decision}d.", "success")

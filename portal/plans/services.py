@@ -9,6 +9,7 @@ from portal.lifecycle.cache import forget_tenant
 from portal.models import TENANT_TIERS, Plan, PlanRequest, Tenant, TenantOverride
 from portal.services import audit, entitlements
 from portal.services.errors import Refused
+from portal.services.rows import registry_row
 from portal.services.metering import storage_bytes, user_count
 from portal.tenancy.context import TenantRef
 
@@ -146,9 +147,9 @@ def set_override(tenant, key, raw_value, until, reason, actor):
 
 
 def remove_override(tenant, override_id, actor):
-    override = db.session.get(TenantOverride, override_id)
-    if override is None or override.tenant_id != tenant.id:
-        raise Refused("No such override.")
+    override = registry_row(TenantOverride, override_id, tenant.id)
+    if override is None:
+        raise LookupError(override_id)
     db.session.delete(override)
     audit.record("tenant.override_removed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
                  details={"key": override.key})
@@ -228,8 +229,10 @@ def requests_of(tenant_id):
 
 
 def decide(request_id, approve, actor, note=""):
-    change = db.session.get(PlanRequest, request_id)
-    if change is None or change.state != "pending":
+    change = registry_row(PlanRequest, request_id)
+    if change is None:
+        raise LookupError(request_id)
+    if change.state != "pending":
         raise Refused("That request is not waiting for a decision.")
     tenant = db.session.get(Tenant, change.tenant_id)
     if approve:

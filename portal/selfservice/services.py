@@ -1,5 +1,3 @@
-import uuid
-
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -7,6 +5,7 @@ from portal.lifecycle.exports import request_export
 from portal.models import AuditEvent, Job, Tenant
 from portal.services import entitlements, jobs, metering
 from portal.services.pagination import paginate
+from portal.services.rows import registry_row
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import Order
 from portal.tenancy.placement import get_row, tenant_session
@@ -49,13 +48,8 @@ def latest_export():
 
 def own_export(job_id):
     """The current tenant's export job `job_id`; another tenant's (or a malformed id) is None."""
-    try:
-        job = db.session.get(Job, uuid.UUID(str(job_id)))
-    except ValueError:
-        return None
-    if job is None or job.kind != "export" or job.tenant_id != require_tenant().id:
-        return None
-    return job
+    job = registry_row(Job, job_id, require_tenant().id)
+    return job if job is not None and job.kind == "export" else None
 
 
 def start_export(actor):
