@@ -1,4 +1,5 @@
 """Reading the outbox: every mail the portal sent or kept (portal/services/mail.py)."""
+
 from sqlalchemy import select
 
 from portal.extensions import db
