@@ -7,11 +7,9 @@ from flask_login import login_user, logout_user
 from portal.auth import services
 from portal.auth.forms import SetPasswordForm, SignInForm
 from portal.auth.guards import safe_next
-from portal.auth.principals import TenantPrincipal
 from portal.services import tenant_settings
 from portal.services.throttle import Throttled
 from portal.tenancy.context import get_current_tenant, require_tenant
-from portal.tenancy.placement import tenant_session
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -29,8 +27,7 @@ def _realm_guard():
 def sign_in_tenant_user(tenant, user):
     """Sign in, in the tenant's current session epoch (a later epoch ends the session),
     for as long as the tenant's settings say a sign-in lasts."""
-    with tenant_session(tenant) as data:
-        login_user(TenantPrincipal.of(user, data))
+    login_user(services.principal_of(tenant, user))
     session["epoch"] = tenant.session_epoch
     session["ends_at"] = int(time.time()) + 60 * int(tenant_settings.current()["session_minutes"])
 
@@ -89,8 +86,7 @@ def tenant_logout():
 @bp.route("/set-password/<token>", methods=["GET", "POST"])
 def tenant_set_password(token):
     tenant = require_tenant()
-    with tenant_session(tenant) as session:
-        user, state = services.user_for_token(session, token)
+    user, state = services.link_state(tenant, token)
     if state != services.OPEN:
         return _link_closed(tenant, state, user)
     form = SetPasswordForm()

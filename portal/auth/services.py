@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app, has_request_context, url_for
 from sqlalchemy import func, select
 
+from portal.auth.principals import TenantPrincipal
 from portal.extensions import db
 from portal.models import STAFF_ROLES, StaffUser
 from portal.services import audit, throttle
@@ -13,7 +14,7 @@ from portal.services.validation import normalise_email
 from portal.services.passwords import hash_password, password_problem, verify_password
 from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.data import TenantUser
-from portal.tenancy.placement import tenant_transaction
+from portal.tenancy.placement import tenant_session, tenant_transaction
 
 # One message for every failure: it never tells which of email or password was wrong.
 BAD_CREDENTIALS = "That email and password do not match an account."
@@ -80,6 +81,18 @@ def set_password_url(tenant, token):
 # What a set-password token is: a hash is kept after use, so a used link is told apart
 # from one nobody was given.
 OPEN, USED, EXPIRED = "open", "used", "expired"
+
+
+def principal_of(tenant, user):
+    """`user` of `tenant` as the pages see it once signed in: with its role's permissions."""
+    with tenant_session(tenant) as session:
+        return TenantPrincipal.of(user, session)
+
+
+def link_state(tenant, token):
+    """(user, state) of a set-password token of `tenant` (see user_for_token)."""
+    with tenant_session(tenant) as session:
+        return user_for_token(session, token)
 
 
 def user_for_token(session, token, for_update=False):
