@@ -1,6 +1,8 @@
 """Small helpers shared by the views of the staff console and the tenant pages."""
 from flask import abort, flash
+from flask_wtf import FlaskForm
 
+from portal.services.errors import Refused
 from portal.services.rows import registry_row
 
 
@@ -22,3 +24,20 @@ def show_refusal(form, exc, default_field=None):
         field.errors = list(field.errors) + [exc.message]
     else:
         flash(exc.message, "error")
+
+
+def confirmed_action(action, done):
+    """The body of a POST whose form holds nothing but its CSRF token: run `action()`;
+    flash its refusal, or `done` (a message, or a function of the result, for it).
+    An unknown object (LookupError) is 404. Returns whether it was done."""
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        result = action()
+    except LookupError:
+        abort(404)
+    except Refused as exc:
+        flash(exc.message, "error")
+        return False
+    flash(done(result) if callable(done) else done, "success")
+    return True

@@ -11,7 +11,7 @@ from portal.plans.forms import override_form
 from portal.services import entitlements
 from portal.services.errors import Refused
 from portal.tenants.services import get_tenant
-from portal.views import get_or_404
+from portal.views import confirmed_action, get_or_404
 from portal.tenancy.context import require_tenant
 
 staff_bp = Blueprint("plans", __name__, url_prefix="/admin", template_folder="templates")
@@ -57,25 +57,14 @@ def add():
 
 @staff_bp.route("/plans/<code>/retire", methods=["POST"])
 def retire(code):
-    if FlaskForm().validate_on_submit():
-        try:
-            plan = services.retire_plan(code, current_user)
-        except Refused as exc:
-            flash(exc.message, "error")
-        else:
-            flash(f"{plan.name} is {'retired' if plan.is_retired else 'offered again'}.", "success")
+    confirmed_action(lambda: services.retire_plan(code, current_user),
+                     lambda plan: f"{plan.name} is {'retired' if plan.is_retired else 'offered again'}.")
     return redirect(url_for("plans.matrix"))
 
 
 @staff_bp.route("/plans/<code>/delete", methods=["POST"])
 def delete(code):
-    if FlaskForm().validate_on_submit():
-        try:
-            services.delete_plan(code, current_user)
-        except Refused as exc:
-            flash(exc.message, "error")
-        else:
-            flash(f"Plan {code} deleted.", "success")
+    confirmed_action(lambda: services.delete_plan(code, current_user), f"Plan {code} deleted.")
     return redirect(url_for("plans.matrix"))
 
 
@@ -99,12 +88,7 @@ def set_override(tenant_id):
 @staff_bp.route("/tenants/<tenant_id>/overrides/<override_id>/delete", methods=["POST"])
 def remove_override(tenant_id, override_id):
     tenant = get_or_404(Tenant, tenant_id)
-    if FlaskForm().validate_on_submit():
-        try:
-            services.remove_override(tenant, override_id, current_user)
-        except LookupError:
-            abort(404)
-        flash("Override removed.", "success")
+    confirmed_action(lambda: services.remove_override(tenant, override_id, current_user), "Override removed.")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 
@@ -117,15 +101,8 @@ def requests():
 def decide(request_id, decision):
     if decision not in ("approve", "reject"):
         abort(404)
-    if FlaskForm().validate_on_submit():
-        try:
-            services.decide(request_id, decision == "approve", current_user, request.form.get("note", ""))
-        except Refused as exc:
-            flash(exc.message, "error")
-        except LookupError:
-            abort(404)
-        else:
-            flash(f"Request {decision}d.", "success")
+    confirmed_action(lambda: services.decide(request_id, decision == "approve", current_user,
+                                             request.form.get("note", "")), f"Request {decision}d.")
     return redirect(url_for("plans.requests"))
 
 

@@ -8,6 +8,7 @@ from portal.auth.guards import guard_tenant_blueprint
 from portal.auth.tenant_roles import ACTIONS, RESOURCES
 from portal.roles import services
 from portal.services.errors import Refused
+from portal.views import confirmed_action
 
 bp = Blueprint("roles", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"index": "roles.view", "new": "roles.create", "create": "roles.create",
@@ -79,12 +80,5 @@ def update(key):
 @bp.post("/roles/<key>/delete")
 def delete(key):
     _custom_role_or_404(key)
-    if not FlaskForm().validate_on_submit():
-        abort(400)
-    try:
-        services.delete_role(key, current_user)
-    except Refused as exc:
-        flash(exc.message, "error")
-    else:
-        flash("Role deleted.", "success")
+    confirmed_action(lambda: services.delete_role(key, current_user), "Role deleted.")
     return redirect(url_for("roles.index"))

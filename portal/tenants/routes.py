@@ -11,7 +11,7 @@ from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
-from portal.views import get_or_404, show_refusal
+from portal.views import confirmed_action, get_or_404, show_refusal
 from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant
 from portal.tenants import services
 from portal.plans import services as plan_services
@@ -200,27 +200,15 @@ def resume(tenant_id):
 @bp.route("/tenants/<tenant_id>/discard", methods=["POST"])
 def discard(tenant_id):
     tenant = get_or_404(Tenant, tenant_id)
-    form = FlaskForm()
-    if form.validate_on_submit():
-        try:
-            provisioning.discard(tenant, current_user)
-        except Refused as exc:
-            flash(exc.message, "error")
-            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-        flash(f"Tenant {tenant.slug} discarded.", "success")
-    return redirect(url_for("tenants.index"))
+    if confirmed_action(lambda: provisioning.discard(tenant, current_user), f"Tenant {tenant.slug} discarded."):
+        return redirect(url_for("tenants.index"))
+    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 
 @bp.route("/tenants/<tenant_id>/export", methods=["POST"])
 def export(tenant_id):
     tenant = get_or_404(Tenant, tenant_id)
-    if FlaskForm().validate_on_submit():
-        try:
-            jobs.enqueue(exports.request_export(tenant, current_user))
-        except Refused as exc:
-            flash(exc.message, "error")
-        else:
-            flash("Export started.", "success")
+    confirmed_action(lambda: jobs.enqueue(exports.request_export(tenant, current_user)), "Export started.")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 
@@ -243,13 +231,7 @@ def deprovision(tenant_id):
 @bp.route("/tenants/<tenant_id>/purge", methods=["POST"])
 def purge(tenant_id):
     tenant = get_or_404(Tenant, tenant_id)
-    if FlaskForm().validate_on_submit():
-        try:
-            jobs.enqueue(retire.request_purge(tenant, current_user))
-        except Refused as exc:
-            flash(exc.message, "error")
-        else:
-            flash("Purge started.", "success")
+    confirmed_action(lambda: jobs.enqueue(retire.request_purge(tenant, current_user)), "Purge started.")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 

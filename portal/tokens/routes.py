@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectMultipleField, StringField
@@ -8,7 +8,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.auth.guards import guard_tenant_blueprint
 from portal.services.errors import Refused
-from portal.views import show_refusal
+from portal.views import confirmed_action, show_refusal
 from portal.tokens import services
 
 bp = Blueprint("tokens", __name__, template_folder="templates")
@@ -43,11 +43,5 @@ def create():
 
 @bp.route("/tokens/<token_id>/revoke", methods=["POST"])
 def revoke(token_id):
-    if not FlaskForm().validate_on_submit():
-        abort(400)
-    try:
-        services.revoke(token_id, current_user)
-    except LookupError:
-        abort(404)
-    flash("Token revoked: it stops working at once.", "success")
+    confirmed_action(lambda: services.revoke(token_id, current_user), "Token revoked: it stops working at once.")
     return redirect(url_for("tokens.index"))
