@@ -1,5 +1,5 @@
 """Small helpers shared by the views of the staff console and the tenant pages."""
-from flask import abort, flash
+from flask import abort, flash, request
 from flask_wtf import FlaskForm
 
 from portal.services.errors import Refused
@@ -41,3 +41,8 @@ def confirmed_action(action, done):
         return False
     flash(done(result) if callable(done) else done, "success")
     return True
+
+
+def page_number():
+    """The `page` query argument; anything but a whole number is page 1."""
+    return request.args.get("page", 1, type=int) or 1

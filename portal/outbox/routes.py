@@ -3,6 +3,7 @@ from flask_login import current_user
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.outbox import services
+from portal.views import page_number
 
 bp = Blueprint("outbox", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "outbox.view", "detail": "outbox.read"})
@@ -11,10 +12,7 @@ guard_staff_blueprint(bp, {"index": "outbox.view", "detail": "outbox.read"})
 @bp.route("/outbox")
 def index():
     recipient = request.args.get("to", "").strip()[:254]
-    try:
-        page_no = int(request.args.get("page", 1))
-    except ValueError:
-        page_no = 1
+    page_no = page_number()
     page = services.search_messages(recipient, page=page_no, per_page=current_app.config["PAGE_SIZE"])
     return render_template("outbox/index.html", page=page, filters={"to": recipient})
 

@@ -9,7 +9,7 @@ from portal.lifecycle.exports import export_file
 from portal.selfservice import services, settings
 from portal.services import tenant_settings
 from portal.services.errors import Refused
-from portal.views import show_refusal
+from portal.views import page_number, show_refusal
 from portal.tenancy.context import require_tenant
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
@@ -89,10 +89,7 @@ def analytics():
 def audit():
     """The tenant's own audit log: what its users and our staff did to it."""
     action = request.args.get("action", "").strip()[:64]
-    try:
-        page_no = int(request.args.get("page", 1))
-    except ValueError:
-        page_no = 1
+    page_no = page_number()
     return render_template("selfservice/audit.html", page=services.own_audit_events(action, page_no), action=action)
 
 

@@ -11,7 +11,7 @@ from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
-from portal.views import confirmed_action, get_or_404, show_refusal
+from portal.views import confirmed_action, get_or_404, page_number, show_refusal
 from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant
 from portal.tenants import services
 from portal.plans import services as plan_services
@@ -64,10 +64,7 @@ def _placement_choices():
 @bp.route("/tenants")
 def index():
     args = request.args
-    try:
-        page_no = int(args.get("page", 1))
-    except ValueError:
-        page_no = 1
+    page_no = page_number()
     filters = {k: args.get(k, "") for k in ("q", "status", "plan", "tier")}
     filters["q"] = filters["q"].strip()[:100]
     sort = args.get("sort", "slug") if args.get("sort") in services.SORTS else "slug"
