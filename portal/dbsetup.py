@@ -5,6 +5,7 @@ every deploy. Migrations never run at start-up of the web process.
 """
 import os
 import threading
+from contextlib import contextmanager
 
 from alembic import command
 from alembic.config import Config
@@ -23,6 +24,18 @@ def owner_engine(url, database=None, autocommit=False):
         url = url.set(database=database)
     options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     return create_engine(url, connect_args={"connect_timeout": 5}, **options)
+
+
+@contextmanager
+def owner_connection(url, database=None, autocommit=False):
+    """One connection as a server's owner, on an engine of its own disposed after:
+    autocommit, or one transaction."""
+    engine = owner_engine(url, database=database, autocommit=autocommit)
+    try:
+        with (engine.connect() if autocommit else engine.begin()) as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def ensure_app_role(conn, role, password=None):

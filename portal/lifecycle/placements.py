@@ -6,10 +6,11 @@ enter the registry), or none for the registry's own server.
 import os
 import re
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from portal.dbsetup import owner_connection
 from portal.extensions import db
 from portal.models import Placement, Tenant
 from portal.services import audit
@@ -47,15 +48,12 @@ def check_url(url_env):
         raise Refused(f"The URL in {url_env} does not parse as a database URL.", "url_env") from None
     if url.get_backend_name() != "postgresql":
         raise Refused(f"The URL in {url_env} is not a PostgreSQL URL.", "url_env")
-    engine = create_engine(url.set(drivername="postgresql+psycopg2"), connect_args={"connect_timeout": 3})
     try:
-        with engine.connect() as conn:
+        with owner_connection(url, autocommit=True) as conn:
             conn.execute(text("select 1"))
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise Refused(f"The server is unreachable: {reason}", "url_env") from None
-    finally:
-        engine.dispose()
     return url
 
 

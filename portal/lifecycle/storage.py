@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from flask import current_app
 from sqlalchemy import text
 
-from portal.dbsetup import migrate_schema, owner_engine
+from portal.dbsetup import migrate_schema, owner_connection
 from portal.tenancy.data import TENANT_SCHEMA, TENANT_TABLES
 from portal.tenancy.names import database_name, role_name, role_password, schema_name
 from portal.tenancy.placement import placement_owner_url
@@ -50,12 +50,8 @@ def _registry_url():
 def _owner(tier, url_env, database=None, autocommit=False):
     """A connection as the owner of the tenant's server: autocommit, or one transaction."""
     url = placement_owner_url(url_env) if tier == "silo" else _registry_url()
-    engine = owner_engine(url, database=database, autocommit=autocommit)
-    try:
-        with (engine.connect() if autocommit else engine.begin()) as conn:
-            yield conn
-    finally:
-        engine.dispose()
+    with owner_connection(url, database=database, autocommit=autocommit) as conn:
+        yield conn
 
 
 # -- storage ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import redis
 from flask import current_app
 from sqlalchemy import func, select, text, union_all
 
-from portal.dbsetup import owner_engine
+from portal.dbsetup import owner_connection
 from portal.extensions import redis_holder
 from portal.services import ratelimit
 from portal.services.keys import tenant_key
@@ -60,15 +60,11 @@ def _measure(tenant):
         url, database, schema = current_app.config["DATABASE_URL"], None, schema_name(tenant.id)
     else:
         url, database, schema = placement_owner_url(tenant.placement_env), database_name(tenant.id), "tenant_data"
-    engine = owner_engine(url, database=database)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(
-                "select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class c "
-                "join pg_namespace n on n.oid = c.relnamespace where n.nspname = :s and c.relkind = 'r'"
-            ), {"s": schema}).scalar_one()
-    finally:
-        engine.dispose()
+    with owner_connection(url, database=database, autocommit=True) as conn:
+        return conn.execute(text(
+            "select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace where n.nspname = :s and c.relkind = 'r'"
+        ), {"s": schema}).scalar_one()
 
 
 def usage(tenant, entitlements):
