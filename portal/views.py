@@ -1,5 +1,5 @@
 """Small helpers shared by the views of the staff console and the tenant pages."""
-from flask import abort, flash, request
+from flask import abort, flash, request, url_for
 from flask_wtf import FlaskForm
 
 from portal.services.errors import Refused
@@ -46,3 +46,9 @@ def confirmed_action(action, done):
 def page_number():
     """The `page` query argument; anything but a whole number is page 1."""
     return request.args.get("page", 1, type=int) or 1
+
+
+def tenant_path(tenant, endpoint, **values):
+    """A path on `tenant`'s own pages, by its /t/<slug>/ prefix, built from the staff
+    console (where url_for knows no tenant). This host serves every tenant's pages."""
+    return f"/t/{tenant.slug}" + url_for(endpoint, **values)

@@ -11,7 +11,7 @@ from portal.services.errors import Refused
 from portal.support import enforcement, services
 from portal.support.forms import StartImpersonationForm
 from portal.tenancy.context import require_tenant
-from portal.views import get_or_404, show_refusal
+from portal.views import get_or_404, show_refusal, tenant_path
 
 bp = Blueprint("support", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"start": "tenants.impersonate", "index": "audit.view"})
@@ -48,8 +48,8 @@ def start(tenant_id):
             show_refusal(form, exc)
             refused = True
         else:
-            # By path prefix on this host: it serves every tenant, and carries no staff cookie over.
-            return redirect(f"/t/{tenant.slug}" + url_for("impersonation.enter", token=token))
+            # By path prefix on this host, which carries no staff cookie over.
+            return redirect(tenant_path(tenant, "impersonation.enter", token=token))
     return render_template(
         "support/start.html", tenant=tenant, form=form, error=None, support_access=access,
         may_override=may_override, closed=False,

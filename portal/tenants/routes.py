@@ -11,7 +11,7 @@ from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
-from portal.views import confirmed_action, get_or_404, page_number, show_refusal
+from portal.views import confirmed_action, get_or_404, page_number, show_refusal, tenant_path
 from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant
 from portal.tenants import services
 from portal.plans import services as plan_services
@@ -110,7 +110,7 @@ def _render_detail(tenant, status=200, **forms):
     # The first admin's set-password link is shown once, to the staff who watch it made.
     link = None
     if job is not None and job.kind == "provision" and job.state == "succeeded" and job.secret:
-        link = f"/t/{tenant.slug}" + url_for("auth.tenant_set_password", token=provisioning.take_secret(job))
+        link = tenant_path(tenant, "auth.tenant_set_password", token=provisioning.take_secret(job))
     rename_form = forms.get("rename_form") or RenameForm(name=tenant.name)
     plan_form = forms.get("plan_form") or ChangePlanForm(plan=tenant.plan_code)
     plan_form.plan.choices = _plan_choices()
