@@ -50,6 +50,18 @@ class TenantOverride(db.Model):
     created_by: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
+    @property
+    def kind(self):
+        """"limit" or "feature": what the key (`<kind>:<name>`) overrides."""
+        return self.key.partition(":")[0]
+
+    @property
+    def name(self):
+        return self.key.partition(":")[2]
+
+    def in_force(self, now):
+        return self.expires_at is None or self.expires_at > now
+
 
 class PlanRequest(db.Model):
     """A tenant admin's request to change plan, for staff to approve or reject."""

@@ -111,11 +111,10 @@ def _compute(tenant_id, plan_code):
         )
     ).scalars()
     for override in overrides:
-        kind, _, name = override.key.partition(":")
-        target = result.limits if kind == "limit" else result.features
-        if name in target:
-            entry = target[name]
-            entry.value = override.value if kind == "limit" else bool(override.value)
+        target = result.limits if override.kind == "limit" else result.features
+        if override.name in target:
+            entry = target[override.name]
+            entry.value = override.value if override.kind == "limit" else bool(override.value)
             entry.source, entry.expires_at, entry.reason = "override", override.expires_at, override.reason
     return result
 

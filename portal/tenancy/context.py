@@ -57,9 +57,8 @@ def _caps(tenant):
     caps = {"statement_timeout_ms": tenant.plan.statement_timeout_ms, "db_connections": tenant.plan.db_connections}
     now = datetime.now(timezone.utc)
     for override in tenant.overrides:
-        name = override.key.partition(":")[2]
-        if override.key.startswith("limit:") and name in caps and (override.expires_at is None or override.expires_at > now):
-            caps[name] = override.value
+        if override.kind == "limit" and override.name in caps and override.in_force(now):
+            caps[override.name] = override.value
     return caps
 
 
