@@ -8,6 +8,7 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.audit.services import recent_for_tenant
 from portal.auth.guards import guard_staff_blueprint
+from portal.domains import services as domains
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.services.errors import Refused
@@ -172,7 +173,7 @@ def add_domain(tenant_id):
     tenant = get_or_404(Tenant, tenant_id)
     form = DomainForm()
     return _apply(tenant, form, "domain_form",
-                  lambda: (services.add_domain(tenant, form.domain.data, current_user),
+                  lambda: (domains.record_for_tenant(tenant, form.domain.data, current_user),
                            flash("Domain recorded.", "success")))
 
 

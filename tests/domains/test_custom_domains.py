@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, TenantDomain
-from portal.tenants.services import add_domain, get_tenant
+from portal.domains.services import record_for_tenant as add_domain
+from portal.tenants.services import get_tenant
 from tests.conftest import BASE_DOMAIN
 from tests.domains.helpers import DOMAIN, RECORD
 from tests.domains.helpers import claim as _claim

@@ -15,7 +15,8 @@ from portal.extensions import db
 from portal.models import AuditEvent, Tenant, TenantDomain
 from portal.services.errors import Refused
 from portal.tenancy.context import TenantRef, tenant_context
-from portal.tenants.services import add_domain, get_tenant
+from portal.domains.services import record_for_tenant as add_domain
+from portal.tenants.services import get_tenant
 from tests.domains.helpers import DOMAIN, RECORD, claim, events, post, resolves_to
 from tests.factories import sign_in_tenant, unique_slug
 

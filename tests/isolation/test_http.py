@@ -2,7 +2,8 @@
 tenant pairs across tiers: 404 (or a sign-in redirect) and nothing of B in the body."""
 import pytest
 
-from portal.tenants.services import add_domain, get_tenant
+from portal.domains.services import record_for_tenant as add_domain
+from portal.tenants.services import get_tenant
 from tests.conftest import BASE_DOMAIN
 from tests.factories import sign_in_tenant
 from tests.isolation.conftest import PAIRS, TIER_SPECS

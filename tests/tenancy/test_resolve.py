@@ -6,7 +6,8 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.lifecycle import states
 from portal.models import Tenant
-from portal.tenants.services import add_domain, get_tenant
+from portal.domains.services import record_for_tenant as add_domain
+from portal.tenants.services import get_tenant
 from tests.conftest import BASE_DOMAIN
 from tests.factories import sign_in_tenant
 
