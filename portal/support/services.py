@@ -80,11 +80,12 @@ def start(tenant, user_id, staff, *, reason, ticket, minutes, write=False, write
     if tenant.status != "active":
         raise Refused("Only an active tenant's pages can be looked into.")
     ref = TenantRef.of(tenant)
-    with tenant_session(ref) as data:
+    with tenant_session(ref) as data:  # the user and the tenant's consent, in one transaction
         user = get_row(data, TenantUser, user_id, ref)
+        access = tenant_settings.read(data)["support_access"]
     if user is None or not user.is_active:
         raise NotFound(user_id)
-    if support_access(tenant):
+    if access:
         override_reason = ""  # nothing to override
     elif not override_reason:
         raise Refused(NEEDS_OVERRIDE if may_override(staff) else ACCESS_OFF,
