@@ -14,7 +14,7 @@ from portal.tenancy.data import Order
 from portal.tenancy.placement import tenant_transaction
 from portal.tenants.services import get_tenant_by_slug
 from tests.browser.helpers import first_admin_signs_in, make_tenant
-from tests.domains.conftest import FakeDNS
+from tests.dns_server import dns_answering
 from tests.factories import unique_slug
 
 pytestmark = pytest.mark.browser
@@ -37,14 +37,8 @@ def seed_orders(live_app, slug, orders):
 @pytest.fixture()
 def live_dns(live_app):
     """A real DNS server on 127.0.0.1 that the live app asks while the test runs."""
-    server = FakeDNS()
-    before = live_app.config["DNS_NAMESERVERS"]
-    live_app.config["DNS_NAMESERVERS"] = server.address
-    try:
+    with dns_answering(live_app) as server:
         yield server
-    finally:
-        live_app.config["DNS_NAMESERVERS"] = before
-        server.stop()
 
 
 def test_orders_list_an_order_and_analytics(page, live_app, made_through_ui):
