@@ -13,9 +13,21 @@ from portal.services.errors import Refused
 from portal.support import services as support
 from portal.tenants import services as registry
 
-tenants_cli = AppGroup("tenants", help="Create, list, suspend and resume tenants.")
-staff_cli = AppGroup("staff", help="Manage staff users.")
-support_cli = AppGroup("support", help="Support impersonations.")
+
+class RefusingGroup(AppGroup):
+    """A command group whose commands end with the message of a refusal (Refused: bad
+    input, a rule) and a non-zero exit, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Refused as exc:
+            raise click.ClickException(exc.message) from None
+
+
+tenants_cli = RefusingGroup("tenants", help="Create, list, suspend and resume tenants.")
+staff_cli = RefusingGroup("staff", help="Manage staff users.")
+support_cli = RefusingGroup("support", help="Support impersonations.")
 
 
 def _fail(message):
@@ -38,11 +50,8 @@ def _tenant(slug):
 @click.option("--placement", default=None, help="silo only: placement name (default: the emptiest)")
 def tenants_create(slug, plan, admin_email, name, tier, placement):
     placement_id = _placement_id(placement)
-    try:
-        tenant, token = provisioning.create_tenant(slug, name or slug, plan, admin_email, tier=tier,
-                                                   placement_id=placement_id)
-    except Refused as exc:
-        _fail(exc.message)
+    tenant, token = provisioning.create_tenant(slug, name or slug, plan, admin_email, tier=tier,
+                                               placement_id=placement_id)
     click.echo(f"created tenant {tenant.slug} ({tenant.id}) on plan {tenant.plan_code}, tier {tenant.tier}")
     click.echo(f"first admin {admin_email} sets a password at: /t/{tenant.slug}/set-password/{token}")
 
@@ -63,10 +72,7 @@ def _status_command(verb, action):
     @click.option("--reason", required=True, help="why (kept in the audit log)")
     def command(slug, reason):
         tenant = _tenant(slug)
-        try:
-            action(tenant, reason, ("system", None, "cli"))
-        except Refused as exc:
-            _fail(exc.message)
+        action(tenant, reason, ("system", None, "cli"))
         click.echo(f"{tenant.slug}: {tenant.status}")
 
     command.__doc__ = f"{verb.title()} a tenant, with a reason."
@@ -84,10 +90,7 @@ def tenants_upgrade(slugs, everyone, jobs):
     """Apply the tenant history to the pool, each bridge schema and each silo database."""
     if slugs and everyone:
         _fail("give slugs or --all, not both")
-    try:
-        targets, current, head = upgrade.plan(slugs, everyone)
-    except Refused as exc:
-        _fail(exc.message)
+    targets, current, head = upgrade.plan(slugs, everyone)
     click.echo(f"head {head}: {len(targets)} target(s) to upgrade, {current} tenant(s) already current")
     if not targets:
         return
@@ -98,10 +101,7 @@ def tenants_upgrade(slugs, everyone, jobs):
             results.append(result)
             bar.update(1, result)
 
-        try:
-            record = upgrade.run(targets, "cli", jobs=jobs, on_result=on_result)
-        except Refused as exc:
-            _fail(exc.message)
+        record = upgrade.run(targets, "cli", jobs=jobs, on_result=on_result)
     for r in sorted(results, key=lambda r: r.target.label):
         outcome = f"ok  {r.revision}" if r.ok else f"FAILED  {r.error}"
         click.echo(f"  {r.target.label:<40} {r.target.tier:<6} {r.seconds * 1000:8.1f} ms  {outcome}")
@@ -134,10 +134,7 @@ def _run_job(job, handler):
 @click.argument("slug")
 def tenants_export(slug):
     """Export a tenant's data to a zip (tables as JSON Lines, manifest, settings)."""
-    try:
-        job = exports.request_export(_tenant(slug), ("system", None, "cli"))
-    except Refused as exc:
-        _fail(exc.message)
+    job = exports.request_export(_tenant(slug), ("system", None, "cli"))
     job = _run_job(job, exports.run_export)
     click.echo(f"exported to {job.result['path']}")
 
@@ -152,11 +149,8 @@ def tenants_export(slug):
 def tenants_import(archive, slug, name, plan, tier, placement):
     """Make a new tenant from an export (checked first: tables, counts, checksums)."""
     placement_id = _placement_id(placement)
-    try:
-        tenant, job = provisioning.request_import(archive, slug, name, plan, ("system", None, "cli"), tier,
-                                                  placement_id)
-    except Refused as exc:
-        _fail(exc.message)
+    tenant, job = provisioning.request_import(archive, slug, name, plan, ("system", None, "cli"), tier,
+                                              placement_id)
     _run_job(job, provisioning.provision)
     click.echo(f"imported into {tenant.slug} ({tenant.tier})")
 
@@ -167,10 +161,7 @@ def tenants_import(archive, slug, name, plan, tier, placement):
 def tenants_deprovision(slug, confirm):
     """Export, remove storage and role, clear Redis keys, end sessions; keep it archived."""
     tenant = _tenant(slug)
-    try:
-        job = retire.request_deprovision(tenant, confirm, ("system", None, "cli"))
-    except Refused as exc:
-        _fail(exc.message)
+    job = retire.request_deprovision(tenant, confirm, ("system", None, "cli"))
     job = _run_job(job, retire.deprovision)
     click.echo(f"{slug}: archived, export {job.result.get('path')}; purged after {tenant.purge_after:%Y-%m-%d}")
 
@@ -179,10 +170,7 @@ def tenants_deprovision(slug, confirm):
 @click.argument("slug")
 def tenants_purge(slug):
     """Purge an archived tenant now."""
-    try:
-        job = retire.request_purge(_tenant(slug), ("system", None, "cli"))
-    except Refused as exc:
-        _fail(exc.message)
+    job = retire.request_purge(_tenant(slug), ("system", None, "cli"))
     _run_job(job, retire.purge)
     click.echo(f"{slug}: purged")
 
@@ -214,14 +202,11 @@ def tenants_retry(slug):
 @click.argument("slug")
 def tenants_discard(slug):
     """Remove a tenant whose provisioning failed."""
-    try:
-        provisioning.discard(_tenant(slug), ("system", None, "cli"))
-    except Refused as exc:
-        _fail(exc.message)
+    provisioning.discard(_tenant(slug), ("system", None, "cli"))
     click.echo(f"{slug}: discarded")
 
 
-placements_cli = AppGroup("placements", help="PostgreSQL servers for silo tenants.")
+placements_cli = RefusingGroup("placements", help="PostgreSQL servers for silo tenants.")
 
 
 @placements_cli.command("add")
@@ -229,10 +214,7 @@ placements_cli = AppGroup("placements", help="PostgreSQL servers for silo tenant
 @click.option("--url-env", default="", help="environment variable with the owner URL (default: the registry's)")
 @click.option("--capacity", type=int, required=True, help="most silo tenants it may hold")
 def placements_add(name, url_env, capacity):
-    try:
-        placement = placements.register(name, url_env, capacity, actor=("system", None, "cli"))
-    except Refused as exc:
-        _fail(exc.message)
+    placement = placements.register(name, url_env, capacity, actor=("system", None, "cli"))
     click.echo(f"registered placement {placement.name} ({placement.url_source}, capacity {placement.capacity})")
 
 
@@ -247,10 +229,7 @@ def placements_list():
 @click.option("--role", required=True, type=click.Choice(STAFF_ROLES))
 @click.option("--password", default=None, help="default: a generated one, printed once")
 def staff_create(email, role, password):
-    try:
-        user, password = create_staff_user(email, role, password)
-    except Refused as exc:
-        _fail(exc.message)
+    user, password = create_staff_user(email, role, password)
     click.echo(f"created staff user {user.email} ({user.role}); password: {password}")
 
 
