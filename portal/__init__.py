@@ -65,11 +65,11 @@ def register_tenancy(app):
 
 def register_blueprints(app):
     from portal import (api, audit, auth, domains, jobs, outbox, placements, plans, quotas, roles, selfservice,
-                        support, tenants, tokens, upgrades, users)
+                        staff, support, tenants, tokens, upgrades, users)
     from portal.quotas.enforcement import install as install_limits
 
-    for module in (auth, tenants, placements, upgrades, jobs, audit, outbox, support, selfservice, users, roles,
-                   domains, tokens, api):
+    for module in (auth, tenants, placements, upgrades, jobs, audit, outbox, support, staff, selfservice, users,
+                   roles, domains, tokens, api):
         app.register_blueprint(module.bp)
     for blueprint in (plans.bp, plans.staff_bp, quotas.bp, quotas.staff_bp):
         app.register_blueprint(blueprint)

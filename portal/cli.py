@@ -133,7 +133,7 @@ def _run_job(job, handler):
 @tenants_cli.command("export")
 @click.argument("slug")
 def tenants_export(slug):
-    """Export a tenant's data to a zip (tables as JSON Lines, manifest, settings)."""
+    """Export a tenant's data to a zip (tables as CSV, manifest, settings)."""
     job = exports.request_export(_tenant(slug), ("system", None, "cli"))
     job = _run_job(job, exports.run_export)
     click.echo(f"exported to {job.result['path']}")

@@ -72,13 +72,19 @@ def load_config(overrides=None):
         # Tenant lookup cache: a short in-process cache in front of Redis.
         "TENANT_CACHE_LOCAL_SECONDS": _int("PORTAL_TENANT_CACHE_LOCAL_SECONDS", 2),
         "TENANT_CACHE_REDIS_SECONDS": _int("PORTAL_TENANT_CACHE_REDIS_SECONDS", 300),
-        # Sign-in throttling: failures allowed per window, per account and per address.
+        # Sign-in throttling (portal/services/throttle.py): failures allowed per window, for
+        # an account from one address, an account from anywhere, an address in one realm.
         "LOGIN_FAILURES_PER_ACCOUNT": _int("PORTAL_LOGIN_FAILURES_PER_ACCOUNT", 5),
+        "LOGIN_FAILURES_PER_ACCOUNT_TOTAL": _int("PORTAL_LOGIN_FAILURES_PER_ACCOUNT_TOTAL", 50),
         "LOGIN_FAILURES_PER_ADDRESS": _int("PORTAL_LOGIN_FAILURES_PER_ADDRESS", 50),
         "LOGIN_THROTTLE_WINDOW": _int("PORTAL_LOGIN_THROTTLE_WINDOW", 900),
         # Argon2id cost; tests lower it, production keeps the library's defaults.
         "ARGON2_TIME_COST": _int("PORTAL_ARGON2_TIME_COST", 3),
         "ARGON2_MEMORY_COST": _int("PORTAL_ARGON2_MEMORY_COST", 65536),
+        # Staff sessions end after this long without a request, and this long after sign-in
+        # whatever happens (tenant sign-ins last as long as each tenant's settings say).
+        "STAFF_SESSION_IDLE_MINUTES": _int("PORTAL_STAFF_SESSION_IDLE_MINUTES", 30),
+        "STAFF_SESSION_HOURS": _int("PORTAL_STAFF_SESSION_HOURS", 12),
         "SET_PASSWORD_LINK_HOURS": _int("PORTAL_SET_PASSWORD_LINK_HOURS", 72),
         "PAGE_SIZE": _int("PORTAL_PAGE_SIZE", 50),
         # Mail (invitations, password links): an SMTP server, or none: then every message

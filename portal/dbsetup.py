@@ -104,7 +104,7 @@ def grant_app_role(conn, role):
     r = q(role)
     database = q(conn.execute(text("select current_database()")).scalar_one())
     statements = [
-        f"GRANT CONNECT ON DATABASE {database} TO {r}",
+        f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {r}",
         f"GRANT USAGE ON SCHEMA registry, tenant_data TO {r}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA registry TO {r}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tenant_data TO {r}",

@@ -43,9 +43,16 @@ def confirmed_action(action, done):
     return True
 
 
+MAX_PAGE = 100_000
+
+
 def page_number():
-    """The `page` query argument; anything but a whole number is page 1."""
-    return request.args.get("page", 1, type=int) or 1
+    """The `page` query argument, from 1 to MAX_PAGE: anything else is page 1, and a page
+    past the end of a list shows as its last page does — empty — not as an error."""
+    raw = request.args.get("page", "1")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
+        return 1
+    return min(max(1, int(raw)), MAX_PAGE)
 
 
 def tenant_path(tenant, endpoint, **values):

@@ -2,7 +2,8 @@
 import re
 import uuid
 
-STAFF_BLUEPRINTS = {"tenants", "audit", "placements", "upgrades", "jobs", "plans", "quotas_staff", "outbox", "support"}
+STAFF_BLUEPRINTS = {"tenants", "audit", "placements", "upgrades", "jobs", "plans", "quotas_staff", "outbox", "support",
+                    "staff"}
 TENANT_BLUEPRINTS = {"selfservice", "users", "roles", "plan", "quotas", "tokens", "domains", "impersonation"}
 
 

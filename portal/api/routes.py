@@ -3,6 +3,7 @@ scopes. Errors are JSON: {"error": {"code": <status>, "message": ...}}."""
 from flask import Blueprint, g, jsonify, request
 
 from portal.api import services
+from portal.api.body import json_body
 from portal.errors import refusal
 from portal.selfservice.services import get_order, latest_orders
 from portal.services.errors import Refused
@@ -17,10 +18,10 @@ SCOPES = {"status": "public", "me": None, "users": "users:read", "orders": "orde
           "delete_order": "orders:write", "ingest_events": "events:write"}
 
 
-def error(status, message):
-    """The API's refusal: JSON {"error": {"code", "message"}} (portal/errors.py answers
-    the HTTP errors — 404, 405 — of /api/ paths the same way)."""
-    return refusal(status, "", message)
+def error(status, message, field=None):
+    """The API's refusal: JSON {"error": {"code", "message", "field"?}} (portal/errors.py
+    answers the HTTP errors — 404, 405 — of /api/ paths the same way)."""
+    return refusal(status, "", message, **({"field": field} if field else {}))
 
 
 @bp.before_request
@@ -94,18 +95,18 @@ def order(order_id):
 @bp.route("/orders", methods=["POST"])
 def create_order():
     try:
-        created = services.create_order(request.get_json(silent=True))
+        created = services.create_order(json_body())
     except Refused as exc:
-        return error(400, exc.message)
+        return error(400, exc.message, exc.field)
     return jsonify(order=_order_json(created)), 201
 
 
 @bp.route("/orders/<order_id>", methods=["PATCH"])
 def update_order(order_id):
     try:
-        changed = services.update_order(order_id, request.get_json(silent=True))
+        changed = services.update_order(order_id, json_body())
     except Refused as exc:
-        return error(400, exc.message)
+        return error(400, exc.message, exc.field)
     return jsonify(order=_order_json(changed)) if changed else error(404, "Not found.")
 
 
@@ -119,7 +120,7 @@ def ingest_events():
     """A batch of analytics events: {"events": [{"name", "properties"?, "occurred_at"?}]}.
     All or nothing: one bad event refuses the batch, with its index."""
     try:
-        accepted = services.ingest_events(request.get_json(silent=True))
+        accepted = services.ingest_events(json_body())
     except Refused as exc:
-        return error(400, exc.message)
+        return error(400, exc.message, exc.field)
     return jsonify(accepted=accepted), 202

@@ -4,6 +4,8 @@ A staff blueprint declares, per endpoint, the permission it needs; an endpoint i
 does not declare is refused (fail closed). Who holds which permission is the table in
 `portal/auth/staff_roles.py`.
 """
+from urllib.parse import unquote, urlsplit
+
 from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
@@ -60,7 +62,7 @@ def guard_tenant_blueprint(bp, permissions):
         if not current_user.is_authenticated or getattr(current_user, "is_staff", True):
             return redirect(url_for("auth.tenant_login", next=request.full_path.rstrip("?")))
         if need != SIGNED_IN and not current_user.may(need):
-            return permission_refusal(current_user.role, need)
+            return permission_refusal(current_user.role_name, need)
         if feature is not None:
             tenant = get_current_tenant()
             if not entitlements.for_tenant(tenant.id, tenant.plan_code).has(feature):
@@ -71,7 +73,24 @@ def guard_tenant_blueprint(bp, permissions):
 
 
 def safe_next(target, fallback):
-    """Only a local path (no scheme, no host, no backslash tricks) may be a `next`."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """`target` if it is a path on this site, else `fallback`.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so
+    "/\t/evil.example" and "/\\evil.example" are "//evil.example": another site. The check
+    runs on the value and on its percent-decoded form; anything doubtful — a control or
+    space character, a backslash, a scheme or host, a path starting "//" — is refused.
+    """
+    if not target or len(target) > 2048:
         return fallback
+    for candidate in (target, unquote(target)):
+        if any(ch in _DOUBTFUL for ch in candidate) or not candidate.isprintable():
+            return fallback
+        if not candidate.startswith("/") or candidate.startswith("//"):
+            return fallback
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return fallback
     return target
+
+
+_DOUBTFUL = frozenset(" \\\t\n\r\x0b\x0c")

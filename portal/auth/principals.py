@@ -5,7 +5,6 @@ A realm is the staff console or one tenant. Each realm has its own session cooki
 realm: a session made on tenant A is anonymous on tenant B and in the console.
 """
 import math
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,12 +16,11 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from portal.auth.staff_roles import role_may
-from portal.auth.tenant_roles import permissions_of
+from portal.auth.tenant_roles import role_grant
 from portal.extensions import db
-from portal.services import tenant_settings
+from portal.services import sessions, tenant_settings
 from portal.models import Impersonation, StaffUser
 from portal.tenancy.context import get_current_tenant
-from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_session
 
 
@@ -67,6 +65,7 @@ class TenantPrincipal:
     email: str
     name: str
     role: str
+    role_name: str = ""
     permissions: frozenset = frozenset()
     # Set while a staff member looks through this user's eyes (portal/support/).
     impersonation: Optional[ImpersonationView] = None
@@ -79,8 +78,9 @@ class TenantPrincipal:
     @classmethod
     def of(cls, user, session, impersonation=None):
         """The principal of `user`, with its role's permissions read through `session`."""
+        role_name, permissions = role_grant(session, user.role)
         return cls(id=user.id, tenant_id=user.tenant_id, email=user.email, name=user.name, role=user.role,
-                   permissions=permissions_of(session, user.role), impersonation=impersonation)
+                   role_name=role_name, permissions=permissions, impersonation=impersonation)
 
     def may(self, permission):
         return permission in self.permissions
@@ -90,17 +90,16 @@ class TenantPrincipal:
 
 
 def load_user(user_id):
+    """The principal of this request's cookie in its realm, while its session lives on the
+    server (portal/services/sessions.py); else None (anonymous)."""
     tenant = get_current_tenant()
     kind, _, rest = user_id.partition(":")
     try:
         if kind == "staff" and tenant is None:
-            user = db.session.get(StaffUser, uuid.UUID(rest))
-            return user if user is not None and user.is_active else None
+            return sessions.staff_user(uuid.UUID(rest))
         if kind == "tenant" and tenant is not None:
             tenant_id, _, local_id = rest.partition(":")
             if uuid.UUID(tenant_id) != tenant.id or session.get("epoch") != tenant.session_epoch:
-                return None
-            if session.get("ends_at", 0) < time.time():  # the tenant's sign-in lifetime
                 return None
             impersonation = None
             if "impersonation" in session:
@@ -108,7 +107,7 @@ def load_user(user_id):
                 if impersonation is None:  # ended, expired, or not this user's: the session is over
                     return None
             with tenant_session(tenant) as data:
-                user = data.get(TenantUser, (tenant.id, uuid.UUID(local_id)))
+                user = sessions.tenant_user(data, uuid.UUID(local_id))
                 if user is None or not user.is_active:
                     return None
                 tenant_settings.prime(data)  # the layout's, in this transaction

@@ -1,13 +1,11 @@
-import time
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import login_user, logout_user
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from portal.auth import services
 from portal.auth.forms import SetPasswordForm, SignInForm
 from portal.auth.guards import safe_next
-from portal.services import tenant_settings
+from portal.services import sessions, tenant_settings
 from portal.services.throttle import Throttled
 from portal.tenancy.context import get_current_tenant, require_tenant
 
@@ -27,9 +25,9 @@ def _realm_guard():
 def sign_in_tenant_user(tenant, user):
     """Sign in, in the tenant's current session epoch (a later epoch ends the session),
     for as long as the tenant's settings say a sign-in lasts."""
-    login_user(services.principal_of(tenant, user))
-    session["epoch"] = tenant.session_epoch
-    session["ends_at"] = int(time.time()) + 60 * int(tenant_settings.current()["session_minutes"])
+    minutes = int(tenant_settings.current()["session_minutes"])
+    sessions.start_tenant(tenant, services.principal_of(tenant, user),
+                          datetime.now(timezone.utc) + timedelta(minutes=minutes))
 
 
 @bp.route("/admin/login", methods=["GET", "POST"])
@@ -42,7 +40,7 @@ def staff_login():
         except (services.SignInError, Throttled) as exc:
             error = str(exc)
         else:
-            login_user(user)
+            sessions.start_staff(user)
             return redirect(safe_next(form.next.data, url_for("tenants.index")))
     return render_template("auth/login.html", form=form, error=error, realm="Staff console"), (
         401 if error else 200
@@ -51,7 +49,7 @@ def staff_login():
 
 @bp.route("/admin/logout", methods=["POST"])
 def staff_logout():
-    logout_user()
+    sessions.end_current()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.staff_login"))
 
@@ -78,7 +76,7 @@ def tenant_login():
 
 @bp.route("/logout", methods=["POST"])
 def tenant_logout():
-    logout_user()
+    sessions.end_current()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.tenant_login"))
 

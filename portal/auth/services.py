@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from portal.auth.principals import TenantPrincipal
 from portal.extensions import db
 from portal.models import STAFF_ROLES, StaffUser
-from portal.services import audit, throttle
+from portal.services import audit, sessions, throttle
 from portal.services.errors import Refused
 from portal.services.validation import normalise_email
 from portal.services.passwords import hash_password, password_problem, verify_password
@@ -26,15 +26,15 @@ class SignInError(Exception):
 
 def authenticate_staff(email, password, address):
     email = email.strip().lower()
-    throttle.check("staff", email, address)
+    throttle.check(None, email, address)
     user = db.session.execute(
         select(StaffUser).where(func.lower(StaffUser.email) == email)
     ).scalar_one_or_none()
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or not user.is_active:
-        throttle.failed("staff", email, address)
+        throttle.failed(None, email, address)
         raise SignInError(BAD_CREDENTIALS)
-    throttle.succeeded("staff", email, address)
+    throttle.succeeded(None, email, address)
     user.last_login_at = datetime.now(timezone.utc)
     audit.record("staff.sign_in", actor=user, target=user.email)
     db.session.commit()
@@ -43,7 +43,7 @@ def authenticate_staff(email, password, address):
 
 def authenticate_tenant_user(tenant, email, password, address):
     email = email.strip().lower()
-    realm = f"t:{tenant.id}"
+    realm = tenant.id
     throttle.check(realm, email, address)
     with tenant_transaction(tenant) as session:
         user = session.execute(select(TenantUser).where(TenantUser.email == email)).scalar_one_or_none()
@@ -52,9 +52,15 @@ def authenticate_tenant_user(tenant, email, password, address):
         throttle.failed(realm, email, address)
         raise SignInError(BAD_CREDENTIALS)
     throttle.succeeded(realm, email, address)
-    audit.record("tenant_user.sign_in", actor=user, tenant_id=tenant.id, target=user.email)
+    audit.record("tenant_user.sign_in", actor=tenant_actor(user), tenant_id=tenant.id, target=user.email)
     db.session.commit()
     return user
+
+
+def tenant_actor(user):
+    """The audit actor of a tenant user acting before they are signed in (a TenantUser row
+    is not a principal: audit.actor_of would name the system)."""
+    return "tenant_user", str(user.id), user.email
 
 
 def open_set_password_link(user):
@@ -134,7 +140,8 @@ def set_password_with_token(tenant, token, password):
             raise PasswordRejected(problem)
         user.password_hash = hash_password(password)
         user.set_password_used_at = datetime.now(timezone.utc)
-    audit.record("tenant_user.password_set", actor=user, tenant_id=tenant.id, target=user.email)
+        sessions.end_tenant_user(session, user.id)  # a new password: every earlier sign-in ends
+    audit.record("tenant_user.password_set", actor=tenant_actor(user), tenant_id=tenant.id, target=user.email)
     db.session.commit()
     return user
 

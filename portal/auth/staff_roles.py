@@ -17,6 +17,7 @@
 | outbox.view      | yes        | yes      | yes     |        |
 | outbox.read      | yes        |          |         |        |
 | tenants.impersonate | yes     |          | yes     |        |
+| account.self     | yes        | yes      | yes     | yes    |
 """
 
 PERMISSIONS = {
@@ -37,6 +38,8 @@ PERMISSIONS = {
     # that skips consent and impersonation's audit. Only superadmins open one, audited.
     "outbox.read": {"superadmin"},
     "tenants.impersonate": {"superadmin", "support"},
+    # One's own account: one's sessions, ended one by one or everywhere.
+    "account.self": {"superadmin", "operator", "support", "viewer"},
 }
 
 

@@ -43,7 +43,14 @@ BUILTIN_ROLES = {
 def permissions_of(session, role_key):
     """The permissions of a role: a built-in one, or a custom role of the session's tenant
     (none when the role no longer exists)."""
+    return role_grant(session, role_key)[1]
+
+
+def role_grant(session, role_key):
+    """(name people see, permissions) of a role: a built-in one, or a custom role of the
+    session's tenant (its key and no permissions when the role no longer exists)."""
     if role_key in BUILTIN_ROLES:
-        return BUILTIN_ROLES[role_key]
-    row = session.execute(select(TenantRole.permissions).where(TenantRole.key == role_key)).scalar_one_or_none()
-    return frozenset(row or ())
+        return role_key, BUILTIN_ROLES[role_key]
+    row = session.execute(select(TenantRole.name, TenantRole.permissions)
+                          .where(TenantRole.key == role_key)).one_or_none()
+    return (row.name, frozenset(row.permissions)) if row is not None else (role_key, frozenset())

@@ -1,13 +1,16 @@
-"""A tenant's data as a zip: one JSON Lines file per table, the tenant's settings, and a
-manifest with each table's row count and checksum.
+"""A tenant's data as a zip: one CSV file per table, the tenant's settings, and a manifest
+with each table's rows, the SHA-256 of its file and its order-independent checksum.
 
-The checksum of a table is the SHA-256 of its rows as canonical JSON lines, in primary
-key order, *without* `tenant_id`: an export imported into another tenant (any tier) and
-exported again gives the same checksums. Importing checks every table is there, every
-checksum matches, and every row belongs to the exported tenant; else it refuses with the
-reason and imports nothing.
+Tables are read and written with COPY (portal/lifecycle/copying.py), without `tenant_id`:
+an export imported into another tenant (any tier) and exported again gives the same files
+and checksums. Importing checks, before anything is made, that every table is there with
+the columns it should have and that every file's SHA-256 matches the manifest; loading
+checks each table's rows against its checksum before inserting them, all in one
+transaction. An export of an older format is refused with the reason.
 """
+import csv
 import hashlib
+import io
 import json
 import os
 import uuid
@@ -15,9 +18,10 @@ import zipfile
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete
 
 from portal.extensions import db
+from portal.lifecycle import copying
 from portal.models import WITH_STORAGE, Tenant
 from portal.services import audit, jobs
 from portal.services.errors import Refused
@@ -25,11 +29,11 @@ from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TENANT_TABLES
 from portal.tenancy.placement import tenant_session, tenant_transaction
 
-FORMAT = 1
-BATCH = 2000
-# API tokens are credentials of the tenant as it is: not part of its data to take away
-# (an imported tenant has another id, which its tokens could not carry anyway).
-EXPORTED_TABLES = [t for t in TENANT_TABLES if t.name != "api_tokens"]
+FORMAT = 2
+PROGRESS_ROWS = 20_000
+# API tokens and sign-in sessions are credentials of the tenant as it is: not part of its
+# data to take away (an imported tenant has another id, which they could not carry anyway).
+EXPORTED_TABLES = [t for t in TENANT_TABLES if t.name not in ("api_tokens", "sessions")]
 
 
 def export_dir():
@@ -38,34 +42,13 @@ def export_dir():
     return os.path.realpath(path)
 
 
-def _to_json(value):
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def _canonical(row):
-    return json.dumps({k: v for k, v in row.items() if k != "tenant_id"}, sort_keys=True, separators=(",", ":"))
-
-
-def _from_json(table, row, tenant_id):
-    out = {}
-    for column in table.columns:
-        value = row.get(column.name)
-        if column.name == "tenant_id":
-            value = tenant_id
-        elif value is not None and column.type.python_type is uuid.UUID:
-            value = uuid.UUID(value)
-        elif value is not None and column.type.python_type is datetime:
-            value = datetime.fromisoformat(value)
-        out[column.name] = value
-    return out
+def member(table):
+    return f"tables/{table.name}.csv"
 
 
 def write_export(tenant, progress=None):
-    """Write the zip of `tenant` (a Tenant); return (path, manifest)."""
+    """Write the zip of `tenant` (a Tenant); return (path, manifest). Every table is read
+    in one transaction: a consistent snapshot of the tenant."""
     ref = TenantRef.of(tenant)
     folder = os.path.join(export_dir(), str(tenant.id))
     os.makedirs(folder, exist_ok=True)
@@ -75,19 +58,14 @@ def write_export(tenant, progress=None):
                 "tenant": {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name,
                            "plan": tenant.plan_code, "tier": tenant.tier}, "tables": {}}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive, tenant_session(ref) as session:
+        copying.snapshot(session)
         for n, table in enumerate(EXPORTED_TABLES):
-            digest, rows = hashlib.sha256(), 0
-            order = [c for c in table.primary_key.columns]
-            with archive.open(f"tables/{table.name}.jsonl", "w") as out:
-                result = session.execute(select(table).order_by(*order).execution_options(yield_per=BATCH))
-                for row in result.mappings():
-                    data = {k: _to_json(v) for k, v in row.items()}
-                    out.write((json.dumps(data, sort_keys=True) + "\n").encode())
-                    digest.update((_canonical(data) + "\n").encode())
-                    rows += 1
-                    if progress is not None and rows % 20_000 == 0:
-                        progress.fraction("export", (n + 0.5) / len(EXPORTED_TABLES))
-            manifest["tables"][table.name] = {"rows": rows, "sha256": digest.hexdigest()}
+            with archive.open(member(table), "w") as out:
+                rows, sha256 = copying.copy_out(session, table, out)
+            _, checksum = copying.checksum(session, table)
+            manifest["tables"][table.name] = {"rows": rows, "sha256": sha256, "checksum": checksum}
+            if progress is not None and rows >= PROGRESS_ROWS:  # (a registry commit: not for every small table)
+                progress.fraction("export", (n + 1) / len(EXPORTED_TABLES))
         archive.writestr("settings.json", json.dumps({"settings": tenant.settings, "plan": tenant.plan_code},
                                                      sort_keys=True, indent=2))
         archive.writestr("manifest.json", json.dumps(manifest, sort_keys=True, indent=2))
@@ -106,49 +84,55 @@ def verify_export(path):
             raise Refused("The archive has no manifest.json: it is not a tenant export.", "archive")
         try:
             manifest = json.loads(archive.read("manifest.json"))
-            exported_id = manifest["tenant"]["id"]
+            manifest["tenant"]["id"], manifest["tenant"]["name"]
             tables = manifest["tables"]
         except (ValueError, KeyError, TypeError):
             raise Refused("The manifest cannot be read.", "archive") from None
         if manifest.get("format") != FORMAT:
-            raise Refused(f"Unknown export format {manifest.get('format')!r}.", "archive")
+            raise Refused(f"Unknown export format {manifest.get('format')!r}: this portal reads format {FORMAT} "
+                          f"(an older export can be imported by the portal that made it, and exported again).",
+                          "archive")
         for table in EXPORTED_TABLES:
-            member = f"tables/{table.name}.jsonl"
-            if table.name not in tables or member not in names:
+            if table.name not in tables or member(table) not in names:
                 raise Refused(f"The table {table.name} is missing from the export.", "archive")
-            digest, rows, columns = hashlib.sha256(), 0, {c.name for c in table.columns}
-            with archive.open(member) as lines:
-                for line in lines:
-                    row = json.loads(line)
-                    if row.get("tenant_id") != exported_id:
-                        raise Refused(f"{table.name} holds a row of another tenant ({row.get('tenant_id')}).",
-                                      "archive")
-                    if set(row) - columns:
-                        raise Refused(f"{table.name} has unknown columns: {', '.join(sorted(set(row) - columns))}.",
-                                      "archive")
-                    digest.update((_canonical(row) + "\n").encode())
-                    rows += 1
-            expected = tables[table.name]
-            if rows != expected.get("rows") or digest.hexdigest() != expected.get("sha256"):
-                raise Refused(f"The checksum of {table.name} does not match the manifest: the file was changed.",
-                              "archive")
+            _check_file(archive, table, tables[table.name])
     return manifest
 
 
+def _check_file(archive, table, expected):
+    """The file of `table`: its header names the table's columns, and its SHA-256 and row
+    count are the manifest's."""
+    digest, rows = hashlib.sha256(), 0
+    with archive.open(member(table)) as raw:
+        header = raw.readline()
+        digest.update(header)
+        found = next(csv.reader([header.decode("utf-8", "replace")]), [])
+        if found != copying.columns(table):
+            unknown = sorted(set(found) - set(copying.columns(table)))
+            what = f"unknown columns: {', '.join(unknown)}" if unknown else "columns missing or out of order"
+            raise Refused(f"{table.name} has {what}.", "archive")
+        for chunk in iter(lambda: raw.read(1 << 16), b""):
+            digest.update(chunk)
+    with archive.open(member(table)) as raw:
+        rows = sum(1 for _ in csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))) - 1
+    if not isinstance(expected, dict) or rows != expected.get("rows") or digest.hexdigest() != expected.get("sha256"):
+        raise Refused(f"The checksum of {table.name} does not match the manifest: the file was changed.", "archive")
+
+
 def load_rows(tenant, path, progress=None):
-    """Insert the export's rows into `tenant` (rewriting tenant_id): one transaction."""
+    """Insert the export's rows into `tenant` (with its own tenant id): one transaction,
+    each table's rows checked against the manifest's checksum before they go in."""
     ref = TenantRef.of(tenant)
     with zipfile.ZipFile(path) as archive, tenant_transaction(ref) as session:
+        tables = json.loads(archive.read("manifest.json"))["tables"]
         for table in EXPORTED_TABLES:
-            batch = []
-            with archive.open(f"tables/{table.name}.jsonl") as lines:
-                for line in lines:
-                    batch.append(_from_json(table, json.loads(line), tenant.id))
-                    if len(batch) >= BATCH:
-                        session.execute(insert(table), batch)
-                        batch = []
-            if batch:
-                session.execute(insert(table), batch)
+            expected = (tables[table.name]["rows"], tables[table.name]["checksum"])
+            with archive.open(member(table)) as source:
+                try:
+                    copying.copy_in(session, table, source, tenant.id, expected)
+                except copying.ChecksumMismatch as exc:
+                    raise Refused(f"The rows of {exc} do not match the manifest: the file was changed.",
+                                  "archive") from None
 
 
 def delete_rows(tenant):

@@ -42,6 +42,10 @@ _ROLE = "select 1 from pg_roles where rolname = :n"
 _DATABASE = "select 1 from pg_database where datname = :n"
 
 
+def _current_database(conn):
+    return conn.execute(text("select current_database()")).scalar_one()
+
+
 def _registry_url():
     return current_app.config["DATABASE_URL"]
 
@@ -117,11 +121,13 @@ def make_role(tenant_id, tier, url_env=None):
             # The application role may switch to the tenant's role (it is NOINHERIT, so
             # it does not hold the tenant's rights itself).
             _ddl(conn, "GRANT %I TO %I", role, current_app.config["PORTAL_APP_ROLE"])
+            # Temporary tables: a tenant's rows are read in through one (portal/lifecycle/copying.py).
+            _ddl(conn, "GRANT TEMPORARY ON DATABASE %I TO %I", _current_database(conn), role)
         return
     database = database_name(tenant_id)
     with _owner(tier, url_env, autocommit=True) as conn:
         role = _create_role(conn, tenant_id)
-        _ddl(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, role)
+        _ddl(conn, "GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I", database, role)
     with _owner(tier, url_env, database) as conn:
         _grant_tables(conn, TENANT_SCHEMA, role)
 

@@ -4,12 +4,13 @@ from portal.models.impersonation import Impersonation
 from portal.models.job import JOB_STATES, Job
 from portal.models.outbox import OutboxMessage
 from portal.models.placement import Placement, UpgradeRun
-from portal.models.plan import Plan, PlanRequest, TenantOverride
-from portal.models.staff import STAFF_ROLES, StaffUser
+from portal.models.plan import LIMIT_RANGES, Plan, PlanRequest, TenantOverride, bounded_limit
+from portal.models.staff import STAFF_ROLES, StaffSession, StaffUser
 from portal.models.tenant import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant, TenantDomain
 
 __all__ = [
     "JOB_STATES",
+    "LIMIT_RANGES",
     "Job",
     "AuditEvent",
     "Impersonation",
@@ -18,6 +19,7 @@ __all__ = [
     "Plan",
     "PlanRequest",
     "STAFF_ROLES",
+    "StaffSession",
     "StaffUser",
     "TENANT_STATUSES",
     "TENANT_TIERS",
@@ -26,4 +28,5 @@ __all__ = [
     "TenantOverride",
     "UpgradeRun",
     "WITH_STORAGE",
+    "bounded_limit",
 ]

@@ -9,6 +9,31 @@ from sqlalchemy.orm import Mapped, mapped_column
 from portal.extensions import db
 
 
+# The valid range of each limit (inclusive), for plans and overrides alike; None
+# (unlimited) is allowed for every override and, on the plan matrix, for max_users only.
+# Checked where a limit is set (portal/plans/services.py), and applied again where one
+# is read, so that a value stored out of range never reaches PostgreSQL or Redis.
+LIMIT_RANGES = {
+    "max_users": (1, 1_000_000),
+    "storage_mb": (0, 10_000_000),  # 0: nothing may be written (reading goes on)
+    "api_calls_per_day": (0, 1_000_000_000),
+    "requests_per_minute": (1, 1_000_000),
+    "db_connections": (1, 100),
+    "statement_timeout_ms": (100, 3_600_000),
+}
+
+
+def bounded_limit(name, value, fallback=None):
+    """`value` of limit `name` as it may be used: None (unlimited) stays, a number outside
+    the range is brought to its nearest end, anything else is `fallback`."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return fallback
+    low, high = LIMIT_RANGES[name]
+    return min(max(value, low), high)
+
+
 class Plan(db.Model):
     __tablename__ = "plans"
 
@@ -25,9 +50,6 @@ class Plan(db.Model):
     default_tier: Mapped[str] = mapped_column(String(16), default="pool")
     position: Mapped[int] = mapped_column(Integer, default=0)
     is_retired: Mapped[bool] = mapped_column(Boolean, default=False)
-
-    def has_feature(self, name):
-        return bool(self.features.get(name))
 
     @property
     def max_users_label(self):

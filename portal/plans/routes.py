@@ -127,11 +127,13 @@ def ask():
     tenant = get_tenant(require_tenant().id)
     form = AskForm()
     form.plan.choices = [SelectChoice(p.code, p.name) for p in services.plans(include_retired=False)]
-    if form.validate_on_submit():
-        try:
-            services.request_change(tenant, form.plan.data, current_user)
-        except Refused as exc:
-            form.plan.errors.append(exc.message)
-            return plan_page(form, 400)
-        flash("Your request is with our staff; you will see the change here once approved.", "success")
+    if not form.validate_on_submit():
+        form.plan.errors = ["Choose one of the plans offered."]
+        return plan_page(form, 400)
+    try:
+        services.request_change(tenant, form.plan.data, current_user)
+    except Refused as exc:
+        form.plan.errors.append(exc.message)
+        return plan_page(form, 400)
+    flash("Your request is with our staff; you will see the change here once approved.", "success")
     return redirect(url_for("plan.plan_page"))

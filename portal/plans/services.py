@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.lifecycle.cache import forget_tenant
-from portal.models import TENANT_TIERS, Plan, PlanRequest, Tenant, TenantOverride
+from portal.models import LIMIT_RANGES, TENANT_TIERS, Plan, PlanRequest, Tenant, TenantOverride
 from portal.services import audit, entitlements
 from portal.services.errors import Refused
 from portal.services.rows import registry_row
@@ -28,16 +28,21 @@ def tenants_on(plan_code):
                               .where(Tenant.plan_code == plan_code, Tenant.status != "purged")).scalar_one()
 
 
-def _number(raw, label, allow_none=False):
+def limit_value(name, raw, label, field, allow_none=False):
+    """The value of limit `name` typed as `raw`: a whole number in its range
+    (LIMIT_RANGES), or blank for unlimited where `allow_none`. Refused with the range."""
     raw = (raw or "").strip()
     if raw == "" and allow_none:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Refused(f"{label}: enter a whole number{' (blank: unlimited)' if allow_none else ''}.", label) from None
+    low, high = LIMIT_RANGES[name]
+    allowed = f"The range is {low:,} to {high:,}{' (blank: unlimited)' if allow_none else ''}."
+    if not (raw.isascii() and raw.lstrip("-").isdigit() and raw.count("-") <= 1 and len(raw) <= 40):
+        raise Refused(f"{label}: enter a whole number. {allowed}", field)
+    value = int(raw)
     if value < 0:
-        raise Refused(f"{label}: a limit cannot be negative.", label)
+        raise Refused(f"{label}: a limit cannot be negative. {allowed}", field)
+    if not low <= value <= high:
+        raise Refused(f"{label}: {value:,} is out of range. {allowed}", field)
     return value
 
 
@@ -49,8 +54,8 @@ def save_matrix(form, actor):
         features = {name: form.get(f"{plan.code}:feature:{name}") == "on" for name in entitlements.FEATURES}
         limits = {}
         for name, label in entitlements.LIMITS.items():
-            limits[name] = _number(form.get(f"{plan.code}:{name}"), f"{plan.name} – {label}",
-                                   allow_none=name == "max_users")
+            limits[name] = limit_value(name, form.get(f"{plan.code}:{name}"), f"{plan.name} – {label}",
+                                       f"{plan.code}:{name}", allow_none=name == "max_users")
         tier = form.get(f"{plan.code}:default_tier", plan.default_tier)
         if tier not in TENANT_TIERS:
             raise Refused(f"{plan.name}: choose pool, bridge or silo as the default tier.")
@@ -125,7 +130,7 @@ def set_override(tenant, key, raw_value, until, reason, actor):
             raise Refused("A feature is on or off.", "value")
         value = raw_value == "on"
     else:
-        value = _number(raw_value, "value", allow_none=True)
+        value = limit_value(name, raw_value, entitlements.LIMITS[name], "value", allow_none=True)
     expires_at = None
     if until:
         expires_at = datetime.combine(until, datetime.min.time(), tzinfo=timezone.utc)

@@ -3,7 +3,7 @@
 A user may give (or define) only a role whose permissions they hold themselves: a
 custom role with users.update cannot make anyone an admin.
 """
-import re
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.auth.tenant_roles import BUILTIN_ROLES, PERMISSIONS, permissions_of
 from portal.extensions import db
-from portal.services import audit
+from portal.services import audit, sessions
 from portal.services.errors import Refused
+from portal.services.validation import skeleton
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import TenantRole, TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
@@ -77,8 +78,11 @@ def _clean(name, permissions, actor):
         raise Refused("Enter a name for the role.", "name")
     if len(name) > 60:
         raise Refused("A role's name is at most 60 characters.", "name")
-    if name.lower() in BUILTIN_ROLES:
-        raise Refused(f"{name.lower()} is a built-in role; choose another name.", "name")
+    if skeleton(name) in BUILTIN_ROLES:
+        raise Refused(f"{skeleton(name)} is a built-in role, and “{name}” reads as it; choose another name.",
+                      "name")
+    if not name.isprintable():
+        raise Refused("A role's name may not hold control or invisible characters.", "name")
     unknown = sorted(set(permissions) - set(PERMISSIONS))
     if unknown:
         raise Refused(f"Not a permission: {', '.join(unknown)}. Permissions are <resource>.<action> "
@@ -89,23 +93,27 @@ def _clean(name, permissions, actor):
     return name, sorted(set(permissions))
 
 
-def _key_of(name):
-    key = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
-    if not key:
-        raise Refused("A role's name needs at least one letter or digit.", "name")
-    if key in BUILTIN_ROLES:
-        raise Refused(f"{key} is a built-in role; choose another name.", "name")
-    return key
+def new_key():
+    """A custom role's key: made by us, never from its name, so that it cannot be a word the
+    role pages use (/roles/new) nor lose a name's letters; the name is what people see."""
+    return f"r-{secrets.token_hex(4)}"
+
+
+def _check_unique(session, name, key=None):
+    """Refused when another role of the tenant reads as `name` (the same skeleton)."""
+    wanted = skeleton(name)
+    for other_key, other_name in session.execute(select(TenantRole.key, TenantRole.name)).all():
+        if other_key != key and skeleton(other_name) == wanted:
+            raise Refused(f"There is already a role called {other_name}.", "name")
 
 
 def create_role(name, permissions, actor):
     tenant = require_tenant()
     name, permissions = _clean(name, permissions, actor)
-    key = _key_of(name)
+    key = new_key()
     try:
         with tenant_transaction() as session:
-            if session.get(TenantRole, (tenant.id, key)) is not None:
-                raise Refused(f"There is already a role called {name}.", "name")
+            _check_unique(session, name)
             session.add(TenantRole(tenant_id=tenant.id, key=key, name=name, permissions=permissions))
     except IntegrityError:  # the same name, made at the same moment
         raise Refused(f"There is already a role called {name}.", "name") from None
@@ -122,10 +130,13 @@ def update_role(key, name, permissions, actor):
         role = session.get(TenantRole, (tenant.id, key))
         if role is None:
             raise LookupError(key)
+        _check_unique(session, name, key)
         # Changing a role acts on all its holders: the actor must hold what it grants now,
         # as well as what it will grant (checked above).
         _check_held(actor, role.permissions, "permissions")
         before = sorted(role.permissions)
+        if set(before) - set(permissions):  # fewer rights: its holders sign in afresh
+            sessions.end_tenant_user(session, select(TenantUser.id).where(TenantUser.role == key))
         role.name, role.permissions = name, permissions
     audit.record("tenant_role.updated", actor=actor, tenant_id=tenant.id, target=key,
                  details={"name": name, "from": before, "to": permissions})

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from portal.extensions import db
-from portal.models import Plan, TenantOverride
+from portal.models import Plan, TenantOverride, bounded_limit
 
 LIMITS = {
     "max_users": "Users",
@@ -99,7 +99,7 @@ def _compute(tenant_id, plan_code):
     plan = db.session.get(Plan, plan_code)
     result = Entitlements(plan.code, plan.name)
     for name in LIMITS:
-        value = getattr(plan, name)
+        value = bounded_limit(name, getattr(plan, name))
         result.limits[name] = Entry(name, value, value)
     for name in set(FEATURES) | set(plan.features):
         value = bool(plan.features.get(name))
@@ -114,7 +114,8 @@ def _compute(tenant_id, plan_code):
         target = result.limits if override.kind == "limit" else result.features
         if override.name in target:
             entry = target[override.name]
-            entry.value = override.value if override.kind == "limit" else bool(override.value)
+            entry.value = bounded_limit(override.name, override.value, entry.plan_value) \
+                if override.kind == "limit" else bool(override.value)
             entry.source, entry.expires_at, entry.reason = "override", override.expires_at, override.reason
     return result
 

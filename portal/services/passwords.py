@@ -19,10 +19,14 @@ def hash_password(password):
 
 
 def verify_password(password_hash, password):
+    """Whether `password` matches `password_hash`. With no hash (no such account, or one
+    that has not set a password yet) the same verification runs against a hash made once
+    per cost setting, so that every refusal costs the same time (one verify, no hashing)."""
     hasher = _hasher()
     if not password_hash:
         key = (hasher.time_cost, hasher.memory_cost)
-        _DUMMY.setdefault(key, hasher.hash("not-a-password"))
+        if key not in _DUMMY:
+            _DUMMY[key] = hasher.hash("not-a-password")
         password_hash = _DUMMY[key]
         password = password + "\x00mismatch"
     try:

@@ -2,11 +2,12 @@
 tenant face (the handoff, End) on the tenant's pages. The read-only rule and the audit
 of every request are hooks in enforcement.py, not in these views."""
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 
 from portal.auth.guards import PUBLIC, SIGNED_IN, guard_staff_blueprint, guard_tenant_blueprint
 from portal.auth.staff_roles import role_may
 from portal.models import Tenant
+from portal.services import sessions
 from portal.services.errors import Refused
 from portal.support import enforcement, services
 from portal.support.forms import StartImpersonationForm
@@ -72,11 +73,10 @@ def enter():
     except services.NotFound:
         return render_template("errors/error.html", status=404, title="Link not valid",
                                message="This impersonation link has expired or has already been used."), 404
-    session.clear()  # whoever was signed in here before, this realm is the impersonation's now
-    login_user(principal)
-    session["epoch"] = tenant.session_epoch
-    session["ends_at"] = int(principal.impersonation.expires_at.timestamp())
-    session["impersonation"] = str(principal.impersonation.id)
+    # Whoever was signed in here before, this realm is the impersonation's now.
+    view = principal.impersonation
+    sessions.start_tenant(tenant, principal, view.expires_at, impersonation_id=view.id)
+    session["impersonation"] = str(view.id)
     g.impersonation = principal.impersonation  # audited as the impersonation's first request
     return redirect(url_for("selfservice.home"))
 
@@ -87,8 +87,7 @@ def end():
     if view is None:
         abort(404)  # a signed-in user who is not impersonating: nothing to end
     services.end(view.id, cause="ended")
-    logout_user()
-    session.clear()
+    sessions.end_current()
     return redirect(_console_tenant_url(view.tenant_id))
 
 

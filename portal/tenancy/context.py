@@ -6,6 +6,8 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from portal.models import bounded_limit
+
 
 @dataclass(frozen=True)
 class TenantRef:
@@ -59,7 +61,7 @@ def _caps(tenant):
     for override in tenant.overrides:
         if override.kind == "limit" and override.name in caps and override.in_force(now):
             caps[override.name] = override.value
-    return caps
+    return {name: bounded_limit(name, value, getattr(tenant.plan, name)) for name, value in caps.items()}
 
 
 class NoTenantBound(RuntimeError):

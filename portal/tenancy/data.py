@@ -111,5 +111,24 @@ class Event(TenantBase):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class TenantSession(TenantBase):
+    """A signed-in browser of a tenant user: the cookie holds a random secret, this row its
+    SHA-256. No row, no session (portal/auth/sessions.py)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_tenant_user", "tenant_id", "user_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The tenant's sign-in lifetime (its setting session_minutes), or the impersonation's end.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    # Set when a staff member signed in through an impersonation handoff.
+    impersonation_id: Mapped[Optional[uuid.UUID]] = mapped_column(UUID(as_uuid=True), nullable=True)
+
+
 TENANT_TABLES = [TenantUser.__table__, TenantRole.__table__, Order.__table__, TenantSetting.__table__,
-                 ApiToken.__table__, Event.__table__]
+                 ApiToken.__table__, Event.__table__, TenantSession.__table__]

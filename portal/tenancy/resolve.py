@@ -72,16 +72,16 @@ class TenantResolver:
         if header is not None and not is_api:
             raise Refusal(400, "Bad request", "The X-Tenant-ID header is accepted on /api/ paths only.")
 
+        host = _host(environ)
         tenant = None
         match = _PREFIX.match(path)
         if match:
             tenant = self._by_slug(match.group(1))
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"/t/{match.group(1)}"
             environ["PATH_INFO"] = match.group(2) or "/"
-        host = _host(environ)
         if tenant is None:
             tenant = self._by_host(host)
-        elif not self._is_known_host(host):
+        elif not self._serves_prefix(host, tenant):
             raise Refusal(404, "Unknown host", f"No tenant is served at {host}.")
 
         by_address = tenant is not None
@@ -131,9 +131,17 @@ class TenantResolver:
             raise Refusal(404, "Unknown host", f"No tenant is served at {host}.")
         return tenant
 
-    def _is_known_host(self, host):
-        """A path-prefixed request must come to an admin host (not a stranger's)."""
-        return host in self.admin_hosts or host == self.base_domain or host.endswith("." + self.base_domain)
+    def _serves_prefix(self, host, tenant):
+        """A path-prefixed request must come to an admin host or to the tenant's own
+        subdomain: never to another tenant's host (its cookie would land on a stranger's
+        origin) nor to a custom domain."""
+        if host in self.admin_hosts or host == self.base_domain:
+            return True
+        suffix = "." + self.base_domain
+        if not host.endswith(suffix):
+            return False
+        label = host[: -len(suffix)]
+        return label in _TENANTLESS_LABELS or label == tenant.slug
 
     def _by_slug(self, slug):
         tenant = self.lookup.by_slug(slug) if is_valid_slug(slug) else None
@@ -165,6 +173,10 @@ class TenantResolver:
             body = json.dumps({"error": {"code": refusal.status, "message": refusal.message}}).encode()
             content_type = "application/json"
         else:
+            try:
+                _host(environ)
+            except Refusal:  # the page's links are built for a host: not the one refused
+                environ = {**environ, "HTTP_HOST": self.base_domain}
             with self.app.request_context(environ):
                 body = render_template(
                     "errors/error.html", title=refusal.title, message=refusal.message,
@@ -196,9 +208,24 @@ def _is_api_path(path):
     return (match.group(2) or "/" if match else path).startswith("/api/")
 
 
+_DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_IPV6 = re.compile(r"^\[[0-9a-f:.]{2,45}\]$")
+
+
 def _host(environ):
-    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-    host = host.strip().lower().rstrip(".")
-    if host.startswith("["):  # IPv6 literal
-        return host.split("]")[0] + "]"
-    return host.rsplit(":", 1)[0] if ":" in host else host
+    """The request's host name, lower case, without port or final dot. A Host that is not a
+    DNS name (labels of at most 63 letters, digits and hyphens, 253 in all) or an IP
+    literal, or whose port is not a number, is refused with 400 before any lookup."""
+    raw = (environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")).strip().lower()
+    name, port = raw, ""
+    if raw.startswith("["):
+        name, _, rest = raw.partition("]")
+        name += "]"
+        port = rest[1:] if rest.startswith(":") else rest
+    elif ":" in raw:
+        name, _, port = raw.rpartition(":")
+    name = name[:-1] if name.endswith(".") else name
+    valid = (_IPV6.match(name) if name.startswith("[") else len(name) <= 253 and _DNS_NAME.match(name))
+    if not valid or (port and not (port.isascii() and port.isdigit() and len(port) <= 5)):
+        raise Refusal(400, "Bad request", "The Host header is not a valid host name.")
+    return name

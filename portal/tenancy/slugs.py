@@ -2,11 +2,17 @@
 import re
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
+# Names the portal itself uses — hosts, routes, schemas, roles and databases — and
+# PostgreSQL's own: a tenant called "registry" would read as the control plane's schema.
 RESERVED_SLUGS = frozenset(
     {
-        "admin", "api", "app", "assets", "auth", "cdn", "dashboard", "docs", "help",
-        "login", "logout", "mail", "portal", "public", "root", "smtp", "static",
-        "status", "support", "system", "t", "www",
+        # hosts and routes
+        "admin", "api", "app", "assets", "auth", "cdn", "dashboard", "docs", "help", "login", "logout",
+        "mail", "portal", "public", "root", "smtp", "static", "status", "support", "system", "t", "www",
+        "metrics", "healthz", "readyz", "set-password", "impersonate", "account", "staff", "console",
+        # schemas, roles and databases
+        "registry", "tenant-data", "tenant", "tenants", "postgres", "template0", "template1",
+        "information-schema", "portal-app", "pgbouncer", "replication", "superuser",
     }
 )
 

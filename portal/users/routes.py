@@ -21,8 +21,8 @@ ACTIONS = {"disable": "disabled", "enable": "enabled", "reset": "new link sent",
 
 @bp.route("/users")
 def index():
-    return render_template("users/index.html", users=services.list_users(), state_of=services.state_of, link_note=services.link_note,
-                           form=FlaskForm())
+    return render_template("users/index.html", users=services.list_users(), state_of=services.state_of,
+                           link_note=services.link_note, role_names=services.custom_role_names(), form=FlaskForm())
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -47,6 +47,7 @@ def detail(user_id):
     role_form = RoleChoiceForm(role=user.role)
     role_form.role.choices = role_choices()
     return render_template("users/detail.html", user=user, state=services.state_of(user),
+                           role_names=services.custom_role_names(),
                            link_note=services.link_note, form=FlaskForm(), role_form=role_form)
 
 

@@ -5,18 +5,26 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.auth.services import open_set_password_link, set_password_url
 from portal.extensions import db
-from portal.services import audit, entitlements, mail
+from portal.auth.tenant_roles import permissions_of
+from portal.services import audit, entitlements, mail, sessions
 from portal.services.errors import Refused
 from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import require_tenant
 from portal.roles.services import check_assignable, check_may_take
-from portal.tenancy.data import TenantUser
+from portal.tenancy.data import TenantRole, TenantUser
 from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
 
 
 def list_users():
     with tenant_session() as session:
         return session.execute(select(TenantUser).order_by(TenantUser.email)).scalars().all()
+
+
+def custom_role_names():
+    """{key: name} of the tenant's own roles: what the users pages show for a custom role
+    (a built-in role shows as its key: admin, member, viewer)."""
+    with tenant_session() as session:
+        return dict(session.execute(select(TenantRole.key, TenantRole.name)).all())
 
 
 def get_user(user_id):
@@ -125,17 +133,23 @@ def change_user(user_id, action, actor, role=None):
             email = user.email
             if action == "disable":
                 user.is_active = False
+                sessions.end_tenant_user(session, user.id)
             elif action == "enable":
                 user.is_active = True
             elif action == "remove":
                 session.delete(user)
+                sessions.end_tenant_user(session, user.id)
             elif action == "role":
                 check_assignable(session, actor, role)
                 details = {"from": user.role, "to": role}
+                if permissions_of(session, user.role) - permissions_of(session, role):
+                    sessions.end_tenant_user(session, user.id)  # fewer rights: signed in afresh
                 user.role = role
             elif action == "reset":
-                # The old password stops working at once; the new link sets another.
+                # The old password stops working at once, and every session with it; the
+                # new link sets another.
                 user.password_hash = None
+                sessions.end_tenant_user(session, user.id)
                 message = _mail_link(session, user, open_set_password_link(user), actor, "reset")
             elif action == "resend":
                 if user.password_hash is not None:

@@ -148,13 +148,13 @@ def test_admin_edits_and_deletes_a_custom_role(page, live_app, made_through_ui):
     # The clerk holds it: the role cannot be deleted yet.
     nav.get_by_role("link", name="Users", exact=True).click()
     page.get_by_role("link", name=clerk).click()
-    page.get_by_label("Role").select_option("packer")
+    page.get_by_label("Role").select_option(label="Packer")
     page.get_by_role("button", name="Change role").click()
     expect(page.locator(".flash-success")).to_contain_text(f"{clerk}: role changed.")
 
     # Opened from the roles list; every permission unticked is refused beside the matrix.
     nav.get_by_role("link", name="Roles", exact=True).click()
-    expect(page.locator("#role-packer td").nth(1)).to_have_text("1")
+    expect(page.locator("tr[id^='role-r-'] td").nth(1)).to_have_text("1")
     page.locator("#roles").get_by_role("link", name="Packer", exact=True).click()
     expect(page.get_by_role("heading", name="Packer")).to_be_visible()
     expect(page.get_by_label("orders.view", exact=True)).to_be_checked()
@@ -169,16 +169,16 @@ def test_admin_edits_and_deletes_a_custom_role(page, live_app, made_through_ui):
         page.get_by_label(permission, exact=True).check()
     page.get_by_role("button", name="Save").click()
     expect(page.locator(".flash-success")).to_contain_text("Role Packer saved.")
-    granted = page.locator("#role-packer td.yes")
+    granted = page.locator("tr[id^='role-r-'] td.yes")
     expect(granted).to_have_count(2)
-    expect(page.locator('#role-packer td.yes[title="analytics.view"]')).to_have_count(1)
-    page.locator("#role-packer").get_by_role("link", name="Packer").click()
+    expect(page.locator("tr[id^='role-r-'] td.yes[title='analytics.view']")).to_have_count(1)
+    page.locator("tr[id^='role-r-']").get_by_role("link", name="Packer").click()
     expect(page.get_by_label("analytics.view", exact=True)).to_be_checked()
     page.get_by_role("link", name="Cancel").click()
 
-    page.locator("#role-packer").get_by_role("button", name="Delete").click()
+    page.locator("tr[id^='role-r-']").get_by_role("button", name="Delete").click()
     expect(page.locator(".flash-error")).to_contain_text("1 user holds this role: give them another role first.")
-    expect(page.locator("#role-packer")).to_be_visible()
+    expect(page.locator("tr[id^='role-r-']")).to_be_visible()
 
     nav.get_by_role("link", name="Users", exact=True).click()
     page.get_by_role("link", name=clerk).click()
@@ -187,9 +187,9 @@ def test_admin_edits_and_deletes_a_custom_role(page, live_app, made_through_ui):
     expect(page.locator("#users tr", has_text=clerk)).to_contain_text("member")
 
     nav.get_by_role("link", name="Roles", exact=True).click()
-    page.locator("#role-packer").get_by_role("button", name="Delete").click()
+    page.locator("tr[id^='role-r-']").get_by_role("button", name="Delete").click()
     expect(page.locator(".flash-success")).to_contain_text("Role deleted.")
-    expect(page.locator("#role-packer")).to_have_count(0)
+    expect(page.locator("tr[id^='role-r-']")).to_have_count(0)
 
 
 def test_admin_adds_verifies_and_removes_a_custom_domain(page, live_app, live_dns, made_through_ui):

@@ -1,6 +1,7 @@
 """Export and import (issue 4): a tenant's data as a zip, imported into a new tenant of
 any other tier with identical checksums; tampered exports refused with the reason and
 nothing made; the staff pages that start an export, download it, and import one."""
+import csv
 import io
 import json
 import uuid
@@ -68,9 +69,9 @@ def test_round_trip_into_every_other_tier_gives_identical_checksums(app, conn, f
     with zipfile.ZipFile(path) as archive:
         assert json.loads(archive.read("settings.json"))["settings"] == original.settings
         # Every tenant table but the API tokens (credentials, not data to take away).
-        assert sorted(archive.namelist()) == ["manifest.json", "settings.json", "tables/events.jsonl",
-                                              "tables/orders.jsonl", "tables/roles.jsonl", "tables/settings.jsonl",
-                                              "tables/users.jsonl"]
+        assert sorted(archive.namelist()) == ["manifest.json", "settings.json", "tables/events.csv",
+                                              "tables/orders.csv", "tables/roles.csv", "tables/settings.csv",
+                                              "tables/users.csv"]
 
     for target in [spec for spec in SPECS if spec != source]:
         tenant, job = _import(path, target, placed, imported)
@@ -100,19 +101,23 @@ def _rewrite(path, target, change):
 
 
 def _edit_first_row(member, edit):
+    """Edit the first row of a table's CSV (a dict of its columns; adding a key adds a column)."""
     def change(members):
-        lines = members[member].decode().splitlines(keepends=True)
-        row = json.loads(lines[0])
-        edit(row)
-        lines[0] = json.dumps(row, sort_keys=True) + "\n"
-        members[member] = "".join(lines).encode()
+        rows = list(csv.DictReader(io.StringIO(members[member].decode(), newline="")))
+        edit(rows[0])
+        out = io.StringIO(newline="")
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        members[member] = out.getvalue().encode()
 
     return change
 
 
 def _drop_first_row(member):
     def change(members):
-        members[member] = b"".join(members[member].splitlines(keepends=True)[1:])
+        lines = members[member].splitlines(keepends=True)
+        members[member] = b"".join(lines[:1] + lines[2:])
 
     return change
 
@@ -124,15 +129,16 @@ def _not_a_zip(path, target):
 
 
 TAMPERS = {
-    "changed row": (lambda p, t: _rewrite(p, t, _edit_first_row("tables/orders.jsonl",
-                                                              lambda r: r.update(amount_cents=r["amount_cents"] + 1))),
-                    "The checksum of orders does not match the manifest: the file was changed."),
-    "removed row": (lambda p, t: _rewrite(p, t, _drop_first_row("tables/users.jsonl")),
+    "changed row": (lambda p, t: _rewrite(p, t, _edit_first_row(
+        "tables/orders.csv", lambda r: r.update(amount_cents=str(int(r["amount_cents"]) + 1)))),
+        "The checksum of orders does not match the manifest: the file was changed."),
+    "removed row": (lambda p, t: _rewrite(p, t, _drop_first_row("tables/users.csv")),
                     "The checksum of users does not match the manifest: the file was changed."),
+    # The files carry no tenant ids (an imported row takes the new tenant's): one smuggled in is refused.
     "row of another tenant": (lambda p, t: _rewrite(p, t, _edit_first_row(
-        "tables/users.jsonl", lambda r: r.update(tenant_id=str(uuid.uuid4())))),
-        "users holds a row of another tenant"),
-    "missing table": (lambda p, t: _rewrite(p, t, lambda m: m.pop("tables/settings.jsonl")),
+        "tables/users.csv", lambda r: r.update(tenant_id=str(uuid.uuid4())))),
+        "users has unknown columns: tenant_id."),
+    "missing table": (lambda p, t: _rewrite(p, t, lambda m: m.pop("tables/settings.csv")),
                       "The table settings is missing from the export."),
     "missing manifest": (lambda p, t: _rewrite(p, t, lambda m: m.pop("manifest.json")),
                          "The archive has no manifest.json: it is not a tenant export."),

@@ -50,12 +50,18 @@ def test_header_resolves_on_api_by_slug_and_by_id(client, factory):
     assert by_slug.json == by_id.json == {"tenant": tenant.slug, "status": "active"}
 
 
-def test_precedence_path_over_domain_over_subdomain(client, factory):
+def test_host_and_path_must_name_one_tenant(client, factory):
     a, b, c = factory.tenant(), factory.tenant(), factory.tenant()
     add_domain(get_tenant(b.id), "b-shop.example.org")
-    # Path prefix wins over the subdomain.
+    # A's path prefix on C's host: A's cookie would land on C's origin. Not found.
     page = client.get(f"/t/{a.slug}/login", base_url=f"http://{c.slug}.{BASE_DOMAIN}")
-    assert a.name in page.get_data(as_text=True) and c.name not in page.get_data(as_text=True)
+    assert page.status_code == 404
+    assert a.name not in page.get_data(as_text=True) and c.name not in page.get_data(as_text=True)
+    # ... nor on B's custom domain; on A's own host, or an admin host, it is A's page.
+    assert client.get(f"/t/{a.slug}/login", base_url="http://b-shop.example.org").status_code == 404
+    for host in (f"{a.slug}.{BASE_DOMAIN}", "localhost", BASE_DOMAIN, f"admin.{BASE_DOMAIN}"):
+        page = client.get(f"/t/{a.slug}/login", base_url=f"http://{host}")
+        assert page.status_code == 200 and a.name in page.get_data(as_text=True), host
     # Custom domain answers for its tenant.
     page = client.get("/login", base_url="http://b-shop.example.org")
     assert b.name in page.get_data(as_text=True)

@@ -23,7 +23,7 @@ def test_admin_exports_and_downloads_own_data(client, factory, run_jobs):
     archive = zipfile.ZipFile(io.BytesIO(download.data))
     manifest = json.loads(archive.read("manifest.json"))
     assert manifest["tenant"]["id"] == str(tenant.id) and manifest["tables"]["orders"]["rows"] == 1
-    assert b"Own Export Customer" in archive.read("tables/orders.jsonl")
+    assert b"Own Export Customer" in archive.read("tables/orders.csv")
 
 
 def test_members_may_not_export(client, factory):

@@ -1,5 +1,5 @@
 """A tenant admin's settings page: name, colour, support access, sign-in lifetime."""
-import time
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
@@ -49,8 +49,8 @@ def test_sign_in_ends_after_the_tenants_session_lifetime(client, factory, monkey
     _save(client, tenant, session_minutes="5")
     sign_in_tenant(client, tenant, admin)  # a new sign-in: 5 minutes
     assert client.get(f"/t/{tenant.slug}/").status_code == 200
-    later = time.time() + 6 * 60
-    monkeypatch.setattr("portal.auth.principals.time.time", lambda: later)
+    later = datetime.now(timezone.utc) + timedelta(minutes=6)
+    monkeypatch.setattr("portal.services.sessions._now", lambda: later)
     assert client.get(f"/t/{tenant.slug}/").status_code == 302
 
 

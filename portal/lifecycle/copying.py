@@ -1,0 +1,122 @@
+"""Copying a tenant's rows in and out of its placement with PostgreSQL's COPY: the one
+path shared by export, import and moves (every tier: the same tables, the same SQL).
+
+- `copy_out` writes a table's rows of the session's tenant as CSV (a header, then one
+  line a row, in primary-key order), without `tenant_id`: the text is the same whichever
+  tenant holds the rows. `COPY (SELECT ...) TO STDOUT` runs under row-level security.
+- `copy_in` reads such CSV into a temporary staging table (COPY FROM is not allowed on a
+  table under row-level security), checks it, and inserts it with the session's tenant
+  id, through the policies' WITH CHECK.
+- `checksum` is the row count and an order-independent checksum of a table's rows of
+  the tenant: the sum of the first 60 bits of each row's MD5 (of its text without
+  `tenant_id`), as a decimal string. Equal on two placements, however the rows were
+  ordered or written: what an export's manifest records and a move validates.
+
+Values travel as PostgreSQL's own text (in UTC): a timestamp in year 1 or 9999, any
+JSON, any text reads back exactly as it was written, which Python's types cannot promise.
+"""
+import hashlib
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from portal.tenancy.data import TENANT_SCHEMA
+
+
+class ChecksumMismatch(Exception):
+    """Rows read in do not match what was announced for them."""
+
+
+def columns(table):
+    """The columns of `table` that travel: all but tenant_id, in table order."""
+    return [c.name for c in table.columns if c.name != "tenant_id"]
+
+
+def snapshot(session):
+    """Make the session's next transaction REPEATABLE READ, so that several tables are
+    read as of one moment (a no-op when the session joins a transaction already open)."""
+    if isinstance(session.get_bind(), Engine):
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _prepare(session):
+    """Open the session's transaction on its tenant (the tenant setting rides with this
+    first statement) with UTC for timestamp text; return its DBAPI connection."""
+    session.execute(text("select set_config('TimeZone', 'UTC', true)"))
+    return session.connection().connection.dbapi_connection
+
+
+def _qualified(session, table):
+    """`table`'s name on the session's placement (a bridge tenant's schema is mapped by
+    SQLAlchemy for compiled statements only; COPY's text is written here)."""
+    bind = session.get_bind()
+    schema_map = bind.get_execution_options().get("schema_translate_map") or {}
+    quote = bind.dialect.identifier_preparer.quote
+    return f"{quote(schema_map.get(TENANT_SCHEMA, TENANT_SCHEMA))}.{quote(table.name)}"
+
+
+def _column_list(session, table):
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    return ", ".join(quote(name) for name in columns(table))
+
+
+def _row_hash_sum(relation, column_list):
+    return (f"select count(*), coalesce(sum(('x' || left(md5(r::text), 15))::bit(60)::bigint::numeric), 0)::text "
+            f"from (select {column_list} from {relation}) r")
+
+
+class _Hashing:
+    """A file-like writer that hashes (SHA-256) what passes through it."""
+
+    def __init__(self, out):
+        self.out, self.digest = out, hashlib.sha256()
+
+    def write(self, data):
+        data = data.encode() if isinstance(data, str) else data
+        self.digest.update(data)
+        return self.out.write(data)
+
+
+def copy_out(session, table, out):
+    """Write the session's tenant's rows of `table` to `out` (binary file-like) as CSV.
+    Returns (rows, SHA-256 hex of the bytes written)."""
+    dbapi = _prepare(session)
+    column_list = _column_list(session, table)
+    order = ", ".join(f'"{c.name}"' for c in table.primary_key.columns if c.name != "tenant_id")
+    sink = _Hashing(out)
+    with dbapi.cursor() as cursor:
+        cursor.copy_expert(f"COPY (SELECT {column_list} FROM {_qualified(session, table)} ORDER BY {order}) "
+                           f"TO STDOUT WITH (FORMAT csv, HEADER true)", sink)
+        rows = cursor.rowcount
+    return rows, sink.digest.hexdigest()
+
+
+def checksum(session, table):
+    """(rows, checksum) of the session's tenant's rows of `table`."""
+    _prepare(session)
+    rows, total = session.execute(text(_row_hash_sum(_qualified(session, table),
+                                                     _column_list(session, table)))).one()
+    return int(rows), total
+
+
+def copy_in(session, table, source, tenant_id, expected=None):
+    """Insert CSV rows of `table` from `source` (binary file-like, as copy_out wrote it)
+    as the session's tenant's (`tenant_id`). With `expected` ((rows, checksum)), the rows
+    are checked before anything is inserted: ChecksumMismatch otherwise. Returns the rows."""
+    dbapi = _prepare(session)
+    column_list = _column_list(session, table)
+    stage = f'"stage_{table.name}"'
+    session.execute(text(f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
+                         f"SELECT {column_list} FROM {_qualified(session, table)} WITH NO DATA"))
+    with dbapi.cursor() as cursor:
+        cursor.copy_expert(f"COPY {stage} ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER true)", source)
+    if expected is not None:
+        found = session.execute(text(_row_hash_sum(stage, column_list))).one()
+        if (int(found[0]), found[1]) != (int(expected[0]), str(expected[1])):
+            raise ChecksumMismatch(f"{table.name}: {found[0]} rows with checksum {found[1]}, "
+                                   f"expected {expected[0]} rows with checksum {expected[1]}")
+    inserted = session.execute(text(
+        f"INSERT INTO {_qualified(session, table)} (tenant_id, {column_list}) "
+        f"SELECT CAST(:tenant_id AS uuid), {column_list} FROM {stage}"), {"tenant_id": str(tenant_id)}).rowcount
+    session.execute(text(f"DROP TABLE {stage}"))
+    return inserted

@@ -1,0 +1,31 @@
+"""A staff member's own sessions: listed, ended one by one, or all at once."""
+from portal.extensions import db
+from portal.services import audit, sessions
+
+
+def own_sessions(staff):
+    return sessions.staff_sessions(staff.id)
+
+
+def current_session():
+    return sessions.current_hash()
+
+
+def end_own_session(staff, id_hash):
+    """End one of `staff`'s own sessions (not another's: that is 404). Returns whether it did."""
+    if not id_hash or len(id_hash) != 64:
+        return False
+    ended = sessions.end_staff(staff.id, id_hash)
+    if ended:
+        audit.record("staff.session_ended", actor=staff, target=staff.email)
+    db.session.commit()
+    return bool(ended)
+
+
+def sign_out_everywhere(staff):
+    """End every session of `staff`, this one included (impersonations with them: the
+    sign-out signal ends those)."""
+    ended = sessions.end_staff(staff.id)
+    audit.record("staff.signed_out_everywhere", actor=staff, target=staff.email, details={"sessions": ended})
+    db.session.commit()
+    sessions.end_current()
