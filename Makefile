@@ -4,13 +4,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: run test bench install-run install-test chromium clean
+.PHONY: run test bench lint install-run install-test chromium clean
 
 run: $(VENV)/.run-installed
 	$(PY) -m portal.devserver
 
 test: $(VENV)/.test-installed chromium
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check .
 
 bench: $(VENV)/.test-installed
 	$(PY) bench/rls_tax.py

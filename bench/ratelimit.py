@@ -165,13 +165,14 @@ def pct(samples, q):
 
 
 def make_tenant(app, slug, plan):
+    from _common import PASSWORD
+
     from portal.extensions import db
     from portal.lifecycle.provisioning import create_tenant
     from portal.services.passwords import hash_password
     from portal.tenancy.context import TenantRef
     from portal.tenancy.data import Order, TenantUser
     from portal.tenancy.placement import tenant_transaction
-    from _common import PASSWORD
 
     with app.app_context():
         tenant, _token = create_tenant(slug, f"Bench {slug}", plan, f"admin@{slug}.example")

@@ -313,11 +313,13 @@ def report(args, timings, ratios, server_version, plan_a, plan_b, load_seconds, 
     print(f"RLS tax, pool tier: {args.tenants:,} tenants, {args.orders:,} orders, "
           f"{args.iterations:,} transactions per variant after {args.warmup:,} warm-up rounds, "
           f"over {args.sessions} pairs of connections")
-    print(f"PostgreSQL {server_version}; Python {platform.python_version()}, psycopg2 {psycopg2.__version__.split()[0]}; "
+    print(f"PostgreSQL {server_version}; Python {platform.python_version()}, "
+          f"psycopg2 {psycopg2.__version__.split()[0]}; "
           f"{os.cpu_count()} CPUs; data loaded in {load_seconds:.0f} s")
     print(f"machine: {load_before} before the timed rounds, {load_average()} after")
     print()
-    header = f"{'':3}{'latest 50 orders of one tenant, one transaction':<46}{'p50 µs':>9}{'p99 µs':>9}{'p50/B':>8}{'p99/B':>8}"
+    header = (f"{'':3}{'latest 50 orders of one tenant, one transaction':<46}"
+              f"{'p50 µs':>9}{'p99 µs':>9}{'p50/B':>8}{'p99/B':>8}")
     print(header)
     print("-" * len(header))
     for name in ("B", "D", "A", "C"):
@@ -351,7 +353,8 @@ def measure_sessions(bench, tenant_ids, args, rng, opened):
     single pair is a sample of one. Returns the pooled timings and each pair's A/B p50."""
     timings = {name: [] for name in VARIANTS}
     ratios = []
-    for iterations, warmup in zip(split(args.iterations, args.sessions), split(args.warmup, args.sessions)):
+    for iterations, warmup in zip(split(args.iterations, args.sessions), split(args.warmup, args.sessions),
+                                  strict=True):
         app, owner = connect(bench.app_url), connect(bench.owner_url)
         opened.extend((app, owner))
         gc.disable()

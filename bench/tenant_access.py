@@ -67,11 +67,11 @@ def make_tenant(app, slug, custom_permissions):
     from portal.extensions import db
     from portal.lifecycle.provisioning import create_tenant
     from portal.plans import services as plans
-    from portal.tenants.services import get_tenant
     from portal.services.passwords import hash_password
     from portal.tenancy.context import TenantRef
     from portal.tenancy.data import Order, TenantRole, TenantUser
     from portal.tenancy.placement import tenant_transaction
+    from portal.tenants.services import get_tenant
 
     permissions = BUILTIN_ROLES["member"] if custom_permissions == "member" else {"orders.view"}
     users = {"A": (f"member@{slug}.example", "member"), "B": (f"custom@{slug}.example", CUSTOM_ROLE)}

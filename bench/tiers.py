@@ -174,7 +174,7 @@ def time_pages(world, requests, warmup):
     pages = [(sign_in(world.app, t), f"/t/{t.slug}/orders") for t in (world.page_tenant, world.pool_tenant)]
     samples = ([], [])
     for i in range(warmup + requests):
-        for (client, url), kept in zip(pages, samples):
+        for (client, url), kept in zip(pages, samples, strict=True):
             started = time.perf_counter()
             response = client.get(url)
             elapsed = time.perf_counter() - started
@@ -345,7 +345,7 @@ def run_migration(world, location, jobs):
         raise RuntimeError(f"jobs={jobs}: {failed} targets failed, e.g. {errors}")
     # With one job, the gap between two results less the target's own time is what the
     # runner spends on each result (recording it): at the start and at the end of the run.
-    gaps = [ms(t - t0 - seconds) for (t0, _), (t, seconds) in zip(stamps, stamps[1:])]
+    gaps = [ms(t - t0 - seconds) for (t0, _), (t, seconds) in zip(stamps, stamps[1:], strict=False)]
     edge = max(1, len(gaps) // 10)
     overhead = (statistics.median(gaps[:edge]), statistics.median(gaps[-edge:])) if jobs == 1 and gaps else None
     return {"total": total, "done": done, "target_ms": target_ms, "jobs": jobs, "results_bytes": results_bytes,

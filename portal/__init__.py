@@ -64,8 +64,25 @@ def register_tenancy(app):
 
 
 def register_blueprints(app):
-    from portal import (api, audit, auth, domains, jobs, outbox, placements, plans, quotas, roles, selfservice,
-                        staff, support, tenants, tokens, upgrades, users)
+    from portal import (
+        api,
+        audit,
+        auth,
+        domains,
+        jobs,
+        outbox,
+        placements,
+        plans,
+        quotas,
+        roles,
+        selfservice,
+        staff,
+        support,
+        tenants,
+        tokens,
+        upgrades,
+        users,
+    )
     from portal.quotas.enforcement import install as install_limits
 
     for module in (auth, tenants, placements, upgrades, jobs, audit, outbox, support, staff, selfservice, users,

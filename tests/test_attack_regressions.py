@@ -134,7 +134,8 @@ def test_a_huge_page_number_on_a_tenant_s_audit_log(client, factory):
 def _set_override(client, tenant, key, value):
     page = client.get(f"/admin/tenants/{tenant.id}")
     return client.post(f"/admin/tenants/{tenant.id}/overrides", data={
-        "key": key, "value": value, "until": "", "reason": "attack", "csrf_token": csrf_token(page.get_data(as_text=True))})
+        "key": key, "value": value, "until": "", "reason": "attack",
+        "csrf_token": csrf_token(page.get_data(as_text=True))})
 
 
 @pytest.mark.parametrize("value", ["2147483648", "99999999999999999999", "-1", "50"])

@@ -51,7 +51,8 @@ def test_staff_create(runner):
 
 def test_lifecycle_commands_mirror_the_pages(runner, tmp_path):
     slug = unique_slug("cli")
-    assert runner.invoke(args=["tenants", "create", slug, "--plan", "basic", "--admin-email", "a@cli.example"]).exit_code == 0
+    created = runner.invoke(args=["tenants", "create", slug, "--plan", "basic", "--admin-email", "a@cli.example"])
+    assert created.exit_code == 0
     exported = runner.invoke(args=["tenants", "export", slug])
     assert exported.exit_code == 0 and "exported to" in exported.output
     archive = exported.output.strip().split("exported to ")[-1]

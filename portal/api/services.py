@@ -1,7 +1,7 @@
 """What the API changes: orders and analytics events of the current tenant, with the
 rules their input must meet (each refusal names the field, or the event's index)."""
-import uuid
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select

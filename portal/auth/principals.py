@@ -18,8 +18,8 @@ from sqlalchemy import select
 from portal.auth.staff_roles import role_may
 from portal.auth.tenant_roles import role_grant
 from portal.extensions import db
-from portal.services import sessions, tenant_settings
 from portal.models import Impersonation, StaffUser
+from portal.services import sessions, tenant_settings
 from portal.tenancy.context import get_current_tenant
 from portal.tenancy.placement import tenant_session
 

@@ -10,9 +10,9 @@ from portal.extensions import db
 from portal.models import STAFF_ROLES, StaffUser
 from portal.services import audit, sessions, throttle
 from portal.services.errors import Refused
-from portal.services.validation import normalise_email
 from portal.services.passwords import hash_password, password_problem, verify_password
 from portal.services.secret_tokens import digest, new_secret
+from portal.services.validation import normalise_email
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
 

@@ -12,6 +12,7 @@ from portal.lifecycle.cache import forget_tenant
 from portal.services import audit
 from portal.services.errors import Refused
 
+
 def _reason(reason):
     reason = (reason or "").strip()
     if not reason:

@@ -8,7 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
 
-
 # The valid range of each limit (inclusive), for plans and overrides alike; None
 # (unlimited) is allowed for every override and, on the plan matrix, for max_users only.
 # Checked where a limit is set (portal/plans/services.py), and applied again where one

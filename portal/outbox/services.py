@@ -5,8 +5,8 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import OutboxMessage, Tenant
 from portal.services import audit
-from portal.services.rows import registry_row
 from portal.services.pagination import paginate
+from portal.services.rows import registry_row
 
 
 def search_messages(recipient="", page=1, per_page=50):

@@ -10,9 +10,9 @@ from portal.plans import services
 from portal.plans.forms import override_form
 from portal.services import entitlements
 from portal.services.errors import Refused
+from portal.tenancy.context import require_tenant
 from portal.tenants.services import get_tenant
 from portal.views import confirmed_action, get_or_404
-from portal.tenancy.context import require_tenant
 
 staff_bp = Blueprint("plans", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(staff_bp, {

@@ -9,8 +9,8 @@ from portal.lifecycle.cache import forget_tenant
 from portal.models import LIMIT_RANGES, TENANT_TIERS, Plan, PlanRequest, Tenant, TenantOverride
 from portal.services import audit, entitlements
 from portal.services.errors import Refused
-from portal.services.rows import registry_row
 from portal.services.metering import storage_bytes, user_count
+from portal.services.rows import registry_row
 from portal.tenancy.context import TenantRef
 
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
@@ -120,7 +120,8 @@ def set_override(tenant, key, raw_value, until, reason, actor):
     """Override a feature ("feature:<name>", value on/off) or a limit ("limit:<name>", a
     number or blank for unlimited), optionally until `until` (a date)."""
     kind, _, name = (key or "").partition(":")
-    if not (kind == "feature" and name in entitlements.FEATURES) and not (kind == "limit" and name in entitlements.LIMITS):
+    known = entitlements.FEATURES if kind == "feature" else entitlements.LIMITS if kind == "limit" else {}
+    if name not in known:
         raise Refused("Choose a feature or a limit to override.", "key")
     reason = (reason or "").strip()
     if not reason:

@@ -12,7 +12,6 @@ from portal.services.metering import storage_bytes, user_count
 from portal.tenancy.context import TenantRef
 
 
-
 def _served(limit=500):
     return db.session.execute(
         select(Tenant).where(Tenant.status.in_(WITH_STORAGE)).order_by(Tenant.slug).limit(limit)).scalars().all()

@@ -9,8 +9,8 @@ from portal.lifecycle.exports import export_file
 from portal.selfservice import services, settings
 from portal.services import tenant_settings
 from portal.services.errors import Refused
-from portal.views import page_number, show_refusal
 from portal.tenancy.context import require_tenant
+from portal.views import page_number, show_refusal
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
 # Your data (export, download) holds every record of the tenant: it needs settings.update.

@@ -10,6 +10,7 @@ from portal.tenancy.context import require_tenant
 from portal.tenancy.data import Order
 from portal.tenancy.placement import get_row, tenant_session
 
+
 def usage_summary():
     """The current tenant's plan (overrides applied) and what it uses of it: the same
     figures the Usage page and the quotas use (portal/services/metering.py)."""

@@ -1,9 +1,9 @@
 """The current tenant: a ContextVar bound per request, job, CLI command or test."""
 import uuid
-from datetime import datetime, timezone
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Optional
 
 from portal.models import bounded_limit

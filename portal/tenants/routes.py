@@ -11,16 +11,22 @@ from portal.auth.guards import guard_staff_blueprint
 from portal.domains import services as domains
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
-from portal.services.errors import Refused
-from portal.views import confirmed_action, get_or_404, page_number, show_refusal, tenant_path
 from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant
-from portal.tenants import services
 from portal.plans import services as plan_services
 from portal.plans.forms import override_form
 from portal.services import entitlements, jobs
+from portal.services.errors import Refused
+from portal.tenants import services
 from portal.tenants.forms import (
-    ChangePlanForm, ConfirmForm, CreateTenantForm, DomainForm, ImportForm, ReasonForm, RenameForm,
+    ChangePlanForm,
+    ConfirmForm,
+    CreateTenantForm,
+    DomainForm,
+    ImportForm,
+    ReasonForm,
+    RenameForm,
 )
+from portal.views import confirmed_action, get_or_404, page_number, show_refusal, tenant_path
 
 bp = Blueprint("tenants", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(

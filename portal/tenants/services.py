@@ -5,11 +5,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from portal.dbsetup import tenant_head
 from portal.extensions import db
 from portal.lifecycle.cache import forget_tenant
-from portal.services.validation import check_name
 from portal.models import WITH_STORAGE, Tenant
 from portal.services import audit
 from portal.services.metering import storage_bytes, user_count
 from portal.services.pagination import paginate
+from portal.services.validation import check_name
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import Order
 from portal.tenancy.names import database_name, role_name, schema_name

@@ -24,9 +24,9 @@ from portal.services import audit
 from portal.services.errors import Refused
 from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.context import require_tenant
-from portal.tenancy.resolve import API_TOKEN
 from portal.tenancy.data import ApiToken, TenantUser
 from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
+from portal.tenancy.resolve import API_TOKEN
 
 SCOPES = {
     "users:read": "Read users",

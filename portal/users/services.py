@@ -4,13 +4,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.auth.services import open_set_password_link, set_password_url
-from portal.extensions import db
 from portal.auth.tenant_roles import permissions_of
+from portal.extensions import db
+from portal.roles.services import check_assignable, check_may_take
 from portal.services import audit, entitlements, mail, sessions
 from portal.services.errors import Refused
 from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import require_tenant
-from portal.roles.services import check_assignable, check_may_take
 from portal.tenancy.data import TenantRole, TenantUser
 from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
 
@@ -89,7 +89,8 @@ def add_user(email, name, role, actor):
                 raise Refused(f"{email} is already a user of this tenant.", "email")
             users = count_users(session)
             if max_users is not None and users >= max_users:
-                raise Refused(f"The {granted.plan_name} plan allows {max_users} users and this tenant has {users}.", "email")
+                raise Refused(f"The {granted.plan_name} plan allows {max_users} users and this tenant has {users}.",
+                              "email")
             user = TenantUser(tenant_id=tenant.id, email=email, name=name, role=role)
             token = open_set_password_link(user)
             session.add(user)
@@ -175,7 +176,8 @@ def state_of(user, now=None):
         return "disabled"
     if user.password_hash is None:
         expires = user.set_password_expires_at
-        return "invited" if expires is not None and expires > (now or datetime.now(timezone.utc)) else "invitation expired"
+        running = expires is not None and expires > (now or datetime.now(timezone.utc))
+        return "invited" if running else "invitation expired"
     return "active"
 
 

@@ -6,12 +6,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, update
 
+from portal.auth.principals import TenantPrincipal
+from portal.services.errors import Refused
 from portal.tenancy.context import tenant_context
 from portal.tenancy.data import ApiToken, Event
 from portal.tenancy.placement import tenant_session, tenant_transaction
-from portal.auth.principals import TenantPrincipal
 from portal.tokens import services as tokens
-from portal.services.errors import Refused
 from tests.conftest import BASE_DOMAIN
 
 ALL = list(tokens.SCOPES)
@@ -144,7 +144,8 @@ def test_a_token_may_do_only_what_its_maker_may(factory):
         assert tokens.create("reader", ["orders:read"], None, maker)[0].scopes == ["orders:read"]
 
 API_CALLS = [("get", "/api/v1/me", None), ("get", "/api/v1/users", None), ("get", "/api/v1/orders", None),
-             ("get", "/api/v1/orders/{b_order}", None), ("post", "/api/v1/orders", {"customer": "x", "amount_cents": 1}),
+             ("get", "/api/v1/orders/{b_order}", None),
+             ("post", "/api/v1/orders", {"customer": "x", "amount_cents": 1}),
              ("patch", "/api/v1/orders/{b_order}", {"status": "paid"}), ("delete", "/api/v1/orders/{b_order}", None),
              ("post", "/api/v1/events", {"events": [{"name": "x"}]})]
 
@@ -328,7 +329,8 @@ def test_the_maker_check_costs_no_extra_query_for_a_builtin_role(factory, conn):
     tenant = factory.tenant(plan="professional")
     factory.role(tenant, "bot-keeper", {"tokens.create", "orders.view"})
     made = {"builtin": make_token(tenant, factory.admin(tenant), name="builtin"),
-            "custom": make_token(tenant, factory.user(tenant, role="bot-keeper"), scopes=["orders:read"], name="custom")}
+            "custom": make_token(tenant, factory.user(tenant, role="bot-keeper"), scopes=["orders:read"],
+                                 name="custom")}
     statements = []
 
     def count(conn_, cursor, statement, *args):

@@ -18,7 +18,8 @@ def test_t0004_fills_in_the_makers_it_can_find(app):
             conn.execute(text("select set_config('app.tenant_id', :t, true)"), {"t": str(tenant)})
             conn.execute(text(f'insert into "{schema}".users (tenant_id, id, email, name, role, is_active) '
                               "values (:t, :u, 'ann_x@acme.example', '', 'admin', true)"), {"t": tenant, "u": maker})
-            for name, label in (("plain", "ann_x@acme.example"), ("impersonated", "sup@staff.example as ann_x@acme.example"),
+            for name, label in (("plain", "ann_x@acme.example"),
+                                ("impersonated", "sup@staff.example as ann_x@acme.example"),
                                 ("gone", "bob@acme.example"), ("look-alike", "annyx@acme.example")):
                 conn.execute(text(f'insert into "{schema}".api_tokens (tenant_id, id, name, scopes, secret_hash, '
                                   "hint, created_by) values (:t, :i, :n, '[]', :h, 'abc', :c)"),

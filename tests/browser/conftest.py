@@ -15,9 +15,9 @@ from werkzeug.serving import make_server
 from portal import create_app
 from portal.auth.services import create_staff_user
 from portal.extensions import db
-from tests.workers import start_worker, stop_worker
 from tests.conftest import app_config
 from tests.factories import PASSWORD
+from tests.workers import start_worker, stop_worker
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

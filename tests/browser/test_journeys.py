@@ -7,12 +7,12 @@ import tempfile
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import ADMIN_PASSWORD
 from tests.factories import unique_slug
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = os.path.join(tempfile.gettempdir(), "browser-home.png")
-from tests.browser.helpers import ADMIN_PASSWORD
 
 
 def sign_in_staff(page, staff_user):

@@ -4,9 +4,9 @@ permissions, the plan's feature, and another tenant's domains."""
 import pytest
 from sqlalchemy import func, select
 
+from portal.domains.services import record_for_tenant as add_domain
 from portal.extensions import db
 from portal.models import AuditEvent, TenantDomain
-from portal.domains.services import record_for_tenant as add_domain
 from portal.tenants.services import get_tenant
 from tests.conftest import BASE_DOMAIN
 from tests.domains.helpers import DOMAIN, RECORD

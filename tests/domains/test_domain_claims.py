@@ -11,11 +11,11 @@ from sqlalchemy import delete, select
 
 from portal.dbsetup import owner_engine
 from portal.domains import dns, services
+from portal.domains.services import record_for_tenant as add_domain
 from portal.extensions import db
 from portal.models import AuditEvent, Tenant, TenantDomain
 from portal.services.errors import Refused
 from portal.tenancy.context import TenantRef, tenant_context
-from portal.domains.services import record_for_tenant as add_domain
 from portal.tenants.services import get_tenant
 from tests.domains.helpers import DOMAIN, RECORD, claim, events, post, resolves_to
 from tests.factories import sign_in_tenant, unique_slug

@@ -6,14 +6,13 @@ import textwrap
 import pytest
 from sqlalchemy import select, text
 
-from portal.dbsetup import owner_engine
+from portal.dbsetup import ROOT, owner_engine, tenant_head
 from portal.extensions import db
 from portal.lifecycle import upgrade
 from portal.lifecycle.upgrade import LOCK_KEY
 from portal.models import Tenant, UpgradeRun
 from portal.services.errors import Refused
 from portal.tenancy.names import schema_name
-from portal.dbsetup import ROOT, tenant_head
 
 HEAD = tenant_head()  # the test's revision goes on top of the real history
 T0002 = '''

@@ -10,11 +10,10 @@ import zipfile
 import pytest
 from sqlalchemy import select
 
-from portal.services import tenant_settings
 from portal.extensions import db
 from portal.lifecycle import exports, provisioning
 from portal.models import Job, Tenant
-from portal.services import jobs
+from portal.services import jobs, tenant_settings
 from portal.services.errors import Refused
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantSetting, TenantUser
@@ -219,7 +218,7 @@ def test_staff_export_runs_as_a_job_and_downloads_a_zip(app, staff_client, facto
     assert manifest["tenant"]["id"] == str(original.id)
     assert manifest["tables"] == job.result["tables"]
     assert {name: t["rows"] for name, t in manifest["tables"].items()} == dict(
-        zip(("users", "orders", "settings"), row_counts(original)), roles=1, events=0)
+        zip(("users", "orders", "settings"), row_counts(original), strict=True), roles=1, events=0)
     # Another job's id, or a job that is not an export, has nothing to download.
     assert staff_client.get(f"/admin/jobs/{uuid.uuid4()}/download").status_code == 404
     provision_job = db.session.execute(select(Job).where(Job.tenant_id == original.id, Job.kind == "provision")

@@ -8,18 +8,21 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from portal.services import tenant_settings
 from portal.extensions import db
 from portal.lifecycle import jobs as lifecycle_jobs
 from portal.lifecycle import provisioning, retire, states
 from portal.models import AuditEvent, Tenant
-from portal.services import jobs
+from portal.services import jobs, tenant_settings
 from portal.services.errors import Refused
 from portal.tenancy.names import role_name, schema_name
 from tests.conftest import SECOND_SERVER_ENV
 from tests.factories import csrf_token, sign_in_staff, unique_slug
 from tests.lifecycle.conftest import (
-    TIER_SPECS, job_count, row_counts, tenant_count, tenant_redis_keys,
+    TIER_SPECS,
+    job_count,
+    row_counts,
+    tenant_count,
+    tenant_redis_keys,
 )
 
 STEPS = [step.name for step in provisioning._steps("provision")]

@@ -13,7 +13,6 @@ from portal.tenancy.placement import tenant_session
 from portal.tenants.services import get_tenant
 from tests.factories import csrf_token, sign_in_staff
 
-
 # The actor of service calls made by the tests. (A staff user object committed earlier
 # would do too, but see test_overrides.py: set_override then autoflushes a half-made row.)
 STAFF_ACTOR = ("staff", None, "quotas-test@staff.example")

@@ -3,10 +3,10 @@ cannot be served."""
 import pytest
 from sqlalchemy import update
 
+from portal.domains.services import record_for_tenant as add_domain
 from portal.extensions import db
 from portal.lifecycle import states
 from portal.models import Tenant
-from portal.domains.services import record_for_tenant as add_domain
 from portal.tenants.services import get_tenant
 from tests.conftest import BASE_DOMAIN
 from tests.factories import sign_in_tenant

@@ -12,12 +12,13 @@ def test_admin_exports_and_downloads_own_data(client, factory, run_jobs):
     factory.order(tenant, customer="Own Export Customer")
     page = client.get(f"/t/{tenant.slug}/data")
     assert page.status_code == 200
-    response = client.post(f"/t/{tenant.slug}/data/export", data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+    token = csrf_token(page.get_data(as_text=True))
+    response = client.post(f"/t/{tenant.slug}/data/export", data={"csrf_token": token})
     assert response.status_code == 302
     assert run_jobs() == 1
     body = client.get(f"/t/{tenant.slug}/data").get_data(as_text=True)
     assert "Download the zip" in body
-    link = body.split('href="')[[i for i, part in enumerate(body.split('href="')) if "/download" in part][0]].split('"')[0]
+    link = next(part.split('"')[0] for part in body.split('href="') if "/download" in part.split('"')[0])
     download = client.get(link)
     assert download.status_code == 200 and download.mimetype == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(download.data))

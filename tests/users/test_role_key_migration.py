@@ -20,7 +20,8 @@ def test_t0005_renames_roles_keyed_new_and_their_holders(app):
                 conn.execute(text(f'insert into "{schema}".roles (tenant_id, key, name, permissions) values '
                                   "(:t, 'new', 'New', '[]'), (:t, 'auditor', 'Auditor', '[]')"), {"t": tenant})
                 conn.execute(text(f'insert into "{schema}".users (tenant_id, id, email, name, role, is_active) values '
-                                  "(:t, :a, 'a@x.example', '', 'new', true), (:t, :b, 'b@x.example', '', 'auditor', true)"),
+                                  "(:t, :a, 'a@x.example', '', 'new', true), "
+                                  "(:t, :b, 'b@x.example', '', 'auditor', true)"),
                              {"t": tenant, "a": uuid.uuid4(), "b": uuid.uuid4()})
             assert migrate_schema(conn, schema, "t0005") == "t0005"
             roles = conn.execute(text(f'select tenant_id, key, name from "{schema}".roles order by name')).all()
