@@ -17,7 +17,7 @@ the rate limit never refuses) with 30 orders, and three principals:
      console, then GET of the single-use handoff URL with a fresh client). Each request
      loads the Impersonation row and the StaffUser (portal/auth/principals.py) and, after
      the view, writes an audit event and bumps the impersonation's counter, one registry
-     commit (portal/support/enforcement.py).
+     commit (portal/support/impersonation.py).
 
 Each principal has its own Flask test client, signed in. GET /t/<slug>/orders is
 requested for the three in turn, alternating A B C, C B A, ... (--warmup rounds untimed,

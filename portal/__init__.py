@@ -5,7 +5,7 @@ import redis
 from flask import Flask
 
 from portal.config import load_config
-from portal.extensions import csrf, db, login_manager
+from portal.extensions import db, login_manager
 
 
 def create_app(config=None):
@@ -13,8 +13,8 @@ def create_app(config=None):
     app.config.update(load_config(config))
     register_logging(app)
     register_extensions(app)
-    register_tenancy(app)
     register_blueprints(app)
+    register_pipeline(app)
     register_errors(app)
     register_cli(app)
     return app
@@ -27,40 +27,31 @@ def register_logging(app):
 
 
 def register_extensions(app):
+    """The extensions, and what belongs to this app alone (app.extensions): its Redis
+    client, its silo engines, its caches. Nothing of one app is kept at module level."""
     from portal.auth.principals import RealmSessionInterface, load_user
+    from portal.quotas.limits import count_slow_statement
+    from portal.services import entitlements
     from portal.tenancy.engines import SiloEngines
-    from portal.tenancy.placement import install_engine_hooks, slow_statement
+    from portal.tenancy.placement import SlowStatements, install_engine_hooks
 
+    cfg = app.config
     db.init_app(app)
-    csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
     login_manager.session_protection = "basic"
     app.session_interface = RealmSessionInterface()
     app.extensions["portal.redis"] = redis.Redis.from_url(
-        app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+        cfg["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
     )
-    cfg = app.config
+    slow = app.extensions["portal.slow_statements"] = SlowStatements(cfg["SLOW_STATEMENT_MS"], count_slow_statement)
     with app.app_context():
-        install_engine_hooks(db.engine)
-    slow_statement["ms"] = cfg["SLOW_STATEMENT_MS"]
+        install_engine_hooks(db.engine, slow)
     app.extensions["portal.silo_engines"] = SiloEngines(
         cfg["SILO_MAX_ENGINES"], cfg["SILO_POOL_SIZE"], cfg["SILO_MAX_OVERFLOW"], cfg["SILO_CONNECTION_BUDGET"],
-        on_create=install_engine_hooks,
+        on_create=lambda engine: install_engine_hooks(engine, slow),
     )
-
-
-def register_tenancy(app):
-    from portal.tenancy.lookup import TenantLookup
-    from portal.tenancy.resolve import TenantResolver
-
-    lookup = TenantLookup(
-        app.config["PORTAL_REDIS_PREFIX"],
-        app.config["TENANT_CACHE_LOCAL_SECONDS"],
-        app.config["TENANT_CACHE_REDIS_SECONDS"],
-    )
-    app.extensions["portal.tenant_lookup"] = lookup
-    app.wsgi_app = TenantResolver(app, app.wsgi_app, lookup)
+    entitlements.install(app)
 
 
 def register_blueprints(app):
@@ -83,19 +74,23 @@ def register_blueprints(app):
         upgrades,
         users,
     )
-    from portal.quotas.enforcement import install as install_limits
+    from portal.extensions import csrf
+    from portal.services import tenant_settings
 
     for module in (auth, tenants, placements, upgrades, jobs, audit, outbox, support, staff, selfservice, users,
                    roles, domains, tokens, api):
         app.register_blueprint(module.bp)
-    for blueprint in (plans.bp, plans.staff_bp, quotas.bp, quotas.staff_bp):
+    for blueprint in (plans.bp, plans.staff_bp, quotas.bp, quotas.staff_bp, support.tenant_bp):
         app.register_blueprint(blueprint)
-    app.register_blueprint(support.tenant_bp)
-    from portal.services import tenant_settings
-
     app.jinja_env.globals["tenant_settings"] = tenant_settings.current  # the tenant layout's colour
     csrf.exempt(api.bp)
-    install_limits(app)
+
+
+def register_pipeline(app):
+    """resolve → limits → principal → impersonation → view → audit (portal/pipeline.py)."""
+    from portal.pipeline import install
+
+    install(app)
 
 
 def register_errors(app):

@@ -27,6 +27,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def install(app):
+    """JSON lines on stderr for the `portal` loggers (the request hooks are pipeline steps)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("portal")
@@ -35,11 +36,13 @@ def install(app):
     root.setLevel(logging.INFO)
     root.propagate = False
 
-    @app.before_request
-    def _request_id():
-        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
 
-    @app.after_request
-    def _echo_request_id(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        return response
+def assign_request_id():
+    """The request's id: the caller's X-Request-ID (printable, at most 64 characters), or a new one."""
+    given = request.headers.get("X-Request-ID", "")[:64]
+    g.request_id = given if given and given.isascii() and given.isprintable() else uuid.uuid4().hex
+
+
+def echo_request_id(response):
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    return response

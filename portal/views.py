@@ -3,16 +3,6 @@ from flask import abort, flash, request, url_for
 from flask_wtf import FlaskForm
 
 from portal.services.errors import Refused
-from portal.services.rows import registry_row
-
-
-def get_or_404(model, raw_id):
-    """The registry row `raw_id` of `model`; a malformed or unknown id is 404.
-    (Tenant rows use portal.tenancy.placement.get_row, which also checks the tenant.)"""
-    row = registry_row(model, raw_id)
-    if row is None:
-        abort(404)
-    return row
 
 
 def show_refusal(form, exc, default_field=None):
@@ -29,13 +19,11 @@ def show_refusal(form, exc, default_field=None):
 def confirmed_action(action, done):
     """The body of a POST whose form holds nothing but its CSRF token: run `action()`;
     flash its refusal, or `done` (a message, or a function of the result, for it).
-    An unknown object (LookupError) is 404. Returns whether it was done."""
+    Returns whether it was done. (An unknown object is NotFound: 404, by its handler.)"""
     if not FlaskForm().validate_on_submit():
         abort(400)
     try:
         result = action()
-    except LookupError:
-        abort(404)
     except Refused as exc:
         flash(exc.message, "error")
         return False

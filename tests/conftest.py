@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from portal import create_app
 from portal.dbsetup import setup_database
 from portal.extensions import db
-from portal.services import entitlements, jobs
+from portal.services import jobs
 from tests.servers import TestServers
 
 BASE_DOMAIN = "portal.test"
@@ -106,7 +106,7 @@ def conn(app, redis_client, servers):
         outer.rollback()
         connection.close()
         app.extensions["portal.tenant_lookup"].clear_local()
-        entitlements.forget()
+        app.extensions["portal.entitlements"].forget()
         clear_redis(redis_client, servers.redis_prefix)
         with app.app_context():
             jobs.queue().empty()  # jobs of this test would find their records rolled back

@@ -88,8 +88,7 @@ def orders():
 
 @bp.route("/orders/<order_id>")
 def order(order_id):
-    found = get_order(order_id)
-    return jsonify(order=_order_json(found)) if found else error(404, "Not found.")
+    return jsonify(order=_order_json(get_order(order_id)))
 
 
 @bp.route("/orders", methods=["POST"])
@@ -107,12 +106,13 @@ def update_order(order_id):
         changed = services.update_order(order_id, json_body())
     except Refused as exc:
         return error(400, exc.message, exc.field)
-    return jsonify(order=_order_json(changed)) if changed else error(404, "Not found.")
+    return jsonify(order=_order_json(changed))
 
 
 @bp.route("/orders/<order_id>", methods=["DELETE"])
 def delete_order(order_id):
-    return ("", 204) if services.delete_order(order_id) else error(404, "Not found.")
+    services.delete_order(order_id)
+    return "", 204
 
 
 @bp.route("/events", methods=["POST"])

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from portal.services.errors import Refused
+from portal.services.rows import tenant_row
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import Event, Order
-from portal.tenancy.placement import get_row, tenant_transaction
+from portal.tenancy.placement import tenant_transaction
 
 MAX_EVENTS = 1000
 ORDER_STATUSES = ("open", "paid", "shipped", "cancelled")
@@ -59,24 +60,19 @@ def create_order(data):
 
 
 def update_order(order_id, data):
-    """The changed order, or None when the current tenant has no such order."""
+    """The current tenant's order, changed."""
     fields = order_fields(data, partial=True)
     with tenant_transaction() as session:
-        order = get_row(session, Order, order_id)
-        if order is not None:
-            for name, value in fields.items():
-                setattr(order, name, value)
-            session.flush()
+        order = tenant_row(session, Order, order_id)
+        for name, value in fields.items():
+            setattr(order, name, value)
+        session.flush()
     return order
 
 
 def delete_order(order_id):
-    """True when the current tenant's order was deleted, False when it had none."""
     with tenant_transaction() as session:
-        order = get_row(session, Order, order_id)
-        if order is not None:
-            session.delete(order)
-    return order is not None
+        session.delete(tenant_row(session, Order, order_id))
 
 
 def ingest_events(data):

@@ -120,7 +120,7 @@ def load_user(user_id):
 def _open_impersonation(raw_id, tenant_id, user_id):
     """The impersonation `raw_id` if it is open, unexpired, and of this tenant and user.
     One query: the impersonation and its staff member together.
-    (Closing a lapsed one, with its audit event, is portal/support/enforcement.py's job.)"""
+    (Closing a lapsed one, with its audit event, is portal/support/impersonation.py's job.)"""
     found = db.session.execute(
         select(Impersonation, StaffUser).join(StaffUser, StaffUser.id == Impersonation.staff_user_id)
         .where(Impersonation.id == uuid.UUID(str(raw_id)), Impersonation.tenant_id == tenant_id,

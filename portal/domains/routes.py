@@ -42,8 +42,6 @@ def verify(domain_id):
         abort(400)
     try:
         row = services.verify(domain_id, current_user)
-    except LookupError:
-        abort(404)
     except Refused as exc:  # another tenant verified the name first: this claim is gone
         flash(exc.message, "error")
         return redirect(url_for("domains.index"))
@@ -58,9 +56,6 @@ def verify(domain_id):
 def remove(domain_id):
     if not FlaskForm().validate_on_submit():
         abort(400)
-    try:
-        domain = services.remove(domain_id, current_user)
-    except LookupError:
-        abort(404)
+    domain = services.remove(domain_id, current_user)
     flash(f"{domain} removed: it no longer leads to your pages.", "success")
     return redirect(url_for("domains.index"))

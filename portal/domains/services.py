@@ -23,7 +23,7 @@ from portal.extensions import db
 from portal.lifecycle.cache import forget_domains, forget_tenant
 from portal.models import TenantDomain
 from portal.services import audit
-from portal.services.errors import Refused
+from portal.services.errors import NotFound, Refused
 from portal.services.rows import registry_row
 from portal.tenancy.context import require_tenant
 
@@ -130,7 +130,7 @@ def add(text, actor):
 
 def verify(domain_id, actor):
     """Look for the domain's TXT record now; record the outcome. Returns the row
-    (verified_at set, or last_check_error saying why not). LookupError: not ours.
+    (verified_at set, or last_check_error saying why not). NotFound: not ours.
     Refused ("already in use"): another tenant verified the name first; this claim is
     dropped then (deleted, with its audit event)."""
     tenant = require_tenant()
@@ -232,22 +232,19 @@ def remove(domain_id, actor):
 def _own_claim(domain_id, domain):
     """`_own(domain_id)` again, after a moment without a transaction: a claim dropped
     meanwhile because another tenant verified `domain` is Refused ("already in use");
-    one removed by the tenant is a LookupError."""
+    one removed by the tenant is NotFound."""
     try:
         return _own(domain_id)
-    except LookupError:
+    except NotFound:
         if _verified_elsewhere(domain, require_tenant().id):
             raise _in_use_dropped(domain) from None
         raise
 
 
 def _own(domain_id):
-    """The current tenant's domain `domain_id`; LookupError for another tenant's id, a
-    malformed one or a missing one alike (the route answers 404 for all)."""
-    row = registry_row(TenantDomain, domain_id, require_tenant().id)
-    if row is None:
-        raise LookupError(domain_id)
-    return row
+    """The current tenant's domain `domain_id` (NotFound for another tenant's id, a
+    malformed one or a missing one alike)."""
+    return registry_row(TenantDomain, domain_id, require_tenant().id)
 
 
 def record_for_tenant(tenant, domain, actor=None):

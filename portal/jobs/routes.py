@@ -1,13 +1,11 @@
-from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, send_file, url_for
 from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import jobs as lifecycle_jobs
 from portal.lifecycle.exports import export_file
-from portal.models import Job
 from portal.services import jobs
 from portal.services.errors import Refused
-from portal.views import get_or_404
 
 bp = Blueprint("jobs", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "tenants.view", "fragment": "tenants.view", "download": "tenants.export",
@@ -23,22 +21,20 @@ def index():
 @bp.route("/jobs/<job_id>/fragment")
 def fragment(job_id):
     """The progress panel alone, for the page to poll."""
-    job = get_or_404(Job, job_id)
+    job = jobs.get_job(job_id)
     jobs.mark_stale_interrupted()
     return render_template("jobs/_progress.html", job=job, form=FlaskForm())
 
 
 @bp.route("/jobs/<job_id>/download")
 def download(job_id):
-    path = export_file(get_or_404(Job, job_id))
-    if path is None:
-        abort(404)
+    path = export_file(jobs.get_job(job_id))
     return send_file(path, mimetype="application/zip", as_attachment=True)
 
 
 @bp.route("/jobs/<job_id>/retry", methods=["POST"])
 def retry(job_id):
-    job = get_or_404(Job, job_id)
+    job = jobs.get_job(job_id)
     if FlaskForm().validate_on_submit():
         try:
             lifecycle_jobs.retry(job)

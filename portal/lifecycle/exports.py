@@ -24,7 +24,7 @@ from portal.extensions import db
 from portal.lifecycle import copying
 from portal.models import WITH_STORAGE, Tenant
 from portal.services import audit, jobs
-from portal.services.errors import Refused
+from portal.services.errors import NotFound, Refused
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TENANT_TABLES
 from portal.tenancy.placement import tenant_session, tenant_transaction
@@ -154,13 +154,14 @@ def run_export(job, progress):
 
 
 def export_file(job):
-    """The path of a finished export job's zip, if it is still inside the export folder."""
+    """The path of a finished export job's zip, if it is still inside the export folder
+    (NotFound otherwise: nothing to download)."""
     path = (job.result or {}).get("path")
     if not path or job.kind not in ("export", "deprovision") or job.state != "succeeded":
-        return None
+        raise NotFound(job.id)
     real = os.path.realpath(path)
     if not real.startswith(export_dir() + os.sep) or not os.path.exists(real):
-        return None
+        raise NotFound(job.id)
     return real
 
 

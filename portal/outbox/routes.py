@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from flask_login import current_user
 
 from portal.auth.guards import guard_staff_blueprint
@@ -19,8 +19,5 @@ def index():
 
 @bp.route("/outbox/<message_id>")
 def detail(message_id):
-    found = services.read_message(message_id, current_user)
-    if found is None:
-        abort(404)
-    message, slug = found
+    message, slug = services.read_message(message_id, current_user)
     return render_template("outbox/detail.html", message=message, slug=slug)

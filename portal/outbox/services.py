@@ -20,11 +20,9 @@ def search_messages(recipient="", page=1, per_page=50):
 
 
 def read_message(message_id, staff):
-    """(message, tenant slug or None), or None for an unknown or malformed id. Reading
-    one is audited, on the tenant's log too: its body may carry a set-password link."""
+    """(message, tenant slug or None). Reading one is audited, on the tenant's log too:
+    its body may carry a set-password link."""
     message = registry_row(OutboxMessage, message_id)
-    if message is None:
-        return None
     tenant = db.session.get(Tenant, message.tenant_id) if message.tenant_id else None
     audit.record("outbox.message_read", actor=staff, tenant_id=message.tenant_id, target=message.to_address,
                  details={"message_id": str(message.id), "subject": message.subject})

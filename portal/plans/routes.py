@@ -1,18 +1,17 @@
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 
 from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
-from portal.models import Tenant
 from portal.plans import services
 from portal.plans.forms import override_form
 from portal.services import entitlements
 from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
 from portal.tenants.services import get_tenant
-from portal.views import confirmed_action, get_or_404
+from portal.views import confirmed_action
 
 staff_bp = Blueprint("plans", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(staff_bp, {
@@ -70,7 +69,7 @@ def delete(code):
 
 @staff_bp.route("/tenants/<tenant_id>/overrides", methods=["POST"])
 def set_override(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = get_tenant(tenant_id)
     form = override_form()
     if form.validate_on_submit():
         try:
@@ -87,7 +86,7 @@ def set_override(tenant_id):
 
 @staff_bp.route("/tenants/<tenant_id>/overrides/<override_id>/delete", methods=["POST"])
 def remove_override(tenant_id, override_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = get_tenant(tenant_id)
     confirmed_action(lambda: services.remove_override(tenant, override_id, current_user), "Override removed.")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
@@ -117,7 +116,7 @@ def plan_page(form=None, status=200):
     form = form or AskForm()
     form.plan.choices = [SelectChoice(p.code, p.name) for p in services.plans(include_retired=False)
                          if p.code != tenant.plan_code]
-    return render_template("plans/tenant_plan.html", granted=g.entitlements, form=form,
+    return render_template("plans/tenant_plan.html", granted=entitlements.current(), form=form,
                            plans=services.plans(include_retired=False), features=entitlements.FEATURES,
                            limits=entitlements.LIMITS, history=services.requests_of(tenant.id)), status
 

@@ -154,8 +154,6 @@ def set_override(tenant, key, raw_value, until, reason, actor):
 
 def remove_override(tenant, override_id, actor):
     override = registry_row(TenantOverride, override_id, tenant.id)
-    if override is None:
-        raise LookupError(override_id)
     db.session.delete(override)
     audit.record("tenant.override_removed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
                  details={"key": override.key})
@@ -236,8 +234,6 @@ def requests_of(tenant_id):
 
 def decide(request_id, approve, actor, note=""):
     change = registry_row(PlanRequest, request_id)
-    if change is None:
-        raise LookupError(request_id)
     if change.state != "pending":
         raise Refused("That request is not waiting for a decision.")
     tenant = db.session.get(Tenant, change.tenant_id)

@@ -1,7 +1,8 @@
-from flask import Blueprint, g, render_template
+from flask import Blueprint, render_template
 
 from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
 from portal.quotas import services
+from portal.services import entitlements
 from portal.services.metering import usage
 from portal.tenancy.context import require_tenant
 
@@ -15,7 +16,8 @@ guard_staff_blueprint(staff_bp, {"pressure": "tenants.view", "top": "tenants.vie
 @bp.route("/usage")
 def usage_page():
     tenant = require_tenant()
-    return render_template("quotas/usage.html", rows=usage(tenant, g.entitlements), plan=g.entitlements)
+    granted = entitlements.current()
+    return render_template("quotas/usage.html", rows=usage(tenant, granted), plan=granted)
 
 
 @staff_bp.route("/quotas")

@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField
@@ -49,22 +49,15 @@ def create():
     return _editor(form, chosen=chosen, status=400)
 
 
-def _custom_role_or_404(key):
-    role = services.get_custom_role(key)
-    if role is None:
-        abort(404)
-    return role
-
-
 @bp.get("/roles/<key>")
 def edit(key):
-    role = _custom_role_or_404(key)
+    role = services.get_custom_role(key)
     return _editor(RoleForm(name=role.name), role=role, chosen=role.permissions)
 
 
 @bp.post("/roles/<key>")
 def update(key):
-    role = _custom_role_or_404(key)
+    role = services.get_custom_role(key)
     form = RoleForm()
     chosen = request.form.getlist("permissions")
     if form.validate_on_submit():
@@ -79,6 +72,6 @@ def update(key):
 
 @bp.post("/roles/<key>/delete")
 def delete(key):
-    _custom_role_or_404(key)
+    services.get_custom_role(key)
     confirmed_action(lambda: services.delete_role(key, current_user), "Role deleted.")
     return redirect(url_for("roles.index"))

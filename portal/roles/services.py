@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.auth.tenant_roles import BUILTIN_ROLES, PERMISSIONS, permissions_of
 from portal.extensions import db
 from portal.services import audit, sessions
-from portal.services.errors import Refused
+from portal.services.errors import NotFound, Refused
 from portal.services.validation import skeleton
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import TenantRole, TenantUser
@@ -39,11 +39,14 @@ def list_roles():
 
 
 def get_custom_role(key):
-    """The tenant's own role `key`, or None (built-in roles are not edited)."""
+    """The tenant's own role `key` (built-in roles are not edited: NotFound, as for any
+    key the tenant has no role of)."""
     tenant = require_tenant()
     with tenant_session() as session:
         row = session.get(TenantRole, (tenant.id, key))
-    return RoleView(row.key, row.name, frozenset(row.permissions), False) if row is not None else None
+    if row is None:
+        raise NotFound(key)
+    return RoleView(row.key, row.name, frozenset(row.permissions), False)
 
 
 def role_choices():
@@ -129,7 +132,7 @@ def update_role(key, name, permissions, actor):
     with tenant_transaction() as session:
         role = session.get(TenantRole, (tenant.id, key))
         if role is None:
-            raise LookupError(key)
+            raise NotFound(key)
         _check_unique(session, name, key)
         # Changing a role acts on all its holders: the actor must hold what it grants now,
         # as well as what it will grant (checked above).
@@ -148,7 +151,7 @@ def delete_role(key, actor):
     with tenant_transaction() as session:
         role = session.get(TenantRole, (tenant.id, key))
         if role is None:
-            raise LookupError(key)
+            raise NotFound(key)
         holders = session.execute(select(func.count()).select_from(TenantUser)
                                   .where(TenantUser.role == key)).scalar_one()
         if holders:

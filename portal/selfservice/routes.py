@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, StringField
@@ -41,10 +41,7 @@ def orders():
 
 @bp.route("/orders/<order_id>")
 def order(order_id):
-    found = services.get_order(order_id)
-    if found is None:
-        abort(404)
-    return render_template("selfservice/order.html", order=found)
+    return render_template("selfservice/order.html", order=services.get_order(order_id))
 
 
 @bp.route("/data")
@@ -63,18 +60,12 @@ def export():
 
 @bp.route("/data/exports/<job_id>/progress")
 def export_progress(job_id):
-    job = services.own_export(job_id)
-    if job is None:
-        abort(404)
-    return render_template("selfservice/_export_progress.html", job=job)
+    return render_template("selfservice/_export_progress.html", job=services.own_export(job_id))
 
 
 @bp.route("/data/exports/<job_id>/download")
 def download(job_id):
-    job = services.own_export(job_id)
-    path = export_file(job) if job is not None else None
-    if path is None:
-        abort(404)
+    path = export_file(services.own_export(job_id))
     return send_file(path, mimetype="application/zip", as_attachment=True,
                      download_name=f"{require_tenant().slug}-export.zip")
 

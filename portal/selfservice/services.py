@@ -4,11 +4,12 @@ from portal.extensions import db
 from portal.lifecycle.exports import request_export
 from portal.models import AuditEvent, Job, Tenant
 from portal.services import entitlements, jobs, metering
+from portal.services.errors import NotFound
 from portal.services.pagination import paginate
-from portal.services.rows import registry_row
+from portal.services.rows import registry_row, tenant_row
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import Order
-from portal.tenancy.placement import get_row, tenant_session
+from portal.tenancy.placement import tenant_session
 
 
 def usage_summary():
@@ -36,7 +37,7 @@ def latest_orders(limit=50):
 
 def get_order(order_id):
     with tenant_session() as session:
-        return get_row(session, Order, order_id)
+        return tenant_row(session, Order, order_id)
 
 
 def latest_export():
@@ -48,9 +49,11 @@ def latest_export():
 
 
 def own_export(job_id):
-    """The current tenant's export job `job_id`; another tenant's (or a malformed id) is None."""
+    """The current tenant's export job `job_id` (NotFound for any other job)."""
     job = registry_row(Job, job_id, require_tenant().id)
-    return job if job is not None and job.kind == "export" else None
+    if job.kind != "export":
+        raise NotFound(job_id)
+    return job
 
 
 def start_export(actor):

@@ -2,7 +2,7 @@
 
 Every value says where it comes from (the plan, or an override with its reason and end).
 An override past its end no longer applies: the check is made on each read. Reads are
-cached per process for a few seconds (ENTITLEMENTS_CACHE_SECONDS); changes made here
+cached per app for a few seconds (ENTITLEMENTS_CACHE_SECONDS); changes made here
 clear this process's cache at once.
 """
 import threading
@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
 
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy import or_, select
 
 from portal.extensions import db
 from portal.models import Plan, TenantOverride, bounded_limit
+from portal.tenancy.context import require_tenant
 
 LIMITS = {
     "max_users": "Users",
@@ -60,10 +61,44 @@ class Entitlements:
         return bool(entry and entry.value)
 
 
-_cache = {}
-_lock = threading.Lock()
-# Called with the tenant id (None: every tenant) when entitlements change in this process.
-on_forget = []
+class EntitlementsCache:
+    """One app's cache of entitlements (app.extensions["portal.entitlements"]): each
+    entry lives ENTITLEMENTS_CACHE_SECONDS, never past the end of an override in it.
+    `listeners` are called with the tenant id (None: every tenant) when this process
+    learns of a change."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.listeners = []
+        self._entries = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        hit = self._entries.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def put(self, key, result):
+        ttl = self.seconds
+        ends = [e.expires_at for e in list(result.limits.values()) + list(result.features.values()) if e.expires_at]
+        if ends:
+            ttl = max(0.0, min(ttl, (min(ends) - _now()).total_seconds()))
+        with self._lock:
+            self._entries[key] = (time.monotonic() + ttl, result)
+
+    def forget(self, tenant_id=None):
+        with self._lock:
+            for key in [k for k in self._entries if tenant_id is None or k[0] == str(tenant_id)]:
+                self._entries.pop(key, None)
+        for listener in self.listeners:
+            listener(tenant_id)
+
+
+def install(app):
+    app.extensions["portal.entitlements"] = EntitlementsCache(app.config["ENTITLEMENTS_CACHE_SECONDS"])
+
+
+def _cache():
+    return current_app.extensions["portal.entitlements"]
 
 
 def _now():
@@ -73,26 +108,30 @@ def _now():
 def for_tenant(tenant_id, plan_code):
     """The entitlements of the tenant on `plan_code`, overrides applied."""
     key = (str(tenant_id), plan_code)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    result = _compute(tenant_id, plan_code)
-    # Do not cache past the moment the next override ends.
-    ttl = current_app.config["ENTITLEMENTS_CACHE_SECONDS"]
-    ends = [e.expires_at for e in list(result.limits.values()) + list(result.features.values()) if e.expires_at]
-    if ends:
-        ttl = max(0.0, min(ttl, (min(ends) - _now()).total_seconds()))
-    with _lock:
-        _cache[key] = (time.monotonic() + ttl, result)
+    result = _cache().get(key)
+    if result is None:
+        result = _compute(tenant_id, plan_code)
+        _cache().put(key, result)
     return result
 
 
+def current():
+    """The entitlements of the request's tenant, read once per request (the limits step
+    of the pipeline reads them first)."""
+    if "entitlements" not in g:
+        tenant = require_tenant()
+        g.entitlements = for_tenant(tenant.id, tenant.plan_code)
+    return g.entitlements
+
+
 def forget(tenant_id=None):
-    with _lock:
-        for key in [k for k in _cache if tenant_id is None or k[0] == str(tenant_id)]:
-            _cache.pop(key, None)
-    for listener in on_forget:
-        listener(tenant_id)
+    """This process's cached entitlements of a tenant (None: of every tenant) are stale."""
+    _cache().forget(tenant_id)
+
+
+def on_forget(listener):
+    """Call `listener(tenant_id)` whenever this app forgets entitlements."""
+    _cache().listeners.append(listener)
 
 
 def _compute(tenant_id, plan_code):

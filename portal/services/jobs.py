@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.models import Job, Tenant
+from portal.services.rows import registry_row
 from portal.tenancy.context import TenantRef, tenant_context
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ def enqueue_at(job, when):
 
 def get(job_id):
     return db.session.get(Job, job_id)
+
+
+def get_job(raw_id):
+    """The job of an id from outside (a URL); NotFound otherwise."""
+    return registry_row(Job, raw_id)
 
 
 def latest_for_tenant(tenant_id):

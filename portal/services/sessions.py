@@ -121,7 +121,7 @@ def tenant_user(data, user_id):
 def end_current():
     """Sign out here: this cookie's session ends on the server, and the cookie is emptied."""
     sid, tenant = session.get(SID), get_current_tenant()
-    logout_user()  # first, while the session still stands: its signal needs the user (support/enforcement.py)
+    logout_user()  # first, while the session still stands: its signal needs the user (support/impersonation.py)
     if sid and tenant is None:
         db.session.execute(delete(StaffSession).where(StaffSession.id_hash == digest(sid)))
         db.session.commit()

@@ -20,8 +20,7 @@ def sessions():
 def end_session():
     if not FlaskForm().validate_on_submit():
         abort(400)
-    if not services.end_own_session(current_user, request.form.get("session", "")):
-        abort(404)
+    services.end_own_session(current_user, request.form.get("session", ""))
     flash("That session has ended.", "success")
     return redirect(url_for("staff.sessions"))
 

@@ -1,6 +1,7 @@
 """A staff member's own sessions: listed, ended one by one, or all at once."""
 from portal.extensions import db
 from portal.services import audit, sessions
+from portal.services.errors import NotFound
 
 
 def own_sessions(staff):
@@ -12,14 +13,11 @@ def current_session():
 
 
 def end_own_session(staff, id_hash):
-    """End one of `staff`'s own sessions (not another's: that is 404). Returns whether it did."""
-    if not id_hash or len(id_hash) != 64:
-        return False
-    ended = sessions.end_staff(staff.id, id_hash)
-    if ended:
-        audit.record("staff.session_ended", actor=staff, target=staff.email)
+    """End one of `staff`'s own sessions (another's, or none, is NotFound)."""
+    if not id_hash or len(id_hash) != 64 or not sessions.end_staff(staff.id, id_hash):
+        raise NotFound(id_hash)
+    audit.record("staff.session_ended", actor=staff, target=staff.email)
     db.session.commit()
-    return bool(ended)
 
 
 def sign_out_everywhere(staff):

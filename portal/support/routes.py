@@ -1,18 +1,18 @@
 """Support impersonation: the staff face (start one, list them) under /admin, and the
 tenant face (the handoff, End) on the tenant's pages. The read-only rule and the audit
-of every request are hooks in enforcement.py, not in these views."""
+of every request are steps of the request pipeline (impersonation.py), not in these views."""
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portal.auth.guards import PUBLIC, SIGNED_IN, guard_staff_blueprint, guard_tenant_blueprint
 from portal.auth.staff_roles import role_may
-from portal.models import Tenant
 from portal.services import sessions
 from portal.services.errors import Refused
-from portal.support import enforcement, services
+from portal.support import services
 from portal.support.forms import StartImpersonationForm
 from portal.tenancy.context import require_tenant
-from portal.views import get_or_404, show_refusal, tenant_path
+from portal.tenants.services import get_tenant
+from portal.views import show_refusal, tenant_path
 
 bp = Blueprint("support", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"start": "tenants.impersonate", "index": "audit.view"})
@@ -21,12 +21,11 @@ bp.add_app_template_global(role_may, "role_may")  # the tenant page shows its li
 tenant_bp = Blueprint("impersonation", __name__, template_folder="templates")
 # The handoff is public: its single-use token is what signs the staff member in.
 guard_tenant_blueprint(tenant_bp, {"enter": PUBLIC, "end": SIGNED_IN})
-enforcement.install(tenant_bp)
 
 
 @bp.route("/tenants/<tenant_id>/impersonate", methods=["GET", "POST"])
 def start(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = get_tenant(tenant_id)
     form = StartImpersonationForm()
     access, may_override = services.support_access(tenant), services.may_override(current_user)
     if not access and not may_override:
@@ -43,8 +42,6 @@ def start(tenant_id):
                 minutes=form.minutes.data, write=form.write.data, write_reason=form.write_reason.data,
                 override_reason=form.override_reason.data,
             )
-        except services.NotFound:
-            abort(404)
         except Refused as exc:
             show_refusal(form, exc)
             refused = True
@@ -68,11 +65,7 @@ def enter():
     tenant's pages as the impersonated user. (A query argument rather than a path one: the
     route walks in tests/ fill path arguments with ids and expect 200 with one's own.)"""
     tenant = require_tenant()
-    try:
-        principal = services.enter(tenant, request.args.get("token", ""))
-    except services.NotFound:
-        return render_template("errors/error.html", status=404, title="Link not valid",
-                               message="This impersonation link has expired or has already been used."), 404
+    principal = services.enter(tenant, request.args.get("token", ""))
     # Whoever was signed in here before, this realm is the impersonation's now.
     view = principal.impersonation
     sessions.start_tenant(tenant, principal, view.expires_at, impersonation_id=view.id)

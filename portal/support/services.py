@@ -16,11 +16,12 @@ from portal.auth.principals import TenantPrincipal, impersonation_view
 from portal.extensions import db
 from portal.models import Impersonation, StaffUser, Tenant
 from portal.services import audit, tenant_settings
-from portal.services.errors import Refused
+from portal.services.errors import NotFound, Refused
+from portal.services.rows import tenant_row
 from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantUser
-from portal.tenancy.placement import get_row, tenant_session
+from portal.tenancy.placement import tenant_session
 
 MAX_MINUTES = 60
 HANDOFF_SECONDS = 120  # the handoff link works this long after the start, once
@@ -33,11 +34,8 @@ NO_TICKET = "Give the ticket reference."
 NO_WRITE_REASON = "Give the reason write access is needed, or leave write access off."
 ACCESS_OFF = "This tenant has turned support access off; ask its admin to turn it on in their settings."
 NEEDS_OVERRIDE = "This tenant has turned support access off. To go in anyway, give your reason for overriding it."
+LINK_NOT_VALID = "This impersonation link has expired or has already been used."
 NOT_YOURS_TO_OVERRIDE = f"Only a {OVERRIDE_ROLE} may go in where the tenant has turned support access off."
-
-
-class NotFound(LookupError):
-    """No such user of this tenant, or no such open handoff: the route answers 404."""
 
 
 def _now():
@@ -81,9 +79,9 @@ def start(tenant, user_id, staff, *, reason, ticket, minutes, write=False, write
         raise Refused("Only an active tenant's pages can be looked into.")
     ref = TenantRef.of(tenant)
     with tenant_session(ref) as data:  # the user and the tenant's consent, in one transaction
-        user = get_row(data, TenantUser, user_id, ref)
+        user = tenant_row(data, TenantUser, user_id, ref)
         access = tenant_settings.read(data)["support_access"]
-    if user is None or not user.is_active:
+    if not user.is_active:
         raise NotFound(user_id)
     if access:
         override_reason = ""  # nothing to override
@@ -122,11 +120,11 @@ def enter(tenant, token):
     ).scalar_one_or_none()
     view = impersonation_view(row, db.session.get(StaffUser, row.staff_user_id)) if row is not None else None
     if view is None or row.started_at < _now() - timedelta(seconds=HANDOFF_SECONDS):
-        raise NotFound("handoff")
+        raise NotFound("handoff", LINK_NOT_VALID, "Link not valid")
     with tenant_session(tenant) as data:
-        user = get_row(data, TenantUser, row.user_id, tenant)
-        if user is None or not user.is_active:
-            raise NotFound("user")
+        user = tenant_row(data, TenantUser, row.user_id, tenant)
+        if not user.is_active:
+            raise NotFound("user", LINK_NOT_VALID, "Link not valid")
         principal = TenantPrincipal.of(user, data, impersonation=view)
     row.handoff_hash = None  # single use
     db.session.commit()

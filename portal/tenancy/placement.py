@@ -18,7 +18,6 @@ measured, the extra set_config costs ~19 µs a transaction (docs/performance.md)
 """
 import os
 import time
-import uuid
 from contextlib import contextmanager
 
 from flask import current_app, has_request_context
@@ -35,10 +34,6 @@ from portal.tenancy.names import database_name, role_name, role_password, schema
 _PENDING = "portal.pending_tenant"
 _TX_TENANT = "portal.transaction_tenant"
 _STARTED = "portal.statement_started"
-# Called with (tenant id, milliseconds, statement) for each tenant statement at least
-# slow_statement["ms"] long (set from PORTAL_SLOW_STATEMENT_MS; the quotas package counts them).
-slow_statement_listeners = []
-slow_statement = {"ms": None}
 _NO_TENANT = ("", None, None)
 _SET_TENANT = "select set_config('app.tenant_id', %(_portal_tenant_id)s, true)"
 _SET_ROLE = ", set_config('role', %(_portal_role)s, true)"
@@ -74,9 +69,17 @@ def _clear_pending(session, transaction):
         info.pop(_TX_TENANT, None)
 
 
-def install_engine_hooks(engine):
+class SlowStatements:
+    """An app's watch on slow tenant statements: each one at least `ms` long (its
+    PORTAL_SLOW_STATEMENT_MS; None: none) is `report`ed as (tenant id, ms, statement)."""
+
+    def __init__(self, ms, report):
+        self.ms, self.report = ms, report
+
+
+def install_engine_hooks(engine, slow=None):
     """Send the pending set_config calls with the first statement of the transaction;
-    report slow tenant statements to slow_statement_listeners."""
+    report slow tenant statements to `slow` (a SlowStatements)."""
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _piggyback_tenant(conn, cursor, statement, parameters, context, executemany):
@@ -106,13 +109,11 @@ def install_engine_hooks(engine):
     @event.listens_for(engine, "after_cursor_execute")
     def _time_statement(conn, cursor, statement, parameters, context, executemany):
         started, tenant_id = conn.info.pop(_STARTED, None), conn.info.get(_TX_TENANT)
-        slow_ms = slow_statement["ms"]
-        if slow_ms is None or started is None or not tenant_id:
+        if slow is None or slow.ms is None or started is None or not tenant_id:
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
-        if elapsed_ms >= slow_ms:
-            for listener in slow_statement_listeners:
-                listener(tenant_id, elapsed_ms, statement)
+        if elapsed_ms >= slow.ms:
+            slow.report(tenant_id, elapsed_ms, statement)
 
     @event.listens_for(engine, "checkin")
     def _forget_pending(dbapi_connection, connection_record):
@@ -177,14 +178,3 @@ def tenant_transaction(tenant=None, bind=None):
     with tenant_session(tenant, bind) as session:
         with session.begin():
             yield session
-
-
-def get_row(session, model, row_id, tenant=None):
-    """The current tenant's row `row_id` of `model`, or None: another tenant's id, a
-    malformed id and a missing row are all the same None (so routes answer 404)."""
-    tenant = tenant or require_tenant()
-    try:
-        key = uuid.UUID(str(row_id))
-    except ValueError:
-        return None
-    return session.get(model, (tenant.id, key))

@@ -8,16 +8,15 @@ Retry-After), a closed one (deprovisioning, archived, purged) 410: HTML pages, o
 `/api/`. Admin hosts (the base domain, `admin.`/`www.` under it, and
 PORTAL_ADMIN_HOSTS) carry no tenant: they serve the staff console.
 """
-import json
 import re
 import uuid
 
-from flask import render_template
-
+from portal.answers import wsgi_refusal
 from portal.tenancy.context import current_tenant
 from portal.tenancy.slugs import is_valid_slug
 
 _PREFIX = re.compile(r"^/t/([^/]+)(/.*)?$")
+STATIC_PREFIX = "/static/"
 _TENANTLESS_LABELS = ("admin", "www")
 _STATUS_ANSWERS = {
     "provisioning": (503, "Being set up", "This tenant is being set up; try again in a minute."),
@@ -36,16 +35,16 @@ class Refusal(Exception):
 
 
 class TenantResolver:
-    def __init__(self, app, wsgi_app, lookup):
+    def __init__(self, app, wsgi_app, lookup, gates=()):
         self.app = app
         self.wsgi_app = wsgi_app
         self.lookup = lookup
         self.base_domain = app.config["PORTAL_BASE_DOMAIN"].lower()
         self.admin_hosts = app.config["ADMIN_HOSTS"]
-        # Checks that may answer for a resolved tenant before the app runs at all
-        # (a tenant already over its request limit for this minute): (tenant, environ)
-        # -> a WSGI response body iterable, having called start_response, or None.
-        self.gates = []
+        # Checks that may answer for a resolved tenant before the app runs at all (a
+        # tenant already over its requests a minute): (app, tenant, environ,
+        # start_response) -> a WSGI answer, or None to go on.
+        self.gates = list(gates)
 
     def __call__(self, environ, start_response):
         try:
@@ -54,8 +53,9 @@ class TenantResolver:
         except Refusal as refusal:
             return self._refuse(environ, start_response, refusal)
         environ["portal.tenant"] = tenant
-        for gate in self.gates if tenant is not None else ():
-            answered = gate(tenant, environ, start_response)
+        static = environ.get("PATH_INFO", "").startswith(STATIC_PREFIX)
+        for gate in self.gates if tenant is not None and not static else ():
+            answered = gate(self.app, tenant, environ, start_response)
             if answered is not None:
                 return answered
         token = current_tenant.set(tenant)
@@ -92,8 +92,8 @@ class TenantResolver:
             tenant = named
         if is_api:
             tenant = self._agree_with_token(environ, tenant, by_address)
-        if tenant is not None:
-            self._check_status(tenant)
+        if tenant is not None and not environ["PATH_INFO"].startswith(STATIC_PREFIX):
+            self._check_status(tenant)  # a refusal page keeps its stylesheet
         environ["portal.is_api"] = is_api
         return tenant
 
@@ -169,27 +169,13 @@ class TenantResolver:
 
     # -- answering ----------------------------------------------------------------
     def _refuse(self, environ, start_response, refusal):
-        if _is_api_path(environ.get("PATH_INFO", "")):
-            body = json.dumps({"error": {"code": refusal.status, "message": refusal.message}}).encode()
-            content_type = "application/json"
-        else:
-            try:
-                _host(environ)
-            except Refusal:  # the page's links are built for a host: not the one refused
-                environ = {**environ, "HTTP_HOST": self.base_domain}
-            with self.app.request_context(environ):
-                body = render_template(
-                    "errors/error.html", title=refusal.title, message=refusal.message,
-                    detail=refusal.detail, status=refusal.status,
-                ).encode()
-            content_type = "text/html; charset=utf-8"
-        reason = {400: "BAD REQUEST", 403: "FORBIDDEN", 404: "NOT FOUND", 410: "GONE",
-                  503: "SERVICE UNAVAILABLE"}[refusal.status]
-        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-        if refusal.status == 503:
-            headers.append(("Retry-After", "30"))
-        start_response(f"{refusal.status} {reason}", headers)
-        return [body]
+        try:
+            _host(environ)
+        except Refusal:  # the page's links are built for a host: not the one refused
+            environ = {**environ, "HTTP_HOST": self.base_domain}
+        headers = {"Retry-After": 30} if refusal.status == 503 else None
+        return wsgi_refusal(self.app, environ, start_response, refusal.status, refusal.title, refusal.message,
+                            headers=headers, detail=refusal.detail)
 
 
 # An API token: `tp_<tenant id hex>_<secret>` (made and checked in portal/tokens/).

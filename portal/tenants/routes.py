@@ -11,7 +11,7 @@ from portal.auth.guards import guard_staff_blueprint
 from portal.domains import services as domains
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
-from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant
+from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE
 from portal.plans import services as plan_services
 from portal.plans.forms import override_form
 from portal.services import entitlements, jobs
@@ -26,7 +26,7 @@ from portal.tenants.forms import (
     ReasonForm,
     RenameForm,
 )
-from portal.views import confirmed_action, get_or_404, page_number, show_refusal, tenant_path
+from portal.views import confirmed_action, page_number, show_refusal, tenant_path
 
 bp = Blueprint("tenants", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(
@@ -108,7 +108,7 @@ def create():
 
 @bp.route("/tenants/<tenant_id>")
 def detail(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     return _render_detail(tenant)
 
 
@@ -158,7 +158,7 @@ def _apply(tenant, form, form_key, action):
 
 @bp.route("/tenants/<tenant_id>/rename", methods=["POST"])
 def rename(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     form = RenameForm()
     return _apply(tenant, form, "rename_form",
                   lambda: (services.rename(tenant, form.name.data, current_user), flash("Renamed.", "success")))
@@ -166,7 +166,7 @@ def rename(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/plan", methods=["POST"])
 def change_plan(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     form = ChangePlanForm()
     form.plan.choices = _plan_choices()
     return _apply(tenant, form, "plan_form",
@@ -176,7 +176,7 @@ def change_plan(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/domains", methods=["POST"])
 def add_domain(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     form = DomainForm()
     return _apply(tenant, form, "domain_form",
                   lambda: (domains.record_for_tenant(tenant, form.domain.data, current_user),
@@ -185,7 +185,7 @@ def add_domain(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/suspend", methods=["POST"])
 def suspend(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     form = ReasonForm()
     return _apply(tenant, form, "reason_form",
                   lambda: (states.suspend(tenant, form.reason.data, current_user),
@@ -194,7 +194,7 @@ def suspend(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/resume", methods=["POST"])
 def resume(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     form = ReasonForm()
     return _apply(tenant, form, "reason_form",
                   lambda: (states.resume(tenant, form.reason.data, current_user),
@@ -203,7 +203,7 @@ def resume(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/discard", methods=["POST"])
 def discard(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     if confirmed_action(lambda: provisioning.discard(tenant, current_user), f"Tenant {tenant.slug} discarded."):
         return redirect(url_for("tenants.index"))
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
@@ -211,14 +211,14 @@ def discard(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/export", methods=["POST"])
 def export(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     confirmed_action(lambda: jobs.enqueue(exports.request_export(tenant, current_user)), "Export started.")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 
 @bp.route("/tenants/<tenant_id>/deprovision", methods=["POST"])
 def deprovision(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
@@ -234,7 +234,7 @@ def deprovision(tenant_id):
 
 @bp.route("/tenants/<tenant_id>/purge", methods=["POST"])
 def purge(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+    tenant = services.get_tenant(tenant_id)
     confirmed_action(lambda: jobs.enqueue(retire.request_purge(tenant, current_user)), "Purge started.")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 

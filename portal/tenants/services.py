@@ -9,6 +9,7 @@ from portal.models import WITH_STORAGE, Tenant
 from portal.services import audit
 from portal.services.metering import storage_bytes, user_count
 from portal.services.pagination import paginate
+from portal.services.rows import registry_row
 from portal.services.validation import check_name
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import Order
@@ -42,7 +43,8 @@ def search_tenants(q="", status="", plan="", tier="", sort="slug", direction="as
 
 
 def get_tenant(tenant_id):
-    return db.session.get(Tenant, tenant_id)
+    """The registry row of tenant `tenant_id` (an id from a URL, say); NotFound otherwise."""
+    return registry_row(Tenant, tenant_id)
 
 
 def get_tenant_by_slug(slug):

@@ -22,10 +22,11 @@ from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.services import audit
 from portal.services.errors import Refused
+from portal.services.rows import tenant_row
 from portal.services.secret_tokens import digest, new_secret
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import ApiToken, TenantUser
-from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
+from portal.tenancy.placement import tenant_session, tenant_transaction
 from portal.tenancy.resolve import API_TOKEN
 
 SCOPES = {
@@ -127,9 +128,7 @@ def listing_with_state():
 def revoke(token_id, actor):
     tenant = require_tenant()
     with tenant_transaction() as session:
-        row = get_row(session, ApiToken, token_id)
-        if row is None:
-            raise LookupError(token_id)
+        row = tenant_row(session, ApiToken, token_id)
         if row.revoked_at is None:
             row.revoked_at = datetime.now(timezone.utc)
         name = row.name

@@ -42,8 +42,6 @@ def create():
 @bp.route("/users/<user_id>")
 def detail(user_id):
     user = services.get_user(user_id)
-    if user is None:
-        abort(404)
     role_form = RoleChoiceForm(role=user.role)
     role_form.role.choices = role_choices()
     return render_template("users/detail.html", user=user, state=services.state_of(user),
@@ -58,9 +56,7 @@ def remove(user_id):
 
 @bp.post("/users/<user_id>/<action>")
 def change(user_id, action):
-    if action not in ACTIONS:
-        abort(404)
-    return _change(user_id, action)
+    return _change(user_id, action)  # an action the service does not know is not found
 
 
 def _change(user_id, action):
@@ -69,8 +65,6 @@ def _change(user_id, action):
         abort(400)
     try:
         email, message = services.change_user(user_id, action, current_user, role=form.role.data)
-    except LookupError:
-        abort(404)
     except Refused as exc:
         flash(exc.message, "error")
         return redirect(url_for("users.detail", user_id=user_id))

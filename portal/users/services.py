@@ -8,11 +8,12 @@ from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.roles.services import check_assignable, check_may_take
 from portal.services import audit, entitlements, mail, sessions
-from portal.services.errors import Refused
+from portal.services.errors import NotFound, Refused
+from portal.services.rows import tenant_row
 from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import TenantRole, TenantUser
-from portal.tenancy.placement import get_row, tenant_session, tenant_transaction
+from portal.tenancy.placement import tenant_session, tenant_transaction
 
 
 def list_users():
@@ -29,7 +30,7 @@ def custom_role_names():
 
 def get_user(user_id):
     with tenant_session() as session:
-        return get_row(session, TenantUser, user_id)
+        return tenant_row(session, TenantUser, user_id)
 
 
 def count_users(session):
@@ -120,9 +121,7 @@ def change_user(user_id, action, actor, role=None):
     message = details = None
     try:
         with tenant_transaction() as session:
-            user = get_row(session, TenantUser, user_id)
-            if user is None:
-                raise LookupError(user_id)
+            user = tenant_row(session, TenantUser, user_id)
             if user.id == actor.id:
                 raise Refused("You cannot do that to your own account.")
             leaves_admins = action in ("disable", "remove") or (action == "role" and role != "admin")
@@ -158,7 +157,7 @@ def change_user(user_id, action, actor, role=None):
                 # A new link: the one sent before stops working.
                 message = _mail_link(session, user, open_set_password_link(user), actor, "invitation")
             else:
-                raise LookupError(action)
+                raise NotFound(action)
     except MailNotSent:
         raise _not_sent(email, "nothing was changed") from None
     if message is not None:

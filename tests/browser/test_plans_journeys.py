@@ -16,7 +16,6 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.lifecycle.provisioning import create_tenant
 from portal.models import Plan
-from portal.services import entitlements
 from portal.services.passwords import hash_password
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantUser
@@ -55,7 +54,7 @@ def plans_restored(live_app):
             db.session.commit()
         finally:
             db.session.remove()
-    entitlements.forget()  # the live server runs in this process: its cache is this one
+    live_app.extensions["portal.entitlements"].forget()  # the live server runs in this process
 
 
 def open_plans(page):

@@ -115,18 +115,17 @@ def test_staff_quotas_and_top_pages_show_every_tenant(client, factory):
     assert top.status_code == 200 and b.slug in top.get_data(as_text=True)
 
 
-def test_slow_statements_are_counted_per_tenant_for_staff(client, factory, staff_client, monkeypatch):
+def test_slow_statements_are_counted_per_tenant_for_staff(app, client, factory, staff_client, monkeypatch):
     """Every tenant statement at least PORTAL_SLOW_STATEMENT_MS long counts against its
     tenant; with the threshold at 0 ms every statement of the tenant's pages does."""
-    from portal.tenancy import placement
     from tests.factories import sign_in_tenant
 
     slow, quiet = factory.tenant(), factory.tenant()
     admin = factory.admin(slow)
-    monkeypatch.setitem(placement.slow_statement, "ms", 0)
+    monkeypatch.setattr(app.extensions["portal.slow_statements"], "ms", 0)
     sign_in_tenant(client, slow, admin)
     assert client.get(f"/t/{slow.slug}/orders").status_code == 200
-    monkeypatch.setitem(placement.slow_statement, "ms", None)
+    monkeypatch.setattr(app.extensions["portal.slow_statements"], "ms", None)
     staff_client("viewer")
     body = client.get("/admin/top").get_data(as_text=True)
     section = body.split('id="slow"')[1].split("</section>")[0]

@@ -62,7 +62,8 @@ def test_request_over_the_minute_limit_gets_429_page(client, factory, override, 
     # neighbours), still with Retry-After; they are not counted again.
     counted = redis_client.get(rpm_key(tenant))
     early = client.get(f"/t/{tenant.slug}/orders")
-    assert early.status_code == 429 and early.mimetype == "text/plain"
+    assert early.status_code == 429 and early.mimetype == "text/html"  # the same styled page, answered early
+    assert "Too many requests" in early.get_data(as_text=True) and "portal.css" in early.get_data(as_text=True)
     assert 1 <= int(early.headers["Retry-After"]) <= 60
     assert redis_client.get(rpm_key(tenant)) == counted
     # The flooding tenant's limit is its own: another tenant is served.

@@ -17,7 +17,6 @@ from sqlalchemy import text
 from portal import create_app
 from portal.dbsetup import owner_engine
 from portal.extensions import db
-from portal.services import entitlements
 from portal.tenancy.data import TENANT_TABLES
 from portal.tenancy.placement import tenant_transaction
 from tests.conftest import FreshContextClient, app_config
@@ -115,6 +114,5 @@ def test_pages_serve_when_redis_stops(app, servers):
         if app2 is not None:
             if ref is not None:
                 _remove_tenant(app2, ref)
-                entitlements.forget(ref.id)
             with app2.app_context():
                 db.engine.dispose()

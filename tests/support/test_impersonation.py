@@ -267,7 +267,7 @@ def test_with_write_access_still_no_consent_change_no_export_no_domain_no_reenab
 def test_with_write_access_a_write_route_is_refused_unless_listed(app):
     """Fail closed: every tenant write route is either judged harmless once the
     impersonation ends (listed) or refused; a new route is refused until listed."""
-    from portal.support.enforcement import WRITES_THAT_END_WITH_IT
+    from portal.support.impersonation import WRITES_THAT_END_WITH_IT
     from tests.routes import TENANT_BLUEPRINTS, rules
 
     writes = {r.endpoint for r in rules(app, TENANT_BLUEPRINTS) if "POST" in r.methods}

@@ -1,4 +1,5 @@
-"""While impersonating, in one place (app-level hooks, not per route):
+"""The impersonation step of the request pipeline (portal/pipeline.py): while
+impersonating, in one place (not per route):
 
 - a lapsed impersonation (ended, expired, revoked) is closed and its session cleared;
 - writes are refused ("read-only impersonation") unless write access was granted;
@@ -9,10 +10,10 @@
 
 Static files (endpoint `static`) are the only requests not audited.
 """
-from flask import flash, g, render_template, request, session
+from flask import flash, g, request, session
 from flask_login import current_user, user_logged_out
 
-from portal.errors import refusal
+from portal.answers import refusal
 from portal.extensions import db
 from portal.support import services
 from portal.tenancy.context import get_current_tenant
@@ -37,11 +38,9 @@ NEVER = {"selfservice.export", "selfservice.download"}
 NOT_THE_EXPORT = "not while impersonating: the data export is for the tenant's own people"
 
 
-def install(bp):
-    bp.before_app_request(_before)
-    bp.after_app_request(_after)
-    # Flask-Login's signal, for sign-outs anywhere (auth.staff_logout, auth.tenant_logout).
-    bp.record_once(lambda state: user_logged_out.connect(_on_sign_out, sender=state.app, weak=False))
+def install_sign_out(app):
+    """Flask-Login's signal, for sign-outs anywhere (auth.staff_logout, auth.tenant_logout)."""
+    user_logged_out.connect(on_sign_out, sender=app, weak=False)
 
 
 def _impersonating():
@@ -49,7 +48,8 @@ def _impersonating():
     return get_current_tenant() is not None and "impersonation" in session and request.endpoint != "static"
 
 
-def _before():
+def enforce():
+    """Before the view: None to go on, or the refusal."""
     if not _impersonating():
         return None
     view = getattr(current_user, "impersonation", None)  # the user loader accepts open ones only
@@ -73,13 +73,12 @@ def _before():
 
 
 def _refuse_write(message):
-    if request.blueprint == "api":
-        return refusal(403, "Read-only", message)
     # The tenant layout, so the banner (and its End button) stays on the page.
-    return render_template("support/read_only.html", message=message), 403
+    return refusal(403, "Read-only", message, template="support/read_only.html")
 
 
-def _after(response):
+def audit(response):
+    """After the view: the request's audit event, whatever its answer."""
     view = g.get("impersonation")
     if view is None and _impersonating():
         # Another before-request hook answered before ours (a CSRF refusal): still audited.
@@ -92,7 +91,7 @@ def _after(response):
     return response
 
 
-def _on_sign_out(sender, user, **_extra):
+def on_sign_out(sender, user, **_extra):
     if getattr(user, "is_staff", False):
         services.end_all_for_staff(user.id, cause="signed_out")
     elif getattr(user, "impersonation", None) is not None:
