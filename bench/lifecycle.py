@@ -14,7 +14,7 @@ temporary folder. Registers a placement `local` (url_env "": the registry's serv
    unchanged, only their start and end are noted).
 2. Export and import, for a pool and a bridge tenant with --orders orders (inserted as the
    owner with INSERT ... SELECT generate_series): `write_export`, `verify_export`, and an
-   import into a new tenant of the same tier (`request_import` + `jobs.run(job, provision)`,
+   import into a new tenant of the same tier (`request_import` + `jobqueue.run(job, provision)`,
    as a worker runs it; `load_rows` is timed on its own, and so is the whole "load data"
    step, which may check the file again before loading it).
    Baseline, on the same rows: pool, `COPY (select ... where tenant_id = ...) TO STDOUT`
@@ -55,7 +55,7 @@ from portal.lifecycle import placements, provisioning  # noqa: E402
 from portal.lifecycle.exports import verify_export, write_export  # noqa: E402
 from portal.lifecycle.storage import drop_storage  # noqa: E402
 from portal.models import Tenant  # noqa: E402
-from portal.services import jobs  # noqa: E402
+from portal.services import jobqueue  # noqa: E402
 from portal.tenancy.names import schema_name  # noqa: E402
 
 TIERS = ("pool", "bridge", "silo")
@@ -174,7 +174,7 @@ class StepClock:
 
 @contextmanager
 def timed_steps():
-    """While open, `provisioning.provision` (what create_tenant hands to jobs.run) reports
+    """While open, `provisioning.provision` (what create_tenant hands to jobqueue.run) reports
     its steps' times into the dict yielded, and `load_rows` (called by the import's "load
     data" step) its own time under LOAD_ROWS; both restored after."""
     original, original_load = provisioning.provision, provisioning.load_rows
@@ -394,7 +394,7 @@ def ours_once(run, tenant_id, tier, repeat, check_round_trip):
         keep(run, imported)
         with timed_steps() as steps:
             started = time.perf_counter()
-            job = jobs.run(job, provisioning.provision)
+            job = jobqueue.run(job, provisioning.provision)
             figures["job"] = time.perf_counter() - started
             figures["load"] = steps.get(LOAD_ROWS, float("nan"))
             figures["load_step"] = steps.get("load data", float("nan"))

@@ -8,7 +8,7 @@ from portal.dbsetup import setup_database
 from portal.demo import seed
 from portal.lifecycle import exports, placements, provisioning, retire, states, upgrade
 from portal.models import STAFF_ROLES, TENANT_TIERS
-from portal.services import jobs
+from portal.services import jobqueue
 from portal.services.errors import Refused
 from portal.support import services as support
 from portal.tenants import services as registry
@@ -122,7 +122,7 @@ def _placement_id(name):
 
 def _run_job(job, handler):
     """Run a lifecycle job here, as a worker would, and report it (CLI mirror of the pages)."""
-    job = jobs.run(job, handler)
+    job = jobqueue.run(job, handler)
     for step in job.steps:
         click.echo(f"  {step['name']:<30} {step['state']}")
     if job.state != "succeeded":
@@ -191,7 +191,7 @@ def tenants_purge_expired():
 def tenants_retry(slug):
     """Run a failed or interrupted provisioning of a tenant again."""
     tenant = _tenant(slug)
-    job = jobs.latest_for_tenant(tenant.id)
+    job = jobqueue.latest_for_tenant(tenant.id)
     if job is None or job.state not in ("failed", "interrupted") or job.kind not in ("provision", "import"):
         _fail(f"{slug} has no failed or interrupted provisioning to retry")
     _run_job(job, provisioning.provision)

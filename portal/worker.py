@@ -12,18 +12,18 @@ import sys
 from rq import SimpleWorker
 
 from portal import create_app
-from portal.services import jobs
+from portal.services import jobqueue
 
 
 def main(burst=False):
     app = create_app()
     with app.app_context():
-        interrupted = jobs.mark_stale_interrupted()
+        interrupted = jobqueue.mark_stale_interrupted()
         if interrupted:
             logging.getLogger("portal").warning("%d job(s) were interrupted by a stopped worker", interrupted)
-        queue = jobs.queue()
+        queue = jobqueue.queue()
         worker = SimpleWorker([queue], connection=queue.connection)
-        jobs.in_app_override(app)
+        jobqueue.in_app_override(app)
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
 
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from portal import create_app
 from portal.dbsetup import setup_database
 from portal.extensions import db
-from portal.services import jobs
+from portal.services import jobqueue
 from tests.servers import TestServers
 
 BASE_DOMAIN = "portal.test"
@@ -109,7 +109,7 @@ def conn(app, redis_client, servers):
         app.extensions["portal.entitlements"].forget()
         clear_redis(redis_client, servers.redis_prefix)
         with app.app_context():
-            jobs.queue().empty()  # jobs of this test would find their records rolled back
+            jobqueue.queue().empty()  # jobs of this test would find their records rolled back
 
 
 class FreshContextClient(FlaskClient):
@@ -149,10 +149,10 @@ def run_jobs(app, conn):
     jobs see this test's transaction. Returns how many ran."""
     from rq import SimpleWorker
 
-    from portal.services import jobs
+    from portal.services import jobqueue
 
     def run():
-        queue = jobs.queue()
+        queue = jobqueue.queue()
         count = len(queue)
         SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
         return count

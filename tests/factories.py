@@ -68,10 +68,10 @@ class Factory:
     def export_job(self, tenant):
         """A finished export of `tenant` (run here, as a worker would)."""
         from portal.lifecycle.exports import request_export, run_export
-        from portal.services import jobs
+        from portal.services import jobqueue
         from portal.tenants.services import get_tenant
 
-        return jobs.run(request_export(get_tenant(tenant.id), ("system", None, "test")), run_export)
+        return jobqueue.run(request_export(get_tenant(tenant.id), ("system", None, "test")), run_export)
 
     def staff(self, role="superadmin", password=PASSWORD):
         user, _ = create_staff_user(f"{role}-{uuid.uuid4().hex[:8]}@staff.example", role, password)

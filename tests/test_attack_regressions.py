@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select, text
 from portal.extensions import db
 from portal.lifecycle import exports, retire
 from portal.models import AuditEvent, PlanRequest, Tenant, TenantOverride
-from portal.services import jobs
+from portal.services import jobqueue
 from portal.tenancy.data import Event, TenantRole, TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
 from portal.tenants.services import get_tenant
@@ -223,7 +223,7 @@ def test_a_stored_event_at_the_edge_of_time_exports_and_deprovisions(app, conn, 
         events = archive.read("tables/events.csv").decode()
     assert "0001-12-31 10:00:00+00 BC" in events and "10000-01-01 13:59:59+00" in events
     job = retire.request_deprovision(row, tenant.slug, ("system", None, "test"))
-    jobs.run(job, retire.deprovision)
+    jobqueue.run(job, retire.deprovision)
     db.session.refresh(job)
     assert job.state == "succeeded", job.error
     assert get_tenant(tenant.id).status == "archived"

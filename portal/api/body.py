@@ -3,7 +3,8 @@ and PostgreSQL can take, or Refused naming the field (the API answers 400).
 
 Refused: a body that is not UTF-8 JSON; NaN, Infinity and numbers too large for a float
 (PostgreSQL's jsonb has none of them); strings or keys holding a lone surrogate
-("\\ud800") or a NUL, which no UTF-8 text column can store; nesting deeper than
+("\\ud800") or a NUL, which no UTF-8 text column can store, or another control
+character (tab and line breaks aside); nesting deeper than
 MAX_DEPTH (a body of 100,000 "[" would otherwise exhaust the parser's stack).
 """
 import json
@@ -52,6 +53,8 @@ def _finite_float(text):
 def _bad_text(value):
     if "\x00" in value:
         return "text may not contain a NUL character (\\u0000)."
+    if any(ord(ch) < 32 and ch not in "\t\n\r" or ord(ch) == 127 for ch in value):
+        return "text may not contain control characters."
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

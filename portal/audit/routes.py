@@ -2,7 +2,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from portal.audit import services
 from portal.auth.guards import guard_staff_blueprint
-from portal.views import page_number
+from portal.view_helpers import page_number
 
 bp = Blueprint("audit", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "audit.view"})

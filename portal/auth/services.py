@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from portal.auth.principals import TenantPrincipal
 from portal.extensions import db
 from portal.models import STAFF_ROLES, StaffUser
-from portal.services import audit, sessions, throttle
+from portal.services import audit_events, sessions, throttle
 from portal.services.errors import Refused
 from portal.services.passwords import hash_password, password_problem, verify_password
 from portal.services.secret_tokens import digest, new_secret
@@ -36,7 +36,7 @@ def authenticate_staff(email, password, address):
         raise SignInError(BAD_CREDENTIALS)
     throttle.succeeded(None, email, address)
     user.last_login_at = datetime.now(timezone.utc)
-    audit.record("staff.sign_in", actor=user, target=user.email)
+    audit_events.record("staff.sign_in", actor=user, target=user.email)
     db.session.commit()
     return user
 
@@ -52,14 +52,14 @@ def authenticate_tenant_user(tenant, email, password, address):
         throttle.failed(realm, email, address)
         raise SignInError(BAD_CREDENTIALS)
     throttle.succeeded(realm, email, address)
-    audit.record("tenant_user.sign_in", actor=tenant_actor(user), tenant_id=tenant.id, target=user.email)
+    audit_events.record("tenant_user.sign_in", actor=tenant_actor(user), tenant_id=tenant.id, target=user.email)
     db.session.commit()
     return user
 
 
 def tenant_actor(user):
     """The audit actor of a tenant user acting before they are signed in (a TenantUser row
-    is not a principal: audit.actor_of would name the system)."""
+    is not a principal: audit_events.actor_of would name the system)."""
     return "tenant_user", str(user.id), user.email
 
 
@@ -141,7 +141,7 @@ def set_password_with_token(tenant, token, password):
         user.password_hash = hash_password(password)
         user.set_password_used_at = datetime.now(timezone.utc)
         sessions.end_tenant_user(session, user.id)  # a new password: every earlier sign-in ends
-    audit.record("tenant_user.password_set", actor=tenant_actor(user), tenant_id=tenant.id, target=user.email)
+    audit_events.record("tenant_user.password_set", actor=tenant_actor(user), tenant_id=tenant.id, target=user.email)
     db.session.commit()
     return user
 
@@ -161,6 +161,6 @@ def create_staff_user(email, role, password=None, name="", actor=None):
     user = StaffUser(email=email, role=role, name=name, password_hash=hash_password(password))
     db.session.add(user)
     db.session.flush()
-    audit.record("staff.created", actor=actor or ("system", None, "cli"), target=email, details={"role": role})
+    audit_events.record("staff.created", actor=actor or ("system", None, "cli"), target=email, details={"role": role})
     db.session.commit()
     return user, password

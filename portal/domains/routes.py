@@ -6,7 +6,7 @@ from portal.auth.guards import guard_tenant_blueprint
 from portal.domains import services
 from portal.domains.forms import DomainForm
 from portal.services.errors import Refused
-from portal.views import show_refusal
+from portal.view_helpers import show_refusal
 
 bp = Blueprint("domains", __name__, template_folder="templates")
 # Custom domains are a feature of the plan: without it the guard names the plans that have it.

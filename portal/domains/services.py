@@ -20,12 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.domains import dns
 from portal.extensions import db
-from portal.lifecycle.cache import forget_domains, forget_tenant
 from portal.models import TenantDomain
-from portal.services import audit
+from portal.services import audit_events
 from portal.services.errors import NotFound, Refused
 from portal.services.rows import registry_row
 from portal.tenancy.context import require_tenant
+from portal.tenancy.lookup import forget_domains, forget_tenant
 
 MAX_DOMAINS = 10  # per tenant, staff-recorded ones included
 # The first key of the transaction-scoped advisory lock taken on a name (the second is
@@ -119,7 +119,7 @@ def add(text, actor):
         raise Refused(f"A tenant may have at most {MAX_DOMAINS} custom domains; remove one first.", "domain")
     row = TenantDomain(tenant_id=tenant.id, domain=domain, verification_token=secrets.token_hex(16))
     db.session.add(row)
-    audit.record("tenant.domain_added", actor=actor, tenant_id=tenant.id, target=domain)
+    audit_events.record("tenant.domain_added", actor=actor, tenant_id=tenant.id, target=domain)
     try:
         db.session.commit()
     except IntegrityError:  # the same tenant's second add of the name, at the same moment
@@ -145,8 +145,8 @@ def verify(domain_id, actor):
     if error is not None:
         row = _own_claim(domain_id, domain)
         row.last_checked_at, row.last_check_error = now, error
-        audit.record("tenant.domain_check_failed", actor=actor, tenant_id=tenant.id, target=domain,
-                     details={"error": error})
+        audit_events.record("tenant.domain_check_failed", actor=actor, tenant_id=tenant.id, target=domain,
+                            details={"error": error})
         db.session.commit()
         return row
     lock_name(domain)  # one verification of a name at a time: the second sees the first's outcome
@@ -160,7 +160,7 @@ def verify(domain_id, actor):
     try:
         drop_other_claims(domain, tenant.id)
         row.last_checked_at, row.last_check_error, row.verified_at = now, None, now
-        audit.record("tenant.domain_verified", actor=actor, tenant_id=tenant.id, target=domain)
+        audit_events.record("tenant.domain_verified", actor=actor, tenant_id=tenant.id, target=domain)
         db.session.commit()
     except IntegrityError:
         # The partial unique index: another tenant's verification of the name committed
@@ -211,8 +211,8 @@ def _drop(*where):
         .returning(TenantDomain.tenant_id, TenantDomain.domain)
     ).all()
     for tenant_id, domain in dropped:
-        event = audit.record("domain.claim_dropped", actor=SYSTEM, tenant_id=tenant_id, target=domain,
-                             reason=DROPPED_REASON, details={"cause": "verified by another tenant"})
+        event = audit_events.record("domain.claim_dropped", actor=SYSTEM, tenant_id=tenant_id, target=domain,
+                                    reason=DROPPED_REASON, details={"cause": "verified by another tenant"})
         event.ip = None  # the request may be the other tenant's: not this tenant's business
     return len(dropped)
 
@@ -223,7 +223,7 @@ def remove(domain_id, actor):
     row = _own(domain_id)
     domain = row.domain
     db.session.delete(row)
-    audit.record("tenant.domain_removed", actor=actor, tenant_id=tenant.id, target=domain)
+    audit_events.record("tenant.domain_removed", actor=actor, tenant_id=tenant.id, target=domain)
     db.session.commit()
     forget_domains(domain)
     return domain
@@ -269,8 +269,8 @@ def record_for_tenant(tenant, domain, actor=None):
             own = TenantDomain(tenant_id=tenant.id, domain=domain)
             db.session.add(own)
         own.verified_at = datetime.now(timezone.utc)
-        audit.record("tenant.domain_added", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                     details={"domain": domain})
+        audit_events.record("tenant.domain_added", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                            details={"domain": domain})
         db.session.commit()
     except IntegrityError:  # verified for another tenant past the lock: the index says no
         db.session.rollback()

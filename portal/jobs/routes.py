@@ -2,9 +2,9 @@ from flask import Blueprint, flash, redirect, render_template, send_file, url_fo
 from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_staff_blueprint
-from portal.lifecycle import jobs as lifecycle_jobs
+from portal.lifecycle import dispatch
 from portal.lifecycle.exports import export_file
-from portal.services import jobs
+from portal.services import jobqueue
 from portal.services.errors import Refused
 
 bp = Blueprint("jobs", __name__, url_prefix="/admin", template_folder="templates")
@@ -14,30 +14,30 @@ guard_staff_blueprint(bp, {"index": "tenants.view", "fragment": "tenants.view", 
 
 @bp.route("/jobs")
 def index():
-    jobs.mark_stale_interrupted()
-    return render_template("jobs/index.html", jobs=jobs.recent())
+    jobqueue.mark_stale_interrupted()
+    return render_template("jobs/index.html", jobs=jobqueue.recent())
 
 
 @bp.route("/jobs/<job_id>/fragment")
 def fragment(job_id):
     """The progress panel alone, for the page to poll."""
-    job = jobs.get_job(job_id)
-    jobs.mark_stale_interrupted()
+    job = jobqueue.get_job(job_id)
+    jobqueue.mark_stale_interrupted()
     return render_template("jobs/_progress.html", job=job, form=FlaskForm())
 
 
 @bp.route("/jobs/<job_id>/download")
 def download(job_id):
-    path = export_file(jobs.get_job(job_id))
+    path = export_file(jobqueue.get_job(job_id))
     return send_file(path, mimetype="application/zip", as_attachment=True)
 
 
 @bp.route("/jobs/<job_id>/retry", methods=["POST"])
 def retry(job_id):
-    job = jobs.get_job(job_id)
+    job = jobqueue.get_job(job_id)
     if FlaskForm().validate_on_submit():
         try:
-            lifecycle_jobs.retry(job)
+            dispatch.retry(job)
         except Refused as exc:
             flash(exc.message, "error")
         else:

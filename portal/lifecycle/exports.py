@@ -23,7 +23,7 @@ from sqlalchemy import delete
 from portal.extensions import db
 from portal.lifecycle import copying
 from portal.models import WITH_STORAGE, Tenant
-from portal.services import audit, jobs
+from portal.services import audit_events, jobqueue
 from portal.services.errors import NotFound, Refused
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TENANT_TABLES
@@ -170,9 +170,9 @@ def request_export(tenant, actor=None):
     unless the tenant has its storage (active or suspended)."""
     if tenant.status not in WITH_STORAGE:
         raise Refused(f"Only an active or suspended tenant can be exported; this one is {tenant.status}.")
-    job = jobs.create("export", tenant.id, ["export"], audit.actor_label(actor))
-    audit.record("tenant.export_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                 details={"job": str(job.id)})
+    job = jobqueue.create("export", tenant.id, ["export"], audit_events.actor_label(actor))
+    audit_events.record("tenant.export_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        details={"job": str(job.id)})
     db.session.commit()
     return job
 

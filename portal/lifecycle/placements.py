@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from portal.dbsetup import owner_connection
 from portal.extensions import db
 from portal.models import Placement, Tenant
-from portal.services import audit
+from portal.services import audit_events
 from portal.services.errors import Refused
 from portal.tenancy.placement import placement_owner_url
 
@@ -69,8 +69,8 @@ def register(name, url_env, capacity, actor=None):
     check_url(url_env)
     placement = Placement(name=name, url_env=url_env, capacity=capacity)
     db.session.add(placement)
-    audit.record("placement.registered", actor=actor, target=name,
-                 details={"url_env": url_env, "capacity": capacity})
+    audit_events.record("placement.registered", actor=actor, target=name,
+                        details={"url_env": url_env, "capacity": capacity})
     db.session.commit()
     return placement
 

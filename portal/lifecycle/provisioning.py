@@ -15,17 +15,17 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.auth.services import open_set_password_link
 from portal.extensions import db
-from portal.lifecycle.cache import forget_tenant
 from portal.lifecycle.exports import delete_rows, discard_upload, load_rows, verify_export
 from portal.lifecycle.placements import choose_for_silo
 from portal.lifecycle.saga import Step, StepFailed, run_steps, undo_steps
 from portal.lifecycle.storage import drop_role, drop_storage_only, make_role, make_storage, set_role_limits
 from portal.models import TENANT_TIERS, Plan, Tenant
-from portal.services import audit, jobs, tenant_settings
+from portal.services import audit_events, jobqueue, tenant_settings
 from portal.services.errors import Refused
 from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantSetting, TenantUser
+from portal.tenancy.lookup import forget_tenant
 from portal.tenancy.placement import tenant_transaction
 from portal.tenancy.slugs import slug_problem
 
@@ -91,10 +91,11 @@ def _record(slug, name, plan_code, tier, placement_id, actor, kind, params):
     except IntegrityError:
         db.session.rollback()
         raise Refused(f"The slug “{slug}” is taken.", "slug") from None
-    job = jobs.create(kind, tenant.id, [s.name for s in _steps(kind)], audit.actor_label(actor), params=params)
-    audit.record("tenant.provisioning", actor=actor, tenant_id=tenant.id, target=slug,
-                 details={"name": name, "plan": plan.code, "tier": tier, "kind": kind,
-                          "placement": placement.name if placement else None, "job": str(job.id)})
+    job = jobqueue.create(kind, tenant.id, [s.name for s in _steps(kind)], audit_events.actor_label(actor),
+                          params=params)
+    audit_events.record("tenant.provisioning", actor=actor, tenant_id=tenant.id, target=slug,
+                        details={"name": name, "plan": plan.code, "tier": tier, "kind": kind,
+                                 "placement": placement.name if placement else None, "job": str(job.id)})
     db.session.commit()
     return tenant, job
 
@@ -104,7 +105,7 @@ def create_tenant(slug, name, plan_code, admin_email, actor=None, tier=None, pla
     """Request and provision at once (CLI, demo, tests); return (tenant, set-password
     token). A failed provisioning is Refused with its step and reason."""
     tenant, job = request_tenant(slug, name, plan_code, admin_email, actor, tier, placement_id, script_location)
-    jobs.run(job, provision)  # what a worker does with the job
+    jobqueue.run(job, provision)  # what a worker does with the job
     db.session.refresh(tenant)
     db.session.refresh(job)
     if tenant.status != "active":
@@ -256,15 +257,15 @@ def provision(job, progress):
         db.session.rollback()
         tenant = db.session.get(Tenant, job.tenant_id)
         tenant.status, tenant.failed_step, tenant.status_reason = "failed", failure.step, failure.reason
-        audit.record("tenant.failed", actor=("system", None, job.created_by), tenant_id=tenant.id,
-                     target=tenant.slug, reason=failure.reason,
-                     details={"step": failure.step, "undo_errors": failure.undo_errors, "job": str(job.id)})
+        audit_events.record("tenant.failed", actor=("system", None, job.created_by), tenant_id=tenant.id,
+                            target=tenant.slug, reason=failure.reason,
+                            details={"step": failure.step, "undo_errors": failure.undo_errors, "job": str(job.id)})
         db.session.commit()
         forget_tenant(tenant)
         progress.finish("failed", error=f"{failure.step}: {failure.reason}")
         return
-    audit.record("tenant.created", actor=("system", None, job.created_by), tenant_id=tenant.id,
-                 target=tenant.slug, details={"tier": tenant.tier, "job": str(job.id)})
+    audit_events.record("tenant.created", actor=("system", None, job.created_by), tenant_id=tenant.id,
+                        target=tenant.slug, details={"tier": tenant.tier, "job": str(job.id)})
     db.session.commit()
     if job.kind == "import":
         discard_upload(job.params["archive"])  # an uploaded export holds the tenant's data
@@ -275,7 +276,7 @@ def discard(tenant, actor=None):
     """Remove a failed tenant: undo every step (each is idempotent), then its row."""
     if tenant.status != "failed":
         raise Refused(f"Only a failed tenant can be discarded; this one is {tenant.status}.")
-    ctx = _Context(tenant, jobs.latest_for_tenant(tenant.id))
+    ctx = _Context(tenant, jobqueue.latest_for_tenant(tenant.id))
     job = ctx.job
     errors = undo_steps(list(reversed(_steps(job.kind if job else "provision"))), ctx)
     if errors:
@@ -285,7 +286,8 @@ def discard(tenant, actor=None):
         raise Refused("Discarding stopped: " + "; ".join(errors))
     if job is not None and job.kind == "import":
         discard_upload(job.params.get("archive", ""))
-    audit.record("tenant.discarded", actor=actor, tenant_id=tenant.id, target=tenant.slug)
+    audit_events.record("tenant.discarded", actor=actor, tenant_id=tenant.id, target=tenant.slug)
+    domains = [d.domain for d in tenant.domains]
     db.session.delete(tenant)
     db.session.commit()
-    current_app.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug)
+    forget_tenant(tenant, domains)

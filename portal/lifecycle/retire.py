@@ -11,15 +11,15 @@ from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.lifecycle.cache import forget_tenant
 from portal.lifecycle.exports import delete_rows, write_export
 from portal.lifecycle.saga import Step, run_steps
 from portal.lifecycle.storage import drop_storage
 from portal.models import WITH_STORAGE, Tenant
-from portal.services import audit, jobs
+from portal.services import audit_events, jobqueue
 from portal.services.errors import Refused
 from portal.services.keys import clear_tenant_keys
 from portal.tenancy.context import TenantRef
+from portal.tenancy.lookup import forget_tenant
 
 DEPROVISION_STEPS = ["export", "storage and role", "redis keys", "sessions and tokens", "archive"]
 
@@ -33,9 +33,10 @@ def request_deprovision(tenant, confirm_slug, actor=None):
     previous = tenant.status
     tenant.status = "deprovisioning"
     tenant.session_epoch += 1
-    job = jobs.create("deprovision", tenant.id, DEPROVISION_STEPS, audit.actor_label(actor), params={"from": previous})
-    audit.record("tenant.deprovisioning", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                 details={"from": previous, "job": str(job.id)})
+    job = jobqueue.create("deprovision", tenant.id, DEPROVISION_STEPS, audit_events.actor_label(actor),
+                          params={"from": previous})
+    audit_events.record("tenant.deprovisioning", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        details={"from": previous, "job": str(job.id)})
     db.session.commit()
     forget_tenant(tenant)
     return job
@@ -75,13 +76,13 @@ def deprovision(job, progress):
         days = current_app.config["PORTAL_RETENTION_DAYS"]
         tenant.status, tenant.archived_at = "archived", now
         tenant.purge_after = now + timedelta(days=days)
-        audit.record("tenant.archived", actor=("system", None, job.created_by), tenant_id=tenant.id,
-                     target=tenant.slug, details={"export": os.path.basename(tenant.export_path or ""),
-                                                  "purge_after": tenant.purge_after.isoformat()})
-        purge_job = jobs.create("purge", tenant.id, ["export file", "registry"], "retention")
+        audit_events.record("tenant.archived", actor=("system", None, job.created_by), tenant_id=tenant.id,
+                            target=tenant.slug, details={"export": os.path.basename(tenant.export_path or ""),
+                                                         "purge_after": tenant.purge_after.isoformat()})
+        purge_job = jobqueue.create("purge", tenant.id, ["export file", "registry"], "retention")
         db.session.commit()
         forget_tenant(tenant)
-        jobs.enqueue_at(purge_job, tenant.purge_after)
+        jobqueue.enqueue_at(purge_job, tenant.purge_after)
 
     run_steps([Step("export", export), Step("storage and role", remove_storage), Step("redis keys", redis_keys),
                Step("sessions and tokens", sessions), Step("archive", archive)], None, progress)
@@ -100,8 +101,9 @@ def request_purge(tenant, actor=None):
     """Purge an archived tenant now, before its retention ends (staff)."""
     if tenant.status != "archived":
         raise Refused(f"Only an archived tenant can be purged; this one is {tenant.status}.")
-    job = jobs.create("purge", tenant.id, ["export file", "registry"], audit.actor_label(actor), params={"now": True})
-    audit.record("tenant.purge_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug)
+    job = jobqueue.create("purge", tenant.id, ["export file", "registry"], audit_events.actor_label(actor),
+                          params={"now": True})
+    audit_events.record("tenant.purge_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug)
     db.session.commit()
     return job
 
@@ -125,8 +127,8 @@ def purge(job, progress):
         for domain in list(tenant.domains):
             db.session.delete(domain)
         tenant.status, tenant.settings, tenant.export_path = "purged", {}, None
-        audit.record("tenant.purged", actor=("system", None, job.created_by), tenant_id=tenant.id,
-                     target=tenant.slug)
+        audit_events.record("tenant.purged", actor=("system", None, job.created_by), tenant_id=tenant.id,
+                            target=tenant.slug)
         db.session.commit()
         forget_tenant(tenant)
 

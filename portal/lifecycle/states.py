@@ -8,18 +8,14 @@ Provisioning, deprovisioning and purging are jobs (provisioning.py, retire.py); 
 and resume happen at once, here.
 """
 from portal.extensions import db
-from portal.lifecycle.cache import forget_tenant
-from portal.services import audit
+from portal.services import audit_events
 from portal.services.errors import Refused
+from portal.services.validation import check_text
+from portal.tenancy.lookup import forget_tenant
 
 
 def _reason(reason):
-    reason = (reason or "").strip()
-    if not reason:
-        raise Refused("Give a reason.", "reason")
-    if len(reason) > 500:
-        raise Refused("A reason is at most 500 characters.", "reason")
-    return reason
+    return check_text(reason, "reason", "a reason", 500, multiline=True, missing="Give a reason.")
 
 
 def suspend(tenant, reason, actor=None):
@@ -29,7 +25,7 @@ def suspend(tenant, reason, actor=None):
         raise Refused(f"Only an active tenant can be suspended; this one is {tenant.status}.")
     tenant.status, tenant.status_reason = "suspended", reason
     tenant.session_epoch += 1
-    audit.record("tenant.suspended", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason)
+    audit_events.record("tenant.suspended", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason)
     db.session.commit()
     forget_tenant(tenant)
     return tenant
@@ -40,7 +36,7 @@ def resume(tenant, reason, actor=None):
     if tenant.status != "suspended":
         raise Refused(f"Only a suspended tenant can be resumed; this one is {tenant.status}.")
     tenant.status, tenant.status_reason = "active", None
-    audit.record("tenant.resumed", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason)
+    audit_events.record("tenant.resumed", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason)
     db.session.commit()
     forget_tenant(tenant)
     return tenant

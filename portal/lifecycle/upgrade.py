@@ -28,7 +28,7 @@ from sqlalchemy import func, select, text, update
 from portal.dbsetup import migrate_schema, owner_engine, tenant_head
 from portal.extensions import db
 from portal.models import WITH_STORAGE, Tenant, UpgradeRun
-from portal.services import audit, jobs
+from portal.services import audit_events, jobqueue
 from portal.services.errors import Refused
 from portal.tenancy.data import TENANT_SCHEMA
 from portal.tenancy.names import database_name, schema_name
@@ -177,8 +177,8 @@ def run(targets, started_by, jobs=1, script_location=None, on_result=None, targe
         record = UpgradeRun(id=uuid.uuid4(), started_by=started_by, status="running", target=target_name,
                             total=len(targets), results=[])
         db.session.add(record)
-        audit.record("tenants.upgrade_started", actor=("system", None, started_by),
-                     details={"run": str(record.id), "targets": len(targets), "jobs": jobs})
+        audit_events.record("tenants.upgrade_started", actor=("system", None, started_by),
+                            details={"run": str(record.id), "targets": len(targets), "jobs": jobs})
         db.session.commit()
         for result in _results(targets, jobs, script_location):
             _record(record, result)
@@ -186,8 +186,8 @@ def run(targets, started_by, jobs=1, script_location=None, on_result=None, targe
                 on_result(result)
         record.status = "done" if record.failed == 0 else "failed"
         record.finished_at = datetime.now(timezone.utc)
-        audit.record("tenants.upgrade_finished", actor=("system", None, started_by),
-                     details={"run": str(record.id), "done": record.done, "failed": record.failed})
+        audit_events.record("tenants.upgrade_finished", actor=("system", None, started_by),
+                            details={"run": str(record.id), "done": record.done, "failed": record.failed})
         db.session.commit()
         return record
     finally:
@@ -236,7 +236,7 @@ def request_upgrade(started_by):
     probe = RunLock()
     probe.acquire()  # refused here, naming the run that holds it
     probe.release()
-    job = jobs.create("upgrade", None, ["upgrade"], started_by, params={"targets": len(targets)})
+    job = jobqueue.create("upgrade", None, ["upgrade"], started_by, params={"targets": len(targets)})
     db.session.commit()
     return job
 

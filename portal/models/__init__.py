@@ -3,10 +3,11 @@ from portal.models.audit import AuditEvent
 from portal.models.impersonation import Impersonation
 from portal.models.job import JOB_STATES, Job
 from portal.models.outbox import OutboxMessage
-from portal.models.placement import Placement, UpgradeRun
+from portal.models.placement import Placement
 from portal.models.plan import LIMIT_RANGES, Plan, PlanRequest, TenantOverride, bounded_limit
 from portal.models.staff import STAFF_ROLES, StaffSession, StaffUser
 from portal.models.tenant import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE, Tenant, TenantDomain
+from portal.models.upgrade import UpgradeRun
 
 __all__ = [
     "JOB_STATES",

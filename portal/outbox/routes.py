@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.outbox import services
-from portal.views import page_number
+from portal.view_helpers import page_number
 
 bp = Blueprint("outbox", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "outbox.view", "detail": "outbox.read"})

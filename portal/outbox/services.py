@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import OutboxMessage, Tenant
-from portal.services import audit
+from portal.services import audit_events
 from portal.services.pagination import paginate
 from portal.services.rows import registry_row
 
@@ -24,7 +24,7 @@ def read_message(message_id, staff):
     its body may carry a set-password link."""
     message = registry_row(OutboxMessage, message_id)
     tenant = db.session.get(Tenant, message.tenant_id) if message.tenant_id else None
-    audit.record("outbox.message_read", actor=staff, tenant_id=message.tenant_id, target=message.to_address,
-                 details={"message_id": str(message.id), "subject": message.subject})
+    audit_events.record("outbox.message_read", actor=staff, tenant_id=message.tenant_id, target=message.to_address,
+                        details={"message_id": str(message.id), "subject": message.subject})
     db.session.commit()
     return message, tenant.slug if tenant else None

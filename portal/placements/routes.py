@@ -7,7 +7,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import placements
 from portal.services.errors import Refused
-from portal.views import show_refusal
+from portal.view_helpers import show_refusal
 
 bp = Blueprint("placements", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "placements.view", "register": "placements.manage"})

@@ -11,7 +11,7 @@ from portal.services import entitlements
 from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
 from portal.tenants.services import get_tenant
-from portal.views import confirmed_action
+from portal.view_helpers import confirmed_action
 
 staff_bp = Blueprint("plans", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(staff_bp, {

@@ -5,13 +5,14 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.lifecycle.cache import forget_tenant
 from portal.models import LIMIT_RANGES, TENANT_TIERS, Plan, PlanRequest, Tenant, TenantOverride
-from portal.services import audit, entitlements
+from portal.services import audit_events, entitlements
 from portal.services.errors import Refused
 from portal.services.metering import storage_bytes, user_count
 from portal.services.rows import registry_row
+from portal.services.validation import check_text
 from portal.tenancy.context import TenantRef
+from portal.tenancy.lookup import forget_tenant
 
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 
@@ -69,26 +70,25 @@ def save_matrix(form, actor):
         plan.default_tier = after["default_tier"]
         for name in entitlements.LIMITS:
             setattr(plan, name, after[name])
-        audit.record("plan.changed", actor=actor, target=code,
-                     details={k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]})
+        audit_events.record("plan.changed", actor=actor, target=code,
+                            details={k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]})
     db.session.commit()
     entitlements.forget()
     return list(changes)
 
 
 def add_plan(code, name, actor):
-    code, name = (code or "").strip().lower(), (name or "").strip()
+    code = (code or "").strip().lower()
     if not _CODE.match(code):
         raise Refused("A plan code is 2 to 32 characters: a-z, 0-9 and hyphens.", "code")
-    if not name or len(name) > 80:
-        raise Refused("Give the plan a name of at most 80 characters.", "name")
+    name = check_text(name, "name", "a plan's name", 80, missing="Give the plan a name of at most 80 characters.")
     if db.session.get(Plan, code):
         raise Refused(f"A plan with code {code} exists.", "code")
     position = (db.session.execute(select(func.max(Plan.position))).scalar() or 0) + 1
     plan = Plan(code=code, name=name, max_users=10, storage_mb=1024, api_calls_per_day=1000, requests_per_minute=60,
                 db_connections=5, statement_timeout_ms=5000, features={}, default_tier="pool", position=position)
     db.session.add(plan)
-    audit.record("plan.added", actor=actor, target=code, details={"name": name})
+    audit_events.record("plan.added", actor=actor, target=code, details={"name": name})
     db.session.commit()
     return plan
 
@@ -98,7 +98,7 @@ def retire_plan(code, actor):
     if plan is None:
         raise Refused("No such plan.")
     plan.is_retired = not plan.is_retired
-    audit.record("plan.retired" if plan.is_retired else "plan.offered", actor=actor, target=code)
+    audit_events.record("plan.retired" if plan.is_retired else "plan.offered", actor=actor, target=code)
     db.session.commit()
     return plan
 
@@ -111,7 +111,7 @@ def delete_plan(code, actor):
     if in_use:
         raise Refused(f"{plan.name} is in use by {in_use} tenant(s): retire it instead.")
     db.session.delete(plan)
-    audit.record("plan.deleted", actor=actor, target=code)
+    audit_events.record("plan.deleted", actor=actor, target=code)
     db.session.commit()
 
 
@@ -123,9 +123,7 @@ def set_override(tenant, key, raw_value, until, reason, actor):
     known = entitlements.FEATURES if kind == "feature" else entitlements.LIMITS if kind == "limit" else {}
     if name not in known:
         raise Refused("Choose a feature or a limit to override.", "key")
-    reason = (reason or "").strip()
-    if not reason:
-        raise Refused("Give a reason.", "reason")
+    reason = check_text(reason, "reason", "a reason", 500, multiline=True, missing="Give a reason.")
     if kind == "feature":
         if raw_value not in ("on", "off"):
             raise Refused("A feature is on or off.", "value")
@@ -137,7 +135,7 @@ def set_override(tenant, key, raw_value, until, reason, actor):
         expires_at = datetime.combine(until, datetime.min.time(), tzinfo=timezone.utc)
         if expires_at <= datetime.now(timezone.utc):
             raise Refused("The end date must be in the future.", "until")
-    created_by = audit.actor_label(actor)  # before the new row joins the session (no early flush)
+    created_by = audit_events.actor_label(actor)  # before the new row joins the session (no early flush)
     override = db.session.execute(select(TenantOverride).where(
         TenantOverride.tenant_id == tenant.id, TenantOverride.key == key)).scalar_one_or_none()
     if override is None:
@@ -145,8 +143,8 @@ def set_override(tenant, key, raw_value, until, reason, actor):
         db.session.add(override)
     override.value, override.expires_at, override.reason = value, expires_at, reason
     override.created_by = created_by
-    audit.record("tenant.override_set", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason,
-                 details={"key": key, "value": value, "until": expires_at.isoformat() if expires_at else None})
+    audit_events.record("tenant.override_set", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason,
+                        details={"key": key, "value": value, "until": expires_at.isoformat() if expires_at else None})
     db.session.commit()
     _changed(tenant)
     return override
@@ -155,8 +153,8 @@ def set_override(tenant, key, raw_value, until, reason, actor):
 def remove_override(tenant, override_id, actor):
     override = registry_row(TenantOverride, override_id, tenant.id)
     db.session.delete(override)
-    audit.record("tenant.override_removed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                 details={"key": override.key})
+    audit_events.record("tenant.override_removed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        details={"key": override.key})
     db.session.commit()
     _changed(tenant)
 
@@ -193,8 +191,8 @@ def change_plan(tenant, plan_code, actor=None):
     check_fits(tenant, plan)
     old = tenant.plan_code
     tenant.plan_code = plan.code
-    audit.record("tenant.plan_changed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                 details={"from": old, "to": plan.code})
+    audit_events.record("tenant.plan_changed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        details={"from": old, "to": plan.code})
     db.session.commit()
     db.session.refresh(tenant)
     _changed(tenant)
@@ -214,10 +212,10 @@ def request_change(tenant, plan_code, actor):
         raise Refused(f"A request to move to {pending.to_plan} is waiting for staff already.", "plan")
     check_fits(tenant, plan)
     change = PlanRequest(tenant_id=tenant.id, from_plan=tenant.plan_code, to_plan=plan.code,
-                         requested_by=audit.actor_label(actor), state="pending")
+                         requested_by=audit_events.actor_label(actor), state="pending")
     db.session.add(change)
-    audit.record("tenant.plan_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                 details={"from": tenant.plan_code, "to": plan.code})
+    audit_events.record("tenant.plan_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        details={"from": tenant.plan_code, "to": plan.code})
     db.session.commit()
     return change
 
@@ -241,8 +239,9 @@ def decide(request_id, approve, actor, note=""):
         change_plan(tenant, change.to_plan, actor)
     change.state = "approved" if approve else "rejected"
     note = (note or "").strip()[:500]  # a short word for the tenant, not a letter
-    change.decided_by, change.decided_at, change.note = audit.actor_label(actor), datetime.now(timezone.utc), note
-    audit.record(f"tenant.plan_request_{change.state}", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                 details={"to": change.to_plan})
+    change.decided_by, change.decided_at = audit_events.actor_label(actor), datetime.now(timezone.utc)
+    change.note = note
+    audit_events.record(f"tenant.plan_request_{change.state}", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        details={"to": change.to_plan})
     db.session.commit()
     return change

@@ -8,7 +8,7 @@ from portal.auth.guards import guard_tenant_blueprint
 from portal.auth.tenant_roles import ACTIONS, RESOURCES
 from portal.roles import services
 from portal.services.errors import Refused
-from portal.views import confirmed_action
+from portal.view_helpers import confirmed_action
 
 bp = Blueprint("roles", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"index": "roles.view", "new": "roles.create", "create": "roles.create",

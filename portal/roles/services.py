@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.auth.tenant_roles import BUILTIN_ROLES, PERMISSIONS, permissions_of
 from portal.extensions import db
-from portal.services import audit, sessions
+from portal.services import audit_events, sessions
 from portal.services.errors import NotFound, Refused
 from portal.services.validation import skeleton
 from portal.tenancy.context import require_tenant
@@ -120,8 +120,8 @@ def create_role(name, permissions, actor):
             session.add(TenantRole(tenant_id=tenant.id, key=key, name=name, permissions=permissions))
     except IntegrityError:  # the same name, made at the same moment
         raise Refused(f"There is already a role called {name}.", "name") from None
-    audit.record("tenant_role.created", actor=actor, tenant_id=tenant.id, target=key,
-                 details={"name": name, "permissions": permissions})
+    audit_events.record("tenant_role.created", actor=actor, tenant_id=tenant.id, target=key,
+                        details={"name": name, "permissions": permissions})
     db.session.commit()
     return key
 
@@ -141,8 +141,8 @@ def update_role(key, name, permissions, actor):
         if set(before) - set(permissions):  # fewer rights: its holders sign in afresh
             sessions.end_tenant_user(session, select(TenantUser.id).where(TenantUser.role == key))
         role.name, role.permissions = name, permissions
-    audit.record("tenant_role.updated", actor=actor, tenant_id=tenant.id, target=key,
-                 details={"name": name, "from": before, "to": permissions})
+    audit_events.record("tenant_role.updated", actor=actor, tenant_id=tenant.id, target=key,
+                        details={"name": name, "from": before, "to": permissions})
     db.session.commit()
 
 
@@ -158,5 +158,5 @@ def delete_role(key, actor):
             raise Refused(f"{holders} user{'s' if holders != 1 else ''} hold{'' if holders != 1 else 's'} "
                           f"this role: give them another role first.")
         session.delete(role)
-    audit.record("tenant_role.deleted", actor=actor, tenant_id=tenant.id, target=key)
+    audit_events.record("tenant_role.deleted", actor=actor, tenant_id=tenant.id, target=key)
     db.session.commit()

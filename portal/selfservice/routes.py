@@ -6,11 +6,11 @@ from wtforms.validators import DataRequired, Length
 
 from portal.auth.guards import SIGNED_IN, guard_tenant_blueprint
 from portal.lifecycle.exports import export_file
-from portal.selfservice import services, settings
+from portal.selfservice import services
 from portal.services import tenant_settings
 from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
-from portal.views import page_number, show_refusal
+from portal.view_helpers import page_number, show_refusal
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
 # Your data (export, download) holds every record of the tenant: it needs settings.update.
@@ -95,7 +95,7 @@ def save_settings():
     form = SettingsForm()
     if form.validate_on_submit():
         try:
-            changes = settings.save(form.name.data, form.display_colour.data, form.support_access.data,
+            changes = tenant_settings.save(form.name.data, form.display_colour.data, form.support_access.data,
                                     form.session_minutes.data, current_user)
         except Refused as exc:
             show_refusal(form, exc, "name")

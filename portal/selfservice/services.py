@@ -3,7 +3,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.lifecycle.exports import request_export
 from portal.models import AuditEvent, Job, Tenant
-from portal.services import entitlements, jobs, metering
+from portal.services import entitlements, jobqueue, metering
 from portal.services.errors import NotFound
 from portal.services.pagination import paginate
 from portal.services.rows import registry_row, tenant_row
@@ -59,7 +59,7 @@ def own_export(job_id):
 def start_export(actor):
     tenant = db.session.get(Tenant, require_tenant().id)
     job = request_export(tenant, actor)
-    jobs.enqueue(job)
+    jobqueue.enqueue(job)
     return job
 
 

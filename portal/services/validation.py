@@ -14,13 +14,24 @@ def normalise_email(email, field="email"):
         raise Refused(f"Enter a valid email address ({exc}).", field) from None
 
 
+def check_text(text, field, what, max_length, required=True, multiline=False, missing=None):
+    """`text` stripped, as a field may hold it: present when `required` (else `missing`,
+    or "Enter <what>."), at most `max_length` characters, and no control characters — nor,
+    unless `multiline`, a line break or a tab."""
+    text = (text or "").strip()
+    if required and not text:
+        raise Refused(missing or f"Enter {what}.", field)
+    if len(text) > max_length:
+        raise Refused(f"{what[0].upper()}{what[1:]} is at most {max_length:,} characters.", field)
+    allowed = "\n\t" if multiline else ""
+    if any(not ch.isprintable() and ch not in allowed for ch in text.replace("\r\n", "\n")):
+        line = "" if multiline else ", line breaks or tabs"
+        raise Refused(f"{what[0].upper()}{what[1:]} may not hold control characters{line}.", field)
+    return text
+
+
 def check_name(name, field="name", required=True):
-    name = (name or "").strip()
-    if required and not name:
-        raise Refused("Enter a name.", field)
-    if len(name) > 120:
-        raise Refused("A name is at most 120 characters.", field)
-    return name
+    return check_text(name, field, "a name", 120, required)
 
 
 def skeleton(text):

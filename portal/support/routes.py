@@ -12,7 +12,7 @@ from portal.support import services
 from portal.support.forms import StartImpersonationForm
 from portal.tenancy.context import require_tenant
 from portal.tenants.services import get_tenant
-from portal.views import show_refusal, tenant_path
+from portal.view_helpers import show_refusal, tenant_path
 
 bp = Blueprint("support", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"start": "tenants.impersonate", "index": "audit.view"})

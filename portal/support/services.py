@@ -15,10 +15,11 @@ from sqlalchemy import select, update
 from portal.auth.principals import TenantPrincipal, impersonation_view
 from portal.extensions import db
 from portal.models import Impersonation, StaffUser, Tenant
-from portal.services import audit, tenant_settings
+from portal.services import audit_events, tenant_settings
 from portal.services.errors import NotFound, Refused
 from portal.services.rows import tenant_row
 from portal.services.secret_tokens import digest, new_secret
+from portal.services.validation import check_text
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_session
@@ -63,16 +64,14 @@ def start(tenant, user_id, staff, *, reason, ticket, minutes, write=False, write
     """Open an impersonation of `user_id` (a user of `tenant`) by `staff`; return
     (impersonation, handoff token). Bad input raises Refused (with its field), a user not
     of this tenant NotFound; either way nothing is written."""
-    reason, ticket = (reason or "").strip(), (ticket or "").strip()
-    write_reason, override_reason = (write_reason or "").strip(), (override_reason or "").strip()
     if minutes is None or not 1 <= minutes <= MAX_MINUTES:
         raise Refused(TOO_LONG, "minutes")
-    if not reason:
-        raise Refused(NO_REASON, "reason")
-    if not ticket:
-        raise Refused(NO_TICKET, "ticket")
-    if write and not write_reason:
-        raise Refused(NO_WRITE_REASON, "write_reason")
+    reason = check_text(reason, "reason", "a reason", 2000, multiline=True, missing=NO_REASON)
+    ticket = check_text(ticket, "ticket", "a ticket reference", 64, missing=NO_TICKET)
+    write_reason = check_text(write_reason, "write_reason", "a reason", 2000, required=write, multiline=True,
+                              missing=NO_WRITE_REASON)
+    override_reason = check_text(override_reason, "override_reason", "a reason", 2000, required=False,
+                                 multiline=True)
     if override_reason and not may_override(staff):
         raise Refused(NOT_YOURS_TO_OVERRIDE, "override_reason")
     if tenant.status != "active":
@@ -100,12 +99,12 @@ def start(tenant, user_id, staff, *, reason, ticket, minutes, write=False, write
     db.session.flush()
     details = {"impersonation_id": str(row.id), "user_id": str(user.id), "user_email": user.email,
                "ticket": ticket, "minutes": minutes, "write_access": bool(write), "write_reason": row.write_reason}
-    audit.record("impersonation.started", actor=staff, tenant_id=tenant.id, target=user.email, reason=reason,
-                 details=details)
+    audit_events.record("impersonation.started", actor=staff, tenant_id=tenant.id, target=user.email, reason=reason,
+                        details=details)
     if override_reason:
         # Its own event, so the tenant's log says plainly that its choice was overridden, and why.
-        audit.record("impersonation.support_access_overridden", actor=staff, tenant_id=tenant.id,
-                     target=user.email, reason=override_reason, details={"impersonation_id": str(row.id)})
+        audit_events.record("impersonation.support_access_overridden", actor=staff, tenant_id=tenant.id,
+                            target=user.email, reason=override_reason, details={"impersonation_id": str(row.id)})
     db.session.commit()
     return row, token
 
@@ -137,11 +136,11 @@ def record_request(view, method, path, status, host):
     failed request's were rolled back.)"""
     db.session.execute(update(Impersonation).where(Impersonation.id == view.id)
                        .values(request_count=Impersonation.request_count + 1))
-    audit.record("impersonation.request", actor=view.actor, tenant_id=view.tenant_id,
-                 target=f"{view.user_email}: {method} {path} {status}"[:254],
-                 details={"impersonation_id": str(view.id), "user_id": str(view.user_id),
-                          "user_email": view.user_email, "method": method, "path": path, "status": status,
-                          "host": host})
+    audit_events.record("impersonation.request", actor=view.actor, tenant_id=view.tenant_id,
+                        target=f"{view.user_email}: {method} {path} {status}"[:254],
+                        details={"impersonation_id": str(view.id), "user_id": str(view.user_id),
+                                 "user_email": view.user_email, "method": method, "path": path, "status": status,
+                                 "host": host})
     db.session.commit()
 
 
@@ -152,11 +151,11 @@ def _close(row, cause):
     row.end_cause = cause
     row.handoff_hash = None
     staff = ("staff", str(row.staff_user_id), row.staff_email)
-    audit.record("impersonation.ended", actor=staff if cause in ("ended", "signed_out") else SYSTEM,
-                 tenant_id=row.tenant_id, target=row.user_email,
-                 details={"impersonation_id": str(row.id), "cause": cause, "staff_email": row.staff_email,
-                          "user_id": str(row.user_id), "user_email": row.user_email,
-                          "request_count": row.request_count})
+    audit_events.record("impersonation.ended", actor=staff if cause in ("ended", "signed_out") else SYSTEM,
+                        tenant_id=row.tenant_id, target=row.user_email,
+                        details={"impersonation_id": str(row.id), "cause": cause, "staff_email": row.staff_email,
+                                 "user_id": str(row.user_id), "user_email": row.user_email,
+                                 "request_count": row.request_count})
 
 
 def _open_rows(*where, skip_locked=False):

@@ -1,8 +1,8 @@
 """Tenant lookup by slug or custom domain, with a two-level cache.
 
 A short in-process cache (seconds) in front of Redis (minutes) in front of the
-registry. `invalidate()` is called after every change of a tenant; other processes see
-the change once their in-process entry expires (TENANT_CACHE_LOCAL_SECONDS).
+registry. `forget_tenant()` is called after every change of a tenant; other processes
+see the change once their in-process entry expires (TENANT_CACHE_LOCAL_SECONDS).
 If Redis is unreachable, lookups go to the registry and a warning is logged.
 """
 import json
@@ -11,6 +11,7 @@ import threading
 import time
 
 import redis
+from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db, redis_holder
@@ -100,3 +101,18 @@ class TenantLookup:
     def _load(condition):
         tenant = db.session.execute(select(Tenant).where(condition)).scalar_one_or_none()
         return None if tenant is None else TenantRef.of(tenant)
+
+
+def forget_tenant(tenant, domains=None):
+    """Drop `tenant` (a Tenant) from this app's lookup cache and from Redis, by id, slug
+    and domains (`domains`: its names, read before a deletion), after a change of it has
+    committed. Every change of a tenant's registry row ends here."""
+    domains = [d.domain for d in tenant.domains] if domains is None else domains
+    current_app.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug, domains)
+
+
+def forget_domains(*domains):
+    """Drop custom domains from the lookup cache after a change has committed: one just
+    verified must start routing, one just removed must stop, without waiting for the
+    cache to expire. Called with the names, since a removed row is gone."""
+    current_app.extensions["portal.tenant_lookup"].invalidate_domains(list(domains))

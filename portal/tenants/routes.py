@@ -14,7 +14,7 @@ from portal.lifecycle.placements import all_placements
 from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE
 from portal.plans import services as plan_services
 from portal.plans.forms import override_form
-from portal.services import entitlements, jobs
+from portal.services import entitlements, jobqueue
 from portal.services.errors import Refused
 from portal.tenants import services
 from portal.tenants.forms import (
@@ -26,7 +26,7 @@ from portal.tenants.forms import (
     ReasonForm,
     RenameForm,
 )
-from portal.views import confirmed_action, page_number, show_refusal, tenant_path
+from portal.view_helpers import confirmed_action, page_number, show_refusal, tenant_path
 
 bp = Blueprint("tenants", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(
@@ -100,7 +100,7 @@ def create():
         except Refused as exc:
             show_refusal(form, exc)
         else:
-            jobs.enqueue(job)
+            jobqueue.enqueue(job)
             flash(f"Tenant {tenant.slug} is being provisioned.", "success")
             return redirect(url_for("tenants.detail", tenant_id=tenant.id))
     return render_template("tenants/new.html", form=form), (400 if form.errors else 200)
@@ -113,7 +113,7 @@ def detail(tenant_id):
 
 
 def _render_detail(tenant, status=200, **forms):
-    job = jobs.latest_for_tenant(tenant.id)
+    job = jobqueue.latest_for_tenant(tenant.id)
     # The first admin's set-password link is shown once, to the staff who watch it made.
     link = None
     if job is not None and job.kind == "provision" and job.state == "succeeded" and job.secret:
@@ -212,7 +212,7 @@ def discard(tenant_id):
 @bp.route("/tenants/<tenant_id>/export", methods=["POST"])
 def export(tenant_id):
     tenant = services.get_tenant(tenant_id)
-    confirmed_action(lambda: jobs.enqueue(exports.request_export(tenant, current_user)), "Export started.")
+    confirmed_action(lambda: jobqueue.enqueue(exports.request_export(tenant, current_user)), "Export started.")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 
@@ -226,7 +226,7 @@ def deprovision(tenant_id):
         except Refused as exc:
             show_refusal(form, exc)
         else:
-            jobs.enqueue(job)
+            jobqueue.enqueue(job)
             flash("Deprovisioning started: the export is kept for the retention period.", "success")
             return redirect(url_for("tenants.detail", tenant_id=tenant.id))
     return _render_detail(tenant, 400, confirm_form=form)
@@ -235,7 +235,7 @@ def deprovision(tenant_id):
 @bp.route("/tenants/<tenant_id>/purge", methods=["POST"])
 def purge(tenant_id):
     tenant = services.get_tenant(tenant_id)
-    confirmed_action(lambda: jobs.enqueue(retire.request_purge(tenant, current_user)), "Purge started.")
+    confirmed_action(lambda: jobqueue.enqueue(retire.request_purge(tenant, current_user)), "Purge started.")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 
@@ -257,7 +257,7 @@ def import_export():
             exports.discard_upload(path)
             show_refusal(form, exc)
         else:
-            jobs.enqueue(job)
+            jobqueue.enqueue(job)
             flash(f"Tenant {tenant.slug} is being imported.", "success")
             return redirect(url_for("tenants.detail", tenant_id=tenant.id))
     return render_template("tenants/import.html", form=form), (400 if form.errors else 200)

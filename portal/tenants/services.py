@@ -4,15 +4,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from portal.dbsetup import tenant_head
 from portal.extensions import db
-from portal.lifecycle.cache import forget_tenant
 from portal.models import WITH_STORAGE, Tenant
-from portal.services import audit
+from portal.services import audit_events
 from portal.services.metering import storage_bytes, user_count
 from portal.services.pagination import paginate
 from portal.services.rows import registry_row
 from portal.services.validation import check_name
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import Order
+from portal.tenancy.lookup import forget_tenant
 from portal.tenancy.names import database_name, role_name, schema_name
 from portal.tenancy.placement import tenant_session
 
@@ -92,8 +92,8 @@ def rename(tenant, name, actor=None):
     if name == old:
         return tenant
     tenant.name = name
-    audit.record("tenant.renamed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
-                 details={"from": old, "to": name})
+    audit_events.record("tenant.renamed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        details={"from": old, "to": name})
     db.session.commit()
     forget_tenant(tenant)
     return tenant

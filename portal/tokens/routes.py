@@ -9,7 +9,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from portal.auth.guards import guard_tenant_blueprint
 from portal.services.errors import Refused
 from portal.tokens import services
-from portal.views import confirmed_action, show_refusal
+from portal.view_helpers import confirmed_action, show_refusal
 
 bp = Blueprint("tokens", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"index": "tokens.view", "create": "tokens.create", "revoke": "tokens.delete"})

@@ -20,10 +20,11 @@ from sqlalchemy import and_, select
 
 from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
-from portal.services import audit
+from portal.services import audit_events
 from portal.services.errors import Refused
 from portal.services.rows import tenant_row
 from portal.services.secret_tokens import digest, new_secret
+from portal.services.validation import check_text
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import ApiToken, TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
@@ -79,9 +80,7 @@ def _with_maker():
 def create(name, scopes, days, actor):
     """Make a token for the current tenant; return (token row, the token, shown once)."""
     tenant = require_tenant()
-    name = (name or "").strip()
-    if not name or len(name) > 80:
-        raise Refused("Give the token a name of at most 80 characters.", "name")
+    name = check_text(name, "name", "a token's name", 80, missing="Give the token a name of at most 80 characters.")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise Refused(f"No such scope: {', '.join(unknown)}.", "scopes")
@@ -95,10 +94,11 @@ def create(name, scopes, days, actor):
     secret = new_secret()
     with tenant_transaction() as session:
         row = ApiToken(tenant_id=tenant.id, name=name, scopes=sorted(scopes), secret_hash=digest(secret),
-                       hint=secret[:6], created_by=audit.actor_label(actor), created_by_id=actor.id,
+                       hint=secret[:6], created_by=audit_events.actor_label(actor), created_by_id=actor.id,
                        expires_at=datetime.now(timezone.utc) + timedelta(days=days) if days else None)
         session.add(row)
-    audit.record("api_token.created", actor=actor, tenant_id=tenant.id, target=name, details={"scopes": row.scopes})
+    audit_events.record("api_token.created", actor=actor, tenant_id=tenant.id, target=name,
+                        details={"scopes": row.scopes})
     db.session.commit()
     return row, f"tp_{tenant.id.hex}_{secret}"
 
@@ -132,7 +132,7 @@ def revoke(token_id, actor):
         if row.revoked_at is None:
             row.revoked_at = datetime.now(timezone.utc)
         name = row.name
-    audit.record("api_token.revoked", actor=actor, tenant_id=tenant.id, target=name)
+    audit_events.record("api_token.revoked", actor=actor, tenant_id=tenant.id, target=name)
     db.session.commit()
 
 

@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import upgrade
-from portal.services import jobs
+from portal.services import jobqueue
 from portal.services.errors import Refused
 
 bp = Blueprint("upgrades", __name__, url_prefix="/admin", template_folder="templates")
@@ -21,7 +21,7 @@ def start():
     form = FlaskForm()
     if form.validate_on_submit():
         try:
-            jobs.enqueue(upgrade.request_upgrade(current_user.email))
+            jobqueue.enqueue(upgrade.request_upgrade(current_user.email))
         except Refused as exc:
             flash(exc.message, "error")
         else:

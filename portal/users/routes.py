@@ -7,7 +7,7 @@ from portal.roles.services import role_choices
 from portal.services.errors import Refused
 from portal.users import services
 from portal.users.forms import AddUserForm, RoleChoiceForm
-from portal.views import show_refusal
+from portal.view_helpers import show_refusal
 
 # With no mail server configured, mail waits in the outbox (portal/services/mail.py).
 OUTBOX_NOTE = "No mail server is configured: the mail is in the portal's outbox, for the platform's staff to pass on."

@@ -7,7 +7,7 @@ from portal.auth.services import open_set_password_link, set_password_url
 from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.roles.services import check_assignable, check_may_take
-from portal.services import audit, entitlements, mail, sessions
+from portal.services import audit_events, entitlements, mail, sessions
 from portal.services.errors import NotFound, Refused
 from portal.services.rows import tenant_row
 from portal.services.validation import check_name, normalise_email
@@ -100,8 +100,8 @@ def add_user(email, name, role, actor):
         raise Refused(f"{email} is already a user of this tenant.", "email") from None
     except MailNotSent:
         raise _not_sent(email, "no user was added") from None
-    audit.record("tenant_user.added", actor=actor, tenant_id=tenant.id, target=email,
-                 details={"role": role, "mail": message.transport})
+    audit_events.record("tenant_user.added", actor=actor, tenant_id=tenant.id, target=email,
+                        details={"role": role, "mail": message.transport})
     db.session.commit()
     return user, message
 
@@ -162,8 +162,8 @@ def change_user(user_id, action, actor, role=None):
         raise _not_sent(email, "nothing was changed") from None
     if message is not None:
         details = {"mail": message.transport}
-    audit.record(f"tenant_user.{action}", actor=actor, tenant_id=tenant.id, target=email,
-                 details=details)
+    audit_events.record(f"tenant_user.{action}", actor=actor, tenant_id=tenant.id, target=email,
+                        details=details)
     db.session.commit()
     return email, message
 

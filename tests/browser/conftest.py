@@ -136,10 +136,10 @@ def made_through_ui(live_app):
     `upgrade --all`, and a placement left behind shows in every later test's placements."""
     from sqlalchemy import delete
 
-    from portal.lifecycle.cache import forget_tenant
     from portal.lifecycle.storage import drop_storage
     from portal.models import Placement, Tenant
     from portal.tenancy.context import TenantRef
+    from portal.tenancy.lookup import forget_tenant
     from portal.tenants.services import get_tenant_by_slug
 
     made = MadeThroughTheUi()

@@ -12,7 +12,7 @@ from portal.auth.principals import load_user
 from portal.extensions import db
 from portal.lifecycle import exports
 from portal.models import AuditEvent, Job, Tenant
-from portal.services import jobs
+from portal.services import jobqueue
 from portal.services.keys import tenant_key
 from portal.tenancy.context import TenantRef, tenant_context
 from portal.tenancy.names import role_name, schema_name
@@ -82,7 +82,7 @@ def test_deprovision_then_purge(app, client, staff, factory, make_tiered, run_jo
     assert response.status_code == 302
     db.session.refresh(tenant)
     assert tenant.status == "deprovisioning"
-    job = jobs.latest_for_tenant(ref.id)
+    job = jobqueue.latest_for_tenant(ref.id)
     assert (job.kind, job.state) == ("deprovision", "queued")
     assert run_jobs() >= 1
 
@@ -128,7 +128,7 @@ def test_deprovision_then_purge(app, client, staff, factory, make_tiered, run_jo
     # Purge: the export goes, the row stays as `purged`.
     export_path = tenant.export_path
     assert _post(staff, ref.id, "purge").status_code == 302
-    purge_job = jobs.latest_for_tenant(ref.id)
+    purge_job = jobqueue.latest_for_tenant(ref.id)
     assert (purge_job.kind, purge_job.state) == ("purge", "queued")
     assert run_jobs() >= 1
     db.session.refresh(tenant)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.lifecycle import exports, provisioning
 from portal.models import Job, Tenant
-from portal.services import jobs, tenant_settings
+from portal.services import jobqueue, tenant_settings
 from portal.services.errors import Refused
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantSetting, TenantUser
@@ -48,7 +48,7 @@ def _import(path, spec, placed, imported, slug=None):
     tenant, job = provisioning.request_import(path, slug or unique_slug("imp"), None, None, tier=tier,
                                               placement_id=_placement_id(placed, spec))
     imported(tenant)
-    jobs.run(job, provisioning.provision)
+    jobqueue.run(job, provisioning.provision)
     db.session.refresh(tenant)
     db.session.refresh(job)
     return tenant, job
@@ -203,7 +203,7 @@ def test_staff_export_runs_as_a_job_and_downloads_a_zip(app, staff_client, facto
     token = _token(staff_client, f"/admin/tenants/{original.id}")
     response = staff_client.post(f"/admin/tenants/{original.id}/export", data={"csrf_token": token})
     assert response.status_code == 302
-    job = jobs.latest_for_tenant(original.id)
+    job = jobqueue.latest_for_tenant(original.id)
     assert (job.kind, job.state) == ("export", "queued")
     assert run_jobs() >= 1
     db.session.refresh(job)

@@ -9,10 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.lifecycle import jobs as lifecycle_jobs
-from portal.lifecycle import provisioning, retire, states
+from portal.lifecycle import dispatch, provisioning, retire, states
 from portal.models import AuditEvent, Tenant
-from portal.services import jobs, tenant_settings
+from portal.services import jobqueue, tenant_settings
 from portal.services.errors import Refused
 from portal.tenancy.names import role_name, schema_name
 from tests.conftest import SECOND_SERVER_ENV
@@ -71,7 +70,7 @@ def test_a_fault_at_any_step_leaves_only_the_failed_tenant(app, conn, placed, ca
     assert f"fault injected at step “{step}”" in tenant.status_reason
     assert "limits" not in tenant.settings  # the limits step's undo (or it never ran)
     # Its job failed, naming the step; steps after it never started.
-    job = jobs.latest_for_tenant(tenant.id)
+    job = jobqueue.latest_for_tenant(tenant.id)
     assert job.state == "failed" and job.finished_at is not None
     assert job.error.startswith(f"{step}: ") and "fault injected" in job.error
     states_by_step = {s["name"]: s["state"] for s in job.steps}
@@ -107,8 +106,8 @@ def test_retry_after_a_fault_finishes_the_tenant(app, conn, placed, catalogs, ru
     assert (tenant.status, tenant.failed_step) == ("failed", "limits")
     assert catalogs() == before
 
-    job = jobs.latest_for_tenant(tenant.id)
-    lifecycle_jobs.retry(job)
+    job = jobqueue.latest_for_tenant(tenant.id)
+    dispatch.retry(job)
     assert job.state == "queued"
     assert run_jobs() >= 1
     db.session.refresh(tenant)

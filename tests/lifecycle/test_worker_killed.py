@@ -14,12 +14,11 @@ from sqlalchemy import delete, select
 from portal import create_app
 from portal.auth.services import create_staff_user
 from portal.extensions import db
-from portal.lifecycle import jobs as lifecycle_jobs
-from portal.lifecycle import provisioning
-from portal.lifecycle.cache import forget_tenant
+from portal.lifecycle import dispatch, provisioning
 from portal.lifecycle.storage import drop_storage
 from portal.models import Job, Tenant
-from portal.services import jobs
+from portal.services import jobqueue
+from portal.tenancy.lookup import forget_tenant
 from portal.tenancy.names import role_name, schema_name
 from tests.conftest import FreshContextClient, app_config
 from tests.factories import PASSWORD, sign_in_staff, unique_slug
@@ -105,7 +104,7 @@ def test_a_killed_worker_leaves_the_job_interrupted_and_a_retry_finishes_it(comm
             tenant, job = provisioning.request_tenant(slug, "Killed Mid-Job", "professional",
                                                       f"admin@{slug}.example", tier="bridge")
             tenant_id, job_id = tenant.id, job.id
-            jobs.enqueue(job)
+            jobqueue.enqueue(job)
             # The worker stalls a minute at "database role", with "storage" done.
             worker = workers(app, PORTAL_STALL_STEP="database role:60")
             job = _wait_for(job_id, lambda j: _steps(j).get("database role") == "running", worker, 30,
@@ -114,7 +113,7 @@ def test_a_killed_worker_leaves_the_job_interrupted_and_a_retry_finishes_it(comm
 
             # A long step is not taken for a dead worker: its heartbeat keeps the job fresh.
             time.sleep(STALE_SECONDS + 0.5)
-            jobs.mark_stale_interrupted()
+            jobqueue.mark_stale_interrupted()
             assert _fresh_job(job_id).state == "running"
 
             worker.kill()  # SIGKILL: no handler, no cleanup
@@ -124,7 +123,7 @@ def test_a_killed_worker_leaves_the_job_interrupted_and_a_retry_finishes_it(comm
             assert _bridge_storage(app, tenant_id) == (True, False)  # half-made: schema, no role
 
             time.sleep(STALE_SECONDS + 1)
-            assert jobs.mark_stale_interrupted() >= 1
+            assert jobqueue.mark_stale_interrupted() >= 1
             job = _fresh_job(job_id)
             assert job.state == "interrupted" and job.finished_at is not None
             assert "stopped" in job.error
@@ -138,7 +137,7 @@ def test_a_killed_worker_leaves_the_job_interrupted_and_a_retry_finishes_it(comm
             panel = client.get(f"/admin/jobs/{job_id}/fragment").get_data(as_text=True)
             assert "badge-job-interrupted" in panel and f"/admin/jobs/{job_id}/retry" in panel
 
-            lifecycle_jobs.retry(job)
+            dispatch.retry(job)
             assert _fresh_job(job_id).state == "queued"
             burst = workers(app, burst=True)
             try:

@@ -48,13 +48,13 @@ def create(kind, tenant_id, steps, created_by, params=None):
 
 def enqueue(job):
     """Hand a committed job to the workers."""
-    queue().enqueue("portal.lifecycle.jobs.execute", str(job.id), job_timeout=current_app.config["JOB_TIMEOUT"])
+    queue().enqueue("portal.lifecycle.dispatch.execute", str(job.id), job_timeout=current_app.config["JOB_TIMEOUT"])
     return job
 
 
 def enqueue_at(job, when):
     """Hand a committed job to the workers' scheduler, to run at `when`."""
-    queue().enqueue_at(when, "portal.lifecycle.jobs.execute", str(job.id),
+    queue().enqueue_at(when, "portal.lifecycle.dispatch.execute", str(job.id),
                        job_timeout=current_app.config["JOB_TIMEOUT"])
     return job
 

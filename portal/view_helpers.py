@@ -1,4 +1,4 @@
-"""Small helpers shared by the views of the staff console and the tenant pages."""
+"""Helpers shared by the views of the staff console and the tenant pages (no views of its own)."""
 from flask import abort, flash, request, url_for
 from flask_wtf import FlaskForm
 

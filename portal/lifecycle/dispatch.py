@@ -3,7 +3,7 @@ import uuid
 
 from portal.extensions import db
 from portal.lifecycle import exports, provisioning, retire, upgrade
-from portal.services import jobs
+from portal.services import jobqueue
 from portal.services.errors import Refused
 
 HANDLERS = {
@@ -18,14 +18,14 @@ HANDLERS = {
 
 def execute(job_id):
     """Run the job (in the current app context, or the worker's own app)."""
-    return jobs.in_app(_execute, uuid.UUID(str(job_id)))
+    return jobqueue.in_app(_execute, uuid.UUID(str(job_id)))
 
 
 def _execute(job_id):
-    job = jobs.get(job_id)
+    job = jobqueue.get(job_id)
     if job is None or job.state == "succeeded":
         return None  # removed, or already done by an earlier delivery
-    jobs.run(job, HANDLERS[job.kind])
+    jobqueue.run(job, HANDLERS[job.kind])
     return job.state
 
 
@@ -35,5 +35,5 @@ def retry(job):
         raise Refused(f"Only a failed or interrupted job can be retried; this one is {job.state}.")
     job.state = "queued"
     db.session.commit()
-    jobs.enqueue(job)
+    jobqueue.enqueue(job)
     return job
