@@ -77,11 +77,11 @@ def register_blueprints(app):
     from portal.extensions import csrf
     from portal.services import tenant_settings
 
-    for module in (auth, tenants, placements, upgrades, jobs, audit, outbox, support, staff, selfservice, users,
-                   roles, domains, tokens, api):
+    for module in (auth, tenants, placements, upgrades, jobs, audit, outbox, support, staff, plans, quotas,
+                   selfservice, users, roles, domains, tokens, api):
         app.register_blueprint(module.bp)
-    for blueprint in (plans.bp, plans.staff_bp, quotas.bp, quotas.staff_bp, support.tenant_bp):
-        app.register_blueprint(blueprint)
+    for module in (audit, plans, quotas, support):  # the staff faces of features that serve both
+        app.register_blueprint(module.staff_bp)
     app.jinja_env.globals["tenant_settings"] = tenant_settings.current  # the tenant layout's colour
     csrf.exempt(api.bp)
 

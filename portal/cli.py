@@ -8,7 +8,7 @@ from portal.dbsetup import setup_database
 from portal.demo import seed
 from portal.lifecycle import exports, placements, provisioning, retire, states, upgrade
 from portal.models import STAFF_ROLES, TENANT_TIERS
-from portal.services import jobqueue
+from portal.services import jobqueue, password_links
 from portal.services.errors import Refused
 from portal.support import services as support
 from portal.tenants import services as registry
@@ -53,7 +53,7 @@ def tenants_create(slug, plan, admin_email, name, tier, placement):
     tenant, token = provisioning.create_tenant(slug, name or slug, plan, admin_email, tier=tier,
                                                placement_id=placement_id)
     click.echo(f"created tenant {tenant.slug} ({tenant.id}) on plan {tenant.plan_code}, tier {tenant.tier}")
-    click.echo(f"first admin {admin_email} sets a password at: /t/{tenant.slug}/set-password/{token}")
+    click.echo(f"first admin {admin_email} sets a password at: {password_links.link_url(tenant, token)}")
 
 
 @tenants_cli.command("list")

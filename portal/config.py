@@ -41,6 +41,10 @@ def load_config(overrides=None):
         "PORTAL_APP_ROLE": _env("PORTAL_APP_ROLE", "portal_app"),
         "PORTAL_APP_PASSWORD": _env("PORTAL_APP_PASSWORD"),
         "PORTAL_BASE_DOMAIN": _env("PORTAL_BASE_DOMAIN", "localhost"),
+        # Where people reach the portal (scheme, host, port), for links made outside a
+        # request (a new tenant's first invitation, made by a worker): `<url>/t/<slug>/...`.
+        # Blank: `<scheme>://<slug>.<base domain>/...`.
+        "PORTAL_PUBLIC_URL": _env("PORTAL_PUBLIC_URL", ""),
         "PORTAL_ADMIN_HOSTS": _env("PORTAL_ADMIN_HOSTS", "localhost,127.0.0.1"),
         "PORTAL_REDIS_PREFIX": _env("PORTAL_REDIS_PREFIX", "portal"),
         "PORTAL_INSTANCE_DIR": _env("PORTAL_INSTANCE_DIR", os.path.abspath("instance")),
@@ -48,6 +52,11 @@ def load_config(overrides=None):
         # and their roles' passwords are derived from this secret (never stored).
         "PORTAL_NAME_PREFIX": _env("PORTAL_NAME_PREFIX", "tenant_"),
         "PORTAL_TENANT_ROLE_SECRET": _env("PORTAL_TENANT_ROLE_SECRET"),
+        # Caps on a bridge or silo tenant's own role, enforced by PostgreSQL: connections at
+        # once across every process, and a default statement timeout (jobs included; a
+        # request's is the plan's, set per transaction).
+        "TENANT_ROLE_CONNECTIONS": _int("PORTAL_TENANT_ROLE_CONNECTIONS", 20),
+        "TENANT_ROLE_STATEMENT_TIMEOUT_MS": _int("PORTAL_TENANT_ROLE_STATEMENT_TIMEOUT_MS", 30_000),
         # Silo engines: at most this many open at once (least recently used disposed),
         # each with a small pool, and a total connection budget across them.
         "SILO_MAX_ENGINES": _int("PORTAL_SILO_MAX_ENGINES", 32),

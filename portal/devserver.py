@@ -20,6 +20,8 @@ def main():
     # clean-up stops them too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     instance = os.environ.setdefault("PORTAL_INSTANCE_DIR", os.path.abspath("instance"))
+    # Links made outside a request (a new tenant's first invitation, by the worker) point here.
+    os.environ.setdefault("PORTAL_PUBLIC_URL", f"http://{args.host}:{args.port}")
     embedded = ensure_servers(instance)  # noqa: F841  (kept alive for the process)
 
     from portal import create_app

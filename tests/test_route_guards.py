@@ -13,6 +13,16 @@ from tests.routes import fill as _fill
 from tests.routes import rules as _rules
 
 
+def test_every_blueprint_is_walked(app):
+    """A blueprint is a staff face or a tenant face (or sign-in, or the API): the walkers
+    find it in tests/routes.py, and its guard in the blueprint."""
+    assert set(app.blueprints) == STAFF_BLUEPRINTS | TENANT_BLUEPRINTS | {"auth", "api"}
+    for name in STAFF_BLUEPRINTS:
+        assert hasattr(app.blueprints[name], "staff_permissions"), name
+    for name in TENANT_BLUEPRINTS:
+        assert hasattr(app.blueprints[name], "tenant_permissions"), name
+
+
 def test_every_staff_endpoint_declares_a_permission(app):
     for rule in _rules(app, STAFF_BLUEPRINTS):
         blueprint, endpoint = rule.endpoint.split(".")

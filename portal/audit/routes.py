@@ -1,17 +1,28 @@
+"""The audit log: the staff face (every event, filtered) and a tenant's own face (its
+events, our staff's actions on it included)."""
 from flask import Blueprint, current_app, render_template, request
 
 from portal.audit import services
-from portal.auth.guards import guard_staff_blueprint
+from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
 from portal.view_helpers import page_number
 
-bp = Blueprint("audit", __name__, url_prefix="/admin", template_folder="templates")
-guard_staff_blueprint(bp, {"index": "audit.view"})
+staff_bp = Blueprint("audit_staff", __name__, url_prefix="/admin", template_folder="templates")
+guard_staff_blueprint(staff_bp, {"index": "audit.view"})
+bp = Blueprint("audit", __name__, template_folder="templates")
+guard_tenant_blueprint(bp, {"index": "audit.view"})
 
 
-@bp.route("/audit")
+@staff_bp.route("/audit")
 def index():
     filters = {k: request.args.get(k, "").strip()[:254] for k in ("tenant", "actor", "action")}
-    page_no = page_number()
-    page = services.search_events(filters["tenant"], filters["actor"], filters["action"], page=page_no,
+    page = services.search_events(filters["tenant"], filters["actor"], filters["action"], page=page_number(),
                                   per_page=current_app.config["PAGE_SIZE"])
     return render_template("audit/index.html", page=page, filters=filters, actions=services.known_actions())
+
+
+@bp.route("/audit", endpoint="index")
+def tenant_index():
+    """The tenant's own audit log: what its users and our staff did to it."""
+    action = request.args.get("action", "").strip()[:64]
+    page = services.own_events(action, page_number(), current_app.config["PAGE_SIZE"])
+    return render_template("audit/tenant.html", page=page, action=action)

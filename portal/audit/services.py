@@ -3,6 +3,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import AuditEvent, Tenant
 from portal.services.pagination import paginate
+from portal.tenancy.context import require_tenant
 
 
 def search_events(tenant_slug="", actor="", action="", page=1, per_page=50):
@@ -27,3 +28,11 @@ def recent_for_tenant(tenant_id, limit=10):
 
 def known_actions():
     return db.session.execute(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).scalars().all()
+
+
+def own_events(action="", page=1, per_page=50):
+    """The current tenant's own audit events (staff actions on it included), newest first."""
+    query = select(AuditEvent).where(AuditEvent.tenant_id == require_tenant().id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    return paginate(query, (AuditEvent.occurred_at.desc(), AuditEvent.id.desc()), page, per_page)

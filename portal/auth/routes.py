@@ -5,7 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from portal.auth import services
 from portal.auth.forms import SetPasswordForm, SignInForm
 from portal.auth.guards import safe_next
-from portal.services import sessions, tenant_settings
+from portal.services import password_links, sessions, tenant_settings
 from portal.services.throttle import Throttled
 from portal.tenancy.context import get_current_tenant, require_tenant
 
@@ -85,7 +85,7 @@ def tenant_logout():
 def tenant_set_password(token):
     tenant = require_tenant()
     user, state = services.link_state(tenant, token)
-    if state != services.OPEN:
+    if state != password_links.OPEN:
         return _link_closed(tenant, state, user)
     form = SetPasswordForm()
     if form.validate_on_submit():
@@ -108,7 +108,7 @@ def _link_closed(tenant, state, user):
     if state is None:
         return render_template("auth/link_closed.html", title="Link not valid",
                                message="This link is not valid."), 404
-    if state == services.USED:
+    if state == password_links.USED:
         return render_template("auth/link_closed.html", title="Link already used", sign_in=True,
                                message=f"This link has already been used. Sign in, or ask an admin of "
                                        f"{tenant.name} for a new one."), 410

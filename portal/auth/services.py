@@ -1,17 +1,15 @@
 """Signing in, and set-password links for tenant users."""
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-from flask import current_app, has_request_context, url_for
 from sqlalchemy import func, select
 
 from portal.auth.principals import TenantPrincipal
 from portal.extensions import db
 from portal.models import STAFF_ROLES, StaffUser
-from portal.services import audit_events, sessions, throttle
+from portal.services import audit_events, password_links, sessions, throttle
 from portal.services.errors import Refused
 from portal.services.passwords import hash_password, password_problem, verify_password
-from portal.services.secret_tokens import digest, new_secret
 from portal.services.validation import normalise_email
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
@@ -63,32 +61,6 @@ def tenant_actor(user):
     return "tenant_user", str(user.id), user.email
 
 
-def open_set_password_link(user):
-    """Give `user` (a TenantUser in an open session) a fresh single-use token; return it.
-    The user's earlier link, used or not, stops working."""
-    token = new_secret()
-    user.set_password_token_hash = digest(token)
-    user.set_password_expires_at = datetime.now(timezone.utc) + timedelta(
-        hours=current_app.config["SET_PASSWORD_LINK_HOURS"]
-    )
-    user.set_password_used_at = None
-    return token
-
-
-def set_password_url(tenant, token):
-    """The absolute link for `token`: at the address the current request came to (path
-    prefix, subdomain or custom domain); outside a request, at the tenant's subdomain."""
-    if has_request_context():
-        return url_for("auth.tenant_set_password", token=token, _external=True)
-    cfg = current_app.config
-    return f"{cfg['PREFERRED_URL_SCHEME']}://{tenant.slug}.{cfg['PORTAL_BASE_DOMAIN']}/set-password/{token}"
-
-
-# What a set-password token is: a hash is kept after use, so a used link is told apart
-# from one nobody was given.
-OPEN, USED, EXPIRED = "open", "used", "expired"
-
-
 def principal_of(tenant, user):
     """`user` of `tenant` as the pages see it once signed in: with its role's permissions."""
     with tenant_session(tenant) as session:
@@ -96,23 +68,9 @@ def principal_of(tenant, user):
 
 
 def link_state(tenant, token):
-    """(user, state) of a set-password token of `tenant` (see user_for_token)."""
+    """(user, state) of a set-password token of `tenant` (see password_links.user_for_token)."""
     with tenant_session(tenant) as session:
-        return user_for_token(session, token)
-
-
-def user_for_token(session, token, for_update=False):
-    """(user, state) for a set-password token of the session's tenant: state OPEN, USED
-    or EXPIRED; (None, None) for a token no user of this tenant holds."""
-    query = select(TenantUser).where(TenantUser.set_password_token_hash == digest(token))
-    user = session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
-    if user is None:
-        return None, None
-    if user.set_password_used_at is not None:
-        return user, USED
-    if user.set_password_expires_at < datetime.now(timezone.utc):
-        return user, EXPIRED
-    return user, OPEN
+        return password_links.user_for_token(session, token)
 
 
 class PasswordRejected(Exception):
@@ -132,8 +90,8 @@ def set_password_with_token(tenant, token, password):
     """Use the link once: set the password and mark the link used. Returns the user."""
     with tenant_transaction(tenant) as session:
         # Locked: two submissions of one link cannot both set a password.
-        user, state = user_for_token(session, token, for_update=True)
-        if state != OPEN:
+        user, state = password_links.user_for_token(session, token, for_update=True)
+        if state != password_links.OPEN:
             raise LinkClosed(state, user)
         problem = password_problem(password, user.email)
         if problem:

@@ -1,5 +1,6 @@
-"""A tenant's data as a zip: one CSV file per table, the tenant's settings, and a manifest
-with each table's rows, the SHA-256 of its file and its order-independent checksum.
+"""A tenant's data as a zip: one CSV file per table, and a manifest naming the tenant (its
+plan and tier) with each table's rows, the SHA-256 of its file and its order-independent
+checksum.
 
 Tables are read and written with COPY (portal/lifecycle/copying.py), without `tenant_id`:
 an export imported into another tenant (any tier) and exported again gives the same files
@@ -66,8 +67,6 @@ def write_export(tenant, progress=None):
             manifest["tables"][table.name] = {"rows": rows, "sha256": sha256, "checksum": checksum}
             if progress is not None and rows >= PROGRESS_ROWS:  # (a registry commit: not for every small table)
                 progress.fraction("export", (n + 1) / len(EXPORTED_TABLES))
-        archive.writestr("settings.json", json.dumps({"settings": tenant.settings, "plan": tenant.plan_code},
-                                                     sort_keys=True, indent=2))
         archive.writestr("manifest.json", json.dumps(manifest, sort_keys=True, indent=2))
     return path, manifest
 

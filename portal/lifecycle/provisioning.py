@@ -13,14 +13,13 @@ from flask import current_app
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
-from portal.auth.services import open_set_password_link
 from portal.extensions import db
 from portal.lifecycle.exports import delete_rows, discard_upload, load_rows, verify_export
 from portal.lifecycle.placements import choose_for_silo
 from portal.lifecycle.saga import Step, StepFailed, run_steps, undo_steps
 from portal.lifecycle.storage import drop_role, drop_storage_only, make_role, make_storage, set_role_limits
 from portal.models import TENANT_TIERS, Plan, Tenant
-from portal.services import audit_events, jobqueue, tenant_settings
+from portal.services import audit_events, jobqueue, password_links, tenant_settings
 from portal.services.errors import Refused
 from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import TenantRef
@@ -30,8 +29,6 @@ from portal.tenancy.placement import tenant_transaction
 from portal.tenancy.slugs import slug_problem
 
 log = logging.getLogger(__name__)
-ROLE_CONNECTIONS = 20
-ROLE_STATEMENT_TIMEOUT_MS = 30_000
 
 
 def active_plan(plan_code):
@@ -84,7 +81,7 @@ def _record(slug, name, plan_code, tier, placement_id, actor, kind, params):
     placement = choose_for_silo(placement_id) if tier == "silo" else None
 
     tenant = Tenant(id=uuid.uuid4(), slug=slug, name=name, plan_code=plan.code, tier=tier, status="provisioning",
-                    settings={}, placement_id=placement.id if placement else None)
+                    placement_id=placement.id if placement else None)
     db.session.add(tenant)
     try:
         db.session.flush()
@@ -102,29 +99,24 @@ def _record(slug, name, plan_code, tier, placement_id, actor, kind, params):
 
 def create_tenant(slug, name, plan_code, admin_email, actor=None, tier=None, placement_id=None,
                   script_location=None):
-    """Request and provision at once (CLI, demo, tests); return (tenant, set-password
-    token). A failed provisioning is Refused with its step and reason."""
+    """Request and provision at once (CLI, demo, tests); return (tenant, the first admin's
+    set-password token: handed over in memory here, never kept). A failed provisioning
+    is Refused with its step and reason."""
     tenant, job = request_tenant(slug, name, plan_code, admin_email, actor, tier, placement_id, script_location)
-    jobqueue.run(job, provision)  # what a worker does with the job
+    handed = {}
+    jobqueue.run(job, lambda job, progress: provision(job, progress, handed))  # what a worker does with the job
     db.session.refresh(tenant)
     db.session.refresh(job)
     if tenant.status != "active":
         raise Refused(f"Provisioning failed at step “{tenant.failed_step}”: {tenant.status_reason}",
                       "placement" if tenant.tier == "silo" else "tier")
-    return tenant, take_secret(job)
-
-
-def take_secret(job):
-    """The job's one-time secret (a set-password token), cleared as it is read."""
-    secret, job.secret = job.secret, None
-    db.session.commit()
-    return secret
+    return tenant, handed.get("token")
 
 
 # -- the job ------------------------------------------------------------------------------
 class _Context:
-    def __init__(self, tenant, job):
-        self.tenant, self.job = tenant, job
+    def __init__(self, tenant, job, handed=None):
+        self.tenant, self.job, self.handed = tenant, job, handed
         self.url_env = (tenant.placement.url_env or "") if tenant.placement is not None else None
         self.params = job.params if job is not None else {}
 
@@ -157,17 +149,10 @@ def _undo_role(ctx):
 
 
 def _limits(ctx):
-    plan = ctx.tenant.plan
-    ctx.tenant.settings = {**ctx.tenant.settings, "limits": {
-        "max_users": plan.max_users, "storage_mb": plan.storage_mb, "api_calls_per_day": plan.api_calls_per_day,
-        "connections": ROLE_CONNECTIONS, "statement_timeout_ms": ROLE_STATEMENT_TIMEOUT_MS}}
-    db.session.commit()
-    set_role_limits(ctx.tenant.id, ctx.tenant.tier, ctx.url_env, ROLE_CONNECTIONS, ROLE_STATEMENT_TIMEOUT_MS)
-
-
-def _undo_limits(ctx):
-    ctx.tenant.settings = {k: v for k, v in ctx.tenant.settings.items() if k != "limits"}
-    db.session.commit()
+    """The tenant role's caps (bridge, silo); undone with the role itself."""
+    cfg = current_app.config
+    set_role_limits(ctx.tenant.id, ctx.tenant.tier, ctx.url_env, cfg["TENANT_ROLE_CONNECTIONS"],
+                    cfg["TENANT_ROLE_STATEMENT_TIMEOUT_MS"])
 
 
 def _pool_rows_undo(model):
@@ -190,15 +175,22 @@ def _default_settings(ctx):
 
 
 def _first_admin(ctx):
+    """The first admin, invited by mail like any user (with no mail server, the message
+    waits in the staff outbox). A mail server's refusal does not fail the tenant: the
+    tenant page says so, and staff send a new link."""
     email = ctx.params["admin_email"]
     with tenant_transaction(ctx.ref) as session:
         admin = session.execute(select(TenantUser).where(TenantUser.email == email)).scalar_one_or_none()
         if admin is None:
             admin = TenantUser(tenant_id=ctx.tenant.id, email=email, name="", role="admin")
             session.add(admin)
-        token = open_set_password_link(admin)
-    ctx.job.secret = token
+        token = password_links.open_link(admin)
+    message = password_links.mail_link(ctx.tenant, admin, token, "invitation", "The platform's staff")
+    db.session.flush()
+    ctx.job.result = {**(ctx.job.result or {}), "invitation": str(message.id)}
     db.session.commit()
+    if ctx.handed is not None:
+        ctx.handed["token"] = token
 
 
 def _cache_warm_up(ctx):
@@ -238,19 +230,20 @@ def _steps(kind="provision"):
         Step("registry record", _registry_record),
         Step("storage", _storage, _undo_storage),
         Step("database role", _role, _undo_role),
-        Step("limits", _limits, _undo_limits),
+        Step("limits", _limits),
         *data,
         Step("cache warm-up", _cache_warm_up, _undo_cache),
     ]
 
 
-def provision(job, progress):
-    """The worker's half: run the steps; on failure leave the tenant `failed`."""
+def provision(job, progress, handed=None):
+    """The worker's half: run the steps; on failure leave the tenant `failed`. `handed`
+    (create_tenant's): a dict that receives the first admin's token."""
     tenant = db.session.get(Tenant, job.tenant_id)
     if tenant is None or tenant.status not in ("provisioning", "failed"):
         progress.finish("failed", error=f"the tenant is {tenant.status if tenant else 'gone'}, not provisioning")
         return
-    ctx = _Context(tenant, job)
+    ctx = _Context(tenant, job, handed)
     try:
         run_steps(_steps(job.kind), ctx, progress)
     except StepFailed as failure:

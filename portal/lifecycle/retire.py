@@ -126,7 +126,7 @@ def purge(job, progress):
     def registry(_):
         for domain in list(tenant.domains):
             db.session.delete(domain)
-        tenant.status, tenant.settings, tenant.export_path = "purged", {}, None
+        tenant.status, tenant.export_path = "purged", None
         audit_events.record("tenant.purged", actor=("system", None, job.created_by), tenant_id=tenant.id,
                             target=tenant.slug)
         db.session.commit()

@@ -26,7 +26,6 @@ class Job(db.Model):
     log: Mapped[list] = mapped_column(JSONB, default=list)
     params: Mapped[dict] = mapped_column(JSONB, default=dict)
     result: Mapped[dict] = mapped_column(JSONB, default=dict)
-    secret: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     created_by: Mapped[str] = mapped_column(String(254))
     # Set by Python at insert, not by now(): now() is the transaction's start, so jobs made

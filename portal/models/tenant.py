@@ -3,7 +3,7 @@ from datetime import datetime
 from typing import Optional
 
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -33,7 +33,6 @@ class Tenant(db.Model):
     placement_id: Mapped[Optional[uuid.UUID]] = mapped_column(ForeignKey("placements.id"), nullable=True)
     # The tenant history's revision applied to this tenant's tables; None until known.
     schema_version: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
-    settings: Mapped[dict] = mapped_column(JSONB, default=dict)
     # Bumped to end every session of the tenant at once.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     failed_step: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)

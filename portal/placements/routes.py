@@ -1,11 +1,9 @@
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import IntegerField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.lifecycle import placements
+from portal.placements.forms import PlacementForm
 from portal.services.errors import Refused
 from portal.view_helpers import show_refusal
 
@@ -13,11 +11,6 @@ bp = Blueprint("placements", __name__, url_prefix="/admin", template_folder="tem
 guard_staff_blueprint(bp, {"index": "placements.view", "register": "placements.manage"})
 
 
-class PlacementForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=63)])
-    url_env = StringField("Environment variable with the owner URL", validators=[Optional(), Length(max=128)],
-                          description="Blank: the registry's own server. The URL itself never enters the registry.")
-    capacity = IntegerField("Capacity (silo tenants)", validators=[DataRequired(), NumberRange(1, 100_000)])
 
 
 @bp.route("/placements")

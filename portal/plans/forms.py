@@ -19,3 +19,7 @@ def override_form(form=None):
     form.key.choices = [SelectChoice(f"feature:{k}", f"Feature: {v}") for k, v in entitlements.FEATURES.items()] + [
         SelectChoice(f"limit:{k}", f"Limit: {v}") for k, v in entitlements.LIMITS.items()]
     return form
+
+
+class AskForm(FlaskForm):
+    plan = SelectField("Move to", choices=[])

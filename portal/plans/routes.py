@@ -1,25 +1,24 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 
 from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
 from portal.plans import services
-from portal.plans.forms import override_form
+from portal.plans.forms import AskForm, override_form
 from portal.services import entitlements
 from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
 from portal.tenants.services import get_tenant
 from portal.view_helpers import confirmed_action
 
-staff_bp = Blueprint("plans", __name__, url_prefix="/admin", template_folder="templates")
+staff_bp = Blueprint("plans_staff", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(staff_bp, {
     "matrix": "tenants.view", "save": "plans.manage", "add": "plans.manage", "retire": "plans.manage",
     "delete": "plans.manage", "set_override": "tenants.update", "remove_override": "tenants.update",
     "requests": "tenants.view", "decide": "tenants.update",
 })
-bp = Blueprint("plan", __name__, template_folder="templates")
+bp = Blueprint("plans", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"plan_page": "plan.view", "ask": "plan.update"})
 
 
@@ -40,7 +39,7 @@ def save():
     except Refused as exc:
         return matrix(error=exc.message, status=400)
     flash(f"Saved: {', '.join(changed)}." if changed else "Nothing changed.", "success")
-    return redirect(url_for("plans.matrix"))
+    return redirect(url_for("plans_staff.matrix"))
 
 
 @staff_bp.route("/plans/new", methods=["POST"])
@@ -51,20 +50,20 @@ def add():
         except Refused as exc:
             return matrix(error=exc.message, status=400)
         flash(f"Plan {plan.name} added: set its features and limits.", "success")
-    return redirect(url_for("plans.matrix"))
+    return redirect(url_for("plans_staff.matrix"))
 
 
 @staff_bp.route("/plans/<code>/retire", methods=["POST"])
 def retire(code):
     confirmed_action(lambda: services.retire_plan(code, current_user),
                      lambda plan: f"{plan.name} is {'retired' if plan.is_retired else 'offered again'}.")
-    return redirect(url_for("plans.matrix"))
+    return redirect(url_for("plans_staff.matrix"))
 
 
 @staff_bp.route("/plans/<code>/delete", methods=["POST"])
 def delete(code):
     confirmed_action(lambda: services.delete_plan(code, current_user), f"Plan {code} deleted.")
-    return redirect(url_for("plans.matrix"))
+    return redirect(url_for("plans_staff.matrix"))
 
 
 @staff_bp.route("/tenants/<tenant_id>/overrides", methods=["POST"])
@@ -102,12 +101,10 @@ def decide(request_id, decision):
         abort(404)
     confirmed_action(lambda: services.decide(request_id, decision == "approve", current_user,
                                              request.form.get("note", "")), f"Request {decision}d.")
-    return redirect(url_for("plans.requests"))
+    return redirect(url_for("plans_staff.requests"))
 
 
 # -- tenant admins -------------------------------------------------------------------------
-class AskForm(FlaskForm):
-    plan = SelectField("Move to", choices=[])
 
 
 @bp.route("/plan")
@@ -135,4 +132,4 @@ def ask():
         form.plan.errors.append(exc.message)
         return plan_page(form, 400)
     flash("Your request is with our staff; you will see the change here once approved.", "success")
-    return redirect(url_for("plan.plan_page"))
+    return redirect(url_for("plans.plan_page"))

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Over the storage quota, writes are refused, but not what frees space or ends access:
 # removing users, roles, domains and tokens (and DELETE on the API), ending an impersonation.
-FREEING = {"users.remove", "roles.delete", "domains.remove", "tokens.revoke", "impersonation.end"}
+FREEING = {"users.remove", "roles.delete", "domains.remove", "tokens.revoke", "support.end"}
 
 
 class OverLimit:

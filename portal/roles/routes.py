@@ -1,12 +1,11 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import Length
 
 from portal.auth.guards import guard_tenant_blueprint
 from portal.auth.tenant_roles import ACTIONS, RESOURCES
 from portal.roles import services
+from portal.roles.forms import RoleForm
 from portal.services.errors import Refused
 from portal.view_helpers import confirmed_action
 
@@ -15,8 +14,6 @@ guard_tenant_blueprint(bp, {"index": "roles.view", "new": "roles.create", "creat
                             "edit": "roles.view", "update": "roles.update", "delete": "roles.delete"})
 
 
-class RoleForm(FlaskForm):
-    name = StringField("Name", validators=[Length(max=60)])
 
 
 def _editor(form, role=None, chosen=(), error=None, status=200):

@@ -1,32 +1,25 @@
-from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, StringField
-from wtforms.validators import DataRequired, Length
 
 from portal.auth.guards import SIGNED_IN, guard_tenant_blueprint
 from portal.lifecycle.exports import export_file
 from portal.selfservice import services
+from portal.selfservice.forms import SettingsForm
 from portal.services import tenant_settings
 from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
-from portal.view_helpers import page_number, show_refusal
+from portal.view_helpers import show_refusal
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
 # Your data (export, download) holds every record of the tenant: it needs settings.update.
 guard_tenant_blueprint(bp, {"home": SIGNED_IN, "orders": "orders.view", "order": "orders.view",
                             "data": "settings.update", "export": "settings.update",
                             "export_progress": "settings.update", "download": "settings.update",
-                            "analytics": ("analytics.view", "analytics"), "audit": "audit.view",
+                            "analytics": ("analytics.view", "analytics"),
                             "settings_page": "settings.view", "save_settings": "settings.update"})
 
 
-class SettingsForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
-    display_colour = StringField("Display colour", validators=[DataRequired(), Length(max=7)],
-                                 description="# and six hexadecimal digits, shown along the top of your pages.")
-    support_access = BooleanField("Our support staff may look into this account when you ask them to")
-    session_minutes = IntegerField("A sign-in lasts (minutes)", validators=[DataRequired()])
 
 
 @bp.route("/")
@@ -74,14 +67,6 @@ def download(job_id):
 def analytics():
     """Orders by day: a feature of the plan (the guard explains where it is missing)."""
     return render_template("selfservice/analytics.html", stats=services.order_stats())
-
-
-@bp.route("/audit")
-def audit():
-    """The tenant's own audit log: what its users and our staff did to it."""
-    action = request.args.get("action", "").strip()[:64]
-    page_no = page_number()
-    return render_template("selfservice/audit.html", page=services.own_audit_events(action, page_no), action=action)
 
 
 @bp.get("/settings")

@@ -2,10 +2,9 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.lifecycle.exports import request_export
-from portal.models import AuditEvent, Job, Tenant
+from portal.models import Job, Tenant
 from portal.services import entitlements, jobqueue, metering
 from portal.services.errors import NotFound
-from portal.services.pagination import paginate
 from portal.services.rows import registry_row, tenant_row
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import Order
@@ -70,11 +69,3 @@ def order_stats(days=30):
         return session.execute(
             select(day.label("day"), func.count().label("orders"), func.sum(Order.amount_cents).label("cents"))
             .group_by(day).order_by(day.desc()).limit(days)).all()
-
-
-def own_audit_events(action="", page=1, per_page=50):
-    """The current tenant's own audit events (staff actions on it included), newest first."""
-    query = select(AuditEvent).where(AuditEvent.tenant_id == require_tenant().id)
-    if action:
-        query = query.where(AuditEvent.action == action)
-    return paginate(query, (AuditEvent.occurred_at.desc(), AuditEvent.id.desc()), page, per_page)

@@ -1,4 +1,5 @@
-"""Support impersonation: the staff face (start one) and the tenant face (banner, end)."""
-from portal.support.routes import bp, tenant_bp
+"""Support impersonation: the staff face (start one, list them) and the tenant face (the
+handoff, the banner's End)."""
+from portal.support.routes import bp, staff_bp
 
-__all__ = ["bp", "tenant_bp"]
+__all__ = ["bp", "staff_bp"]

@@ -20,7 +20,7 @@ from portal.tenancy.context import get_current_tenant
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Ending the impersonation is never a write to refuse.
-ALWAYS_ALLOWED = {"impersonation.end", "auth.tenant_logout"}
+ALWAYS_ALLOWED = {"support.end", "auth.tenant_logout"}
 READ_ONLY = "read-only impersonation"
 # With write access, only these writes: changes that end with the impersonation. Fail
 # closed: a new route is refused here until it is judged and listed. Not listed, so
@@ -28,7 +28,7 @@ READ_ONLY = "read-only impersonation"
 # made or changed, custom domains added or verified, data exports. (Consent,
 # `support_access`, is guarded in the settings service.)
 WRITES_THAT_END_WITH_IT = {"selfservice.save_settings", "users.remove", "roles.delete", "tokens.revoke",
-                           "domains.remove", "plan.ask"}
+                           "domains.remove", "plans.ask"}
 USER_ACTIONS_THAT_END_WITH_IT = {"disable"}  # users.change/<action>
 NOT_LASTING = ("not while impersonating: API tokens, invitations, password links, accounts, roles and "
                "domains are for the tenant's own people to hand out")

@@ -14,16 +14,16 @@ from portal.tenancy.context import require_tenant
 from portal.tenants.services import get_tenant
 from portal.view_helpers import show_refusal, tenant_path
 
-bp = Blueprint("support", __name__, url_prefix="/admin", template_folder="templates")
-guard_staff_blueprint(bp, {"start": "tenants.impersonate", "index": "audit.view"})
-bp.add_app_template_global(role_may, "role_may")  # the tenant page shows its link by role
+staff_bp = Blueprint("support_staff", __name__, url_prefix="/admin", template_folder="templates")
+guard_staff_blueprint(staff_bp, {"start": "tenants.impersonate", "index": "audit.view"})
+staff_bp.add_app_template_global(role_may, "role_may")  # the tenant page shows its link by role
 
-tenant_bp = Blueprint("impersonation", __name__, template_folder="templates")
+bp = Blueprint("support", __name__, template_folder="templates")
 # The handoff is public: its single-use token is what signs the staff member in.
-guard_tenant_blueprint(tenant_bp, {"enter": PUBLIC, "end": SIGNED_IN})
+guard_tenant_blueprint(bp, {"enter": PUBLIC, "end": SIGNED_IN})
 
 
-@bp.route("/tenants/<tenant_id>/impersonate", methods=["GET", "POST"])
+@staff_bp.route("/tenants/<tenant_id>/impersonate", methods=["GET", "POST"])
 def start(tenant_id):
     tenant = get_tenant(tenant_id)
     form = StartImpersonationForm()
@@ -47,19 +47,19 @@ def start(tenant_id):
             refused = True
         else:
             # By path prefix on this host, which carries no staff cookie over.
-            return redirect(tenant_path(tenant, "impersonation.enter", token=token))
+            return redirect(tenant_path(tenant, "support.enter", token=token))
     return render_template(
         "support/start.html", tenant=tenant, form=form, error=None, support_access=access,
         may_override=may_override, closed=False,
     ), (400 if form.errors or refused else 200)
 
 
-@bp.route("/impersonations")
+@staff_bp.route("/impersonations")
 def index():
     return render_template("support/index.html", rows=services.recent())
 
 
-@tenant_bp.route("/impersonate")
+@bp.route("/impersonate")
 def enter():
     """The handoff: `?token=` (single-use, minutes old) signs this browser in to the
     tenant's pages as the impersonated user. (A query argument rather than a path one: the
@@ -74,7 +74,7 @@ def enter():
     return redirect(url_for("selfservice.home"))
 
 
-@tenant_bp.post("/impersonate/end")
+@bp.post("/impersonate/end")
 def end():
     view = current_user.impersonation
     if view is None:

@@ -26,10 +26,6 @@ class ReasonForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=500)])
 
 
-class DomainForm(FlaskForm):
-    domain = StringField("Custom domain", validators=[DataRequired(), Length(max=253)])
-
-
 class ConfirmForm(FlaskForm):
     confirm = StringField("Type the tenant's slug to confirm", validators=[DataRequired(), Length(max=63)])
 

@@ -9,6 +9,7 @@ from wtforms.fields.choices import SelectChoice
 from portal.audit.services import recent_for_tenant
 from portal.auth.guards import guard_staff_blueprint
 from portal.domains import services as domains
+from portal.domains.forms import DomainForm
 from portal.lifecycle import exports, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE
@@ -17,16 +18,8 @@ from portal.plans.forms import override_form
 from portal.services import entitlements, jobqueue
 from portal.services.errors import Refused
 from portal.tenants import services
-from portal.tenants.forms import (
-    ChangePlanForm,
-    ConfirmForm,
-    CreateTenantForm,
-    DomainForm,
-    ImportForm,
-    ReasonForm,
-    RenameForm,
-)
-from portal.view_helpers import confirmed_action, page_number, show_refusal, tenant_path
+from portal.tenants.forms import ChangePlanForm, ConfirmForm, CreateTenantForm, ImportForm, ReasonForm, RenameForm
+from portal.view_helpers import confirmed_action, page_number, show_refusal
 
 bp = Blueprint("tenants", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(
@@ -45,6 +38,7 @@ guard_staff_blueprint(
         "deprovision": "tenants.delete",
         "purge": "tenants.delete",
         "import_export": "tenants.create",
+        "invite_first_admin": "tenants.update",
     },
 )
 
@@ -114,10 +108,6 @@ def detail(tenant_id):
 
 def _render_detail(tenant, status=200, **forms):
     job = jobqueue.latest_for_tenant(tenant.id)
-    # The first admin's set-password link is shown once, to the staff who watch it made.
-    link = None
-    if job is not None and job.kind == "provision" and job.state == "succeeded" and job.secret:
-        link = tenant_path(tenant, "auth.tenant_set_password", token=provisioning.take_secret(job))
     rename_form = forms.get("rename_form") or RenameForm(name=tenant.name)
     plan_form = forms.get("plan_form") or ChangePlanForm(plan=tenant.plan_code)
     plan_form.plan.choices = _plan_choices()
@@ -134,7 +124,7 @@ def _render_detail(tenant, status=200, **forms):
         plain_form=FlaskForm(),
         events=recent_for_tenant(tenant.id),
         job=job,
-        link=link,
+        first_admin=services.first_admin(tenant),
         granted=entitlements.for_tenant(tenant.id, tenant.plan_code),
         overrides=plan_services.overrides_of(tenant),
         override_form=override_form(),
@@ -181,6 +171,15 @@ def add_domain(tenant_id):
     return _apply(tenant, form, "domain_form",
                   lambda: (domains.record_for_tenant(tenant, form.domain.data, current_user),
                            flash("Domain recorded.", "success")))
+
+
+@bp.route("/tenants/<tenant_id>/invite-admin", methods=["POST"])
+def invite_first_admin(tenant_id):
+    tenant = services.get_tenant(tenant_id)
+    confirmed_action(lambda: services.invite_first_admin(tenant, current_user),
+                     lambda message: f"A new link went to {message.to_address}" + (
+                         "." if message.transport == "smtp" else ": it waits in the outbox (no mail server)."))
+    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 
 @bp.route("/tenants/<tenant_id>/suspend", methods=["POST"])

@@ -1,20 +1,24 @@
 """Registry queries and changes that are not lifecycle steps."""
+from dataclasses import dataclass
+from typing import Optional
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.dbsetup import tenant_head
 from portal.extensions import db
-from portal.models import WITH_STORAGE, Tenant
-from portal.services import audit_events
+from portal.models import WITH_STORAGE, Job, OutboxMessage, Tenant
+from portal.services import audit_events, password_links
+from portal.services.errors import Refused
 from portal.services.metering import storage_bytes, user_count
 from portal.services.pagination import paginate
 from portal.services.rows import registry_row
 from portal.services.validation import check_name
 from portal.tenancy.context import TenantRef
-from portal.tenancy.data import Order
+from portal.tenancy.data import Order, TenantUser
 from portal.tenancy.lookup import forget_tenant
 from portal.tenancy.names import database_name, role_name, schema_name
-from portal.tenancy.placement import tenant_session
+from portal.tenancy.placement import tenant_session, tenant_transaction
 
 SORTS = {
     "slug": Tenant.slug,
@@ -99,3 +103,48 @@ def rename(tenant, name, actor=None):
     return tenant
 
 
+
+
+@dataclass(frozen=True)
+class FirstAdmin:
+    """A tenant's first admin as its staff page shows them: their invitation's state."""
+
+    email: str
+    has_password: bool
+    message: Optional[OutboxMessage]  # the latest mail to them (the invitation, or a new link)
+
+
+def first_admin(tenant):
+    """The first admin named when `tenant` was made, or None (an import has none, and a
+    tenant without storage shows none)."""
+    job = db.session.execute(select(Job).where(Job.tenant_id == tenant.id, Job.kind == "provision")
+                             .order_by(Job.created_at).limit(1)).scalar_one_or_none()
+    email = (job.params or {}).get("admin_email") if job is not None else None
+    if email is None or tenant.status not in WITH_STORAGE:
+        return None
+    with tenant_session(TenantRef.of(tenant)) as session:
+        user = session.execute(select(TenantUser).where(TenantUser.email == email)).scalar_one_or_none()
+    if user is None:
+        return None
+    message = db.session.execute(
+        select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id, OutboxMessage.to_address == email)
+        .order_by(OutboxMessage.created_at.desc()).limit(1)).scalar_one_or_none()
+    return FirstAdmin(email, user.password_hash is not None, message)
+
+
+def invite_first_admin(tenant, actor):
+    """Send the first admin a new set-password link (their earlier one stops working).
+    Refused once they have a password: from then on they are the tenant's to manage."""
+    found = first_admin(tenant)
+    if found is None:
+        raise Refused("This tenant has no first admin to invite.")
+    if found.has_password:
+        raise Refused(f"{found.email} has already set a password.")
+    with tenant_transaction(TenantRef.of(tenant)) as session:
+        user = session.execute(select(TenantUser).where(TenantUser.email == found.email)).scalar_one()
+        token = password_links.open_link(user)
+    message = password_links.mail_link(tenant, user, token, "invitation", "The platform's staff")
+    audit_events.record("tenant.first_admin_invited", actor=actor, tenant_id=tenant.id, target=found.email,
+                        details={"mail": message.transport, "error": message.error})
+    db.session.commit()
+    return message

@@ -1,25 +1,17 @@
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectMultipleField, StringField
-from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.auth.guards import guard_tenant_blueprint
 from portal.services.errors import Refused
 from portal.tokens import services
+from portal.tokens.forms import TokenForm
 from portal.view_helpers import confirmed_action, show_refusal
 
 bp = Blueprint("tokens", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"index": "tokens.view", "create": "tokens.create", "revoke": "tokens.delete"})
 
 
-class TokenForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=80)])
-    scopes = SelectMultipleField("Scopes", choices=[SelectChoice(k, v) for k, v in services.SCOPES.items()],
-                                 option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False))
-    days = IntegerField("Lasts (days; blank: until revoked)", validators=[Optional(), NumberRange(1, 365)])
 
 
 @bp.route("/tokens")

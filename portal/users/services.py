@@ -3,11 +3,10 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from portal.auth.services import open_set_password_link, set_password_url
 from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.roles.services import check_assignable, check_may_take
-from portal.services import audit_events, entitlements, mail, sessions
+from portal.services import audit_events, entitlements, password_links, sessions
 from portal.services.errors import NotFound, Refused
 from portal.services.rows import tenant_row
 from portal.services.validation import check_name, normalise_email
@@ -41,27 +40,16 @@ class MailNotSent(Exception):
     """The mail server did not take the message: the change that needed it is undone."""
 
 
-def _mail_link(session, user, token, actor, kind):
-    """Mail `user` their set-password link (kind "invitation" or "reset") before the
+def _mail_link(session, user, actor, kind):
+    """Open and mail `user` a set-password link (kind "invitation" or "reset") before the
     change commits; raise MailNotSent when the mail server refuses it, so the caller's
     transaction rolls back: no invited user who never got the link, no reset password
     without a way back. (The transaction stays open for the SMTP exchange, at most the
     mail timeout; a commit failing after a delivered mail leaves a link that says "not valid".)"""
-    tenant = require_tenant()
+    token = password_links.open_link(user)
     session.flush()  # a duplicate email fails here, before any mail goes out
-    who = getattr(actor, "name", "") or getattr(actor, "email", "") or "An admin"
-    expires = user.set_password_expires_at.strftime("%Y-%m-%d %H:%M UTC")
-    link = set_password_url(tenant, token)
-    if kind == "invitation":
-        subject = f"You are invited to {tenant.name}"
-        opening = f"{who} invited you to {tenant.name}. Choose your password to sign in:"
-    else:
-        subject = f"A new password for {tenant.name}"
-        opening = (f"{who}, an admin of {tenant.name}, asked for a new password for your account; the "
-                   f"old one no longer works. Choose a new password here:")
-    body = (f"Hello {user.name or user.email},\n\n{opening}\n\n{link}\n\n"
-            f"The link works once and expires on {expires}.\n")
-    message = mail.send(user.email, subject, body, tenant_id=tenant.id)
+    sender = getattr(actor, "name", "") or getattr(actor, "email", "")
+    message = password_links.mail_link(require_tenant(), user, token, kind, sender)
     if message.error:
         raise MailNotSent(message)
     return message
@@ -93,9 +81,8 @@ def add_user(email, name, role, actor):
                 raise Refused(f"The {granted.plan_name} plan allows {max_users} users and this tenant has {users}.",
                               "email")
             user = TenantUser(tenant_id=tenant.id, email=email, name=name, role=role)
-            token = open_set_password_link(user)
             session.add(user)
-            message = _mail_link(session, user, token, actor, "invitation")
+            message = _mail_link(session, user, actor, "invitation")
     except IntegrityError:
         raise Refused(f"{email} is already a user of this tenant.", "email") from None
     except MailNotSent:
@@ -150,12 +137,12 @@ def change_user(user_id, action, actor, role=None):
                 # new link sets another.
                 user.password_hash = None
                 sessions.end_tenant_user(session, user.id)
-                message = _mail_link(session, user, open_set_password_link(user), actor, "reset")
+                message = _mail_link(session, user, actor, "reset")
             elif action == "resend":
                 if user.password_hash is not None:
                     raise Refused(f"{email} has already set a password: use Reset password instead.")
                 # A new link: the one sent before stops working.
-                message = _mail_link(session, user, open_set_password_link(user), actor, "invitation")
+                message = _mail_link(session, user, actor, "invitation")
             else:
                 raise NotFound(action)
     except MailNotSent:

@@ -128,7 +128,7 @@ def test_link_used_between_showing_and_sending_the_form(client, factory, app):
 
 
 def test_a_new_link_replaces_a_used_one(client, factory, app):
-    from portal.auth.services import open_set_password_link
+    from portal.services.password_links import open_link as open_set_password_link
 
     tenant, token = _open_link(factory, app)
     assert _set_password(client, tenant, token, "a perfectly fine passphrase").status_code == 302

@@ -6,6 +6,7 @@ rolled-back `conn` fixture, and every slug and email they make is unique. The wh
 database is dropped at the end of the run.
 """
 import os
+import socket
 import threading
 import uuid
 
@@ -62,11 +63,21 @@ def browser_context_args(browser_context_args):
 
 
 @pytest.fixture(scope="session")
-def live_app(app, servers):
+def live_port():
+    """A free port for the live server, known before its app is made (links made by its
+    worker point at it: PORTAL_PUBLIC_URL)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_app(app, servers, live_port):
     """A second app on the same test database (`app` has already migrated it)."""
     # Its own Redis prefix, so its own job queue: the live worker (alive until the end of
     # the run) must not take the jobs that later in-process tests queue and run.
-    live = create_app(app_config(servers, PORTAL_REDIS_PREFIX=f"{servers.redis_prefix}live"))
+    live = create_app(app_config(servers, PORTAL_REDIS_PREFIX=f"{servers.redis_prefix}live",
+                                 PORTAL_PUBLIC_URL=f"http://127.0.0.1:{live_port}"))
     yield live
     with live.app_context():
         db.engine.dispose()
@@ -82,8 +93,8 @@ def live_worker(live_app, second_server):
 
 
 @pytest.fixture(scope="session")
-def live_server(live_app, live_worker):
-    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+def live_server(live_app, live_worker, live_port):
+    server = make_server("127.0.0.1", live_port, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="portal-live-server", daemon=True)
     thread.start()
     try:

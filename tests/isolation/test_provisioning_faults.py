@@ -133,7 +133,7 @@ def test_failure_after_storage_drops_it_again(app, placed, catalogs, monkeypatch
     def broken(user):
         raise RuntimeError("injected failure writing the first admin")
 
-    monkeypatch.setattr(provisioning, "open_set_password_link", broken)
+    monkeypatch.setattr(provisioning.password_links, "open_link", broken)
     placement_id = placed[placement].id if placement else None
     with pytest.raises(Refused, match="first admin and invitation.*injected failure"):
         _create(tier, placement_id)

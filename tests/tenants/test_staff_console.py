@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEvent, Tenant, TenantDomain
+from portal.models import AuditEvent, OutboxMessage, Tenant, TenantDomain
 from tests.factories import csrf_token, sign_in_staff, unique_slug
 
 
@@ -32,7 +32,7 @@ def _tenant_count():
     return db.session.execute(select(func.count()).select_from(Tenant)).scalar_one()
 
 
-def test_create_tenant_runs_as_a_job_shows_link_once_and_audits(staff_client, run_jobs):
+def test_create_tenant_runs_as_a_job_invites_the_first_admin_and_audits(staff_client, run_jobs):
     response, data = _create(staff_client)
     assert response.status_code == 302
     tenant = db.session.execute(select(Tenant).where(Tenant.slug == data["slug"])).scalar_one()
@@ -44,14 +44,23 @@ def test_create_tenant_runs_as_a_job_shows_link_once_and_audits(staff_client, ru
     db.session.refresh(tenant)
     assert (tenant.name, tenant.plan_code, tenant.tier, tenant.status) == ("New Co", "basic", "pool", "active")
     detail = staff_client.get(f"/admin/tenants/{tenant.id}").get_data(as_text=True)
-    assert f"/t/{data['slug']}/set-password/" in detail and "badge-job-succeeded" in detail
+    assert "badge-job-succeeded" in detail and "waits in the outbox" in detail
     actions = db.session.execute(select(AuditEvent.action, AuditEvent.actor_label)
                                  .where(AuditEvent.tenant_id == tenant.id).order_by(AuditEvent.id)).all()
     assert actions[0] == ("tenant.provisioning", staff_client.staff.email)
     assert actions[-1][0] == "tenant.created"
-    # The link is shown once: the next view of the page does not show it again.
-    again = staff_client.get(f"/admin/tenants/{tenant.id}").get_data(as_text=True)
-    assert "set-password" not in again
+    # No secret is kept to show: the link lives in the invitation (the outbox), not on the page.
+    assert "set-password" not in detail
+    [message] = db.session.execute(select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)).scalars()
+    assert message.to_address == data["admin_email"] and f"{data['slug']}." in message.body.split("/set-password/")[0]
+    assert "invitation-message" not in detail  # an operator may not open a message (a superadmin may)
+    # Staff send a new link: the first one stops working.
+    token = csrf_token(detail)
+    assert staff_client.post(f"/admin/tenants/{tenant.id}/invite-admin", data={"csrf_token": token}).status_code == 302
+    messages = db.session.execute(select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)
+                                  .order_by(OutboxMessage.created_at)).scalars().all()
+    assert len(messages) == 2 and messages[0].body.split("/set-password/")[1][:20] != \
+        messages[1].body.split("/set-password/")[1][:20]
 
 
 @pytest.mark.parametrize("slug, message", [
