@@ -75,7 +75,7 @@ def register_blueprints(app):
         users,
     )
     from portal.extensions import csrf
-    from portal.services import tenant_settings
+    from portal.services import jobqueue, tenant_settings
 
     for module in (auth, tenants, placements, upgrades, jobs, audit, outbox, support, staff, plans, quotas,
                    selfservice, users, roles, domains, tokens, api):
@@ -83,6 +83,7 @@ def register_blueprints(app):
     for module in (audit, plans, quotas, support):  # the staff faces of features that serve both
         app.register_blueprint(module.staff_bp)
     app.jinja_env.globals["tenant_settings"] = tenant_settings.current  # the tenant layout's colour
+    app.jinja_env.globals["job_state"] = jobqueue.shown_state
     csrf.exempt(api.bp)
 
 

@@ -154,9 +154,10 @@ def _validate(cfg):
         hide_password=False
     )
     cfg["SQLALCHEMY_DATABASE_URI"] = app_role_url(cfg)
-    cfg["ADMIN_HOSTS"] = frozenset(
+    # In the order given: the first is where links to the console from a tenant's own host go.
+    cfg["ADMIN_HOSTS"] = tuple(dict.fromkeys(
         h.strip().lower() for h in cfg["PORTAL_ADMIN_HOSTS"].split(",") if h.strip()
-    )
+    ))
 
 
 def app_role_url(cfg):

@@ -158,3 +158,14 @@ def run_jobs(app, conn):
         return count
 
     return run
+
+
+@pytest.fixture()
+def a_and_b(factory):
+    """Tenants A and B (professional), each with an admin's token; B with an order."""
+    from tests.factories import make_token
+
+    a, b = factory.tenant(plan="professional"), factory.tenant(plan="professional")
+    a_admin, b_admin = factory.admin(a), factory.admin(b)
+    b_order = factory.order(b, number=900, customer="Secret B Customer")
+    return a, b, make_token(a, a_admin), make_token(b, b_admin), b_order

@@ -95,3 +95,20 @@ def sign_in_tenant(client, tenant, user, password=PASSWORD, prefix=None, **kwarg
     }, **kwargs)
     assert response.status_code == 302, response.get_data(as_text=True)
     return response
+
+
+def make_token(tenant, actor, scopes=None, days=None, name="ci"):
+    """An API token of `tenant` made by `actor` (a TenantUser), with every scope unless
+    `scopes` says; returns the token."""
+    from portal.tenancy.context import tenant_context
+    from portal.tokens import services as tokens
+
+    with tenant_context(tenant):
+        with tenant_session(tenant) as session:
+            maker = TenantPrincipal.of(actor, session)
+        return tokens.create(name, list(tokens.SCOPES) if scopes is None else scopes, days, maker)[1]
+
+
+def auth(token, **headers):
+    """Request headers carrying `token`."""
+    return {"Authorization": f"Bearer {token}", **headers}

@@ -16,9 +16,8 @@ from portal.services import jobqueue
 from portal.tenancy.data import Event, TenantRole, TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
 from portal.tenants.services import get_tenant
-from tests.api.test_api import auth, make_token
 from tests.conftest import BASE_DOMAIN
-from tests.factories import PASSWORD, csrf_token, sign_in_staff, sign_in_tenant
+from tests.factories import PASSWORD, auth, csrf_token, make_token, sign_in_staff, sign_in_tenant
 
 # -- sign-in ---------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ guard_staff_blueprint(bp, {"index": "tenants.view", "fragment": "tenants.view", 
 
 @bp.route("/jobs")
 def index():
-    jobqueue.mark_stale_interrupted()
     return render_template("jobs/index.html", jobs=jobqueue.recent())
 
 
@@ -22,7 +21,6 @@ def index():
 def fragment(job_id):
     """The progress panel alone, for the page to poll."""
     job = jobqueue.get_job(job_id)
-    jobqueue.mark_stale_interrupted()
     return render_template("jobs/_progress.html", job=job, form=FlaskForm())
 
 

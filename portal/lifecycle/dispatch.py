@@ -30,9 +30,11 @@ def _execute(job_id):
 
 
 def retry(job):
-    """Queue a failed or interrupted job again; its steps are idempotent."""
-    if job.state not in ("failed", "interrupted"):
-        raise Refused(f"Only a failed or interrupted job can be retried; this one is {job.state}.")
+    """Queue a failed or interrupted job again (one whose worker stopped beating counts as
+    interrupted); its steps are idempotent."""
+    state = jobqueue.shown_state(job)
+    if state not in ("failed", "interrupted"):
+        raise Refused(f"Only a failed or interrupted job can be retried; this one is {state}.")
     job.state = "queued"
     db.session.commit()
     jobqueue.enqueue(job)

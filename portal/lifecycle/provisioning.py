@@ -18,8 +18,8 @@ from portal.lifecycle.exports import delete_rows, discard_upload, load_rows, ver
 from portal.lifecycle.placements import choose_for_silo
 from portal.lifecycle.saga import Step, StepFailed, run_steps, undo_steps
 from portal.lifecycle.storage import drop_role, drop_storage_only, make_role, make_storage, set_role_limits
-from portal.models import TENANT_TIERS, Plan, Tenant
-from portal.services import audit_events, jobqueue, password_links, tenant_settings
+from portal.models import TENANT_TIERS, Tenant
+from portal.services import audit_events, entitlements, jobqueue, password_links, tenant_settings
 from portal.services.errors import Refused
 from portal.services.validation import check_name, normalise_email
 from portal.tenancy.context import TenantRef
@@ -29,13 +29,6 @@ from portal.tenancy.placement import tenant_transaction
 from portal.tenancy.slugs import slug_problem
 
 log = logging.getLogger(__name__)
-
-
-def active_plan(plan_code):
-    plan = db.session.get(Plan, plan_code or "")
-    if plan is None or plan.is_retired:
-        raise Refused("Choose one of the plans offered.", "plan")
-    return plan
 
 
 def pool_revision():
@@ -72,7 +65,7 @@ def _check_slug(slug):
 
 def _record(slug, name, plan_code, tier, placement_id, actor, kind, params):
     name = check_name(name)
-    plan = active_plan(plan_code)
+    plan = entitlements.offered_plan(plan_code)
     tier = tier or plan.default_tier
     if tier not in TENANT_TIERS:
         raise Refused("Choose pool, bridge or silo.", "tier")

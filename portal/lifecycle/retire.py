@@ -67,7 +67,7 @@ def deprovision(job, progress):
 
     def sessions(_):
         # Sessions carry the epoch they were made in; a new epoch ends them all.
-        # (API tokens, when they exist, are revoked here too.)
+        # API tokens need nothing more: they lived in the tenant's storage, now dropped.
         tenant.session_epoch += 1
         db.session.commit()
 

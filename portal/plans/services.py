@@ -183,9 +183,16 @@ def check_fits(tenant, plan):
 
 
 def change_plan(tenant, plan_code, actor=None):
-    plan = db.session.get(Plan, plan_code or "")
-    if plan is None or plan.is_retired:
-        raise Refused("Choose one of the plans offered.", "plan")
+    _apply_plan(tenant, plan_code, actor)
+    db.session.commit()
+    db.session.refresh(tenant)
+    _changed(tenant)
+    return tenant
+
+
+def _apply_plan(tenant, plan_code, actor):
+    """Put `tenant` on the plan, with its audit event, in the caller's transaction."""
+    plan = entitlements.offered_plan(plan_code)
     if plan.code == tenant.plan_code:
         raise Refused(f"The tenant is already on {plan.name}.", "plan")
     check_fits(tenant, plan)
@@ -193,17 +200,11 @@ def change_plan(tenant, plan_code, actor=None):
     tenant.plan_code = plan.code
     audit_events.record("tenant.plan_changed", actor=actor, tenant_id=tenant.id, target=tenant.slug,
                         details={"from": old, "to": plan.code})
-    db.session.commit()
-    db.session.refresh(tenant)
-    _changed(tenant)
-    return tenant
 
 
 def request_change(tenant, plan_code, actor):
     """A tenant admin asks to move to another plan; refused at once if it cannot fit."""
-    plan = db.session.get(Plan, plan_code or "")
-    if plan is None or plan.is_retired:
-        raise Refused("Choose one of the plans offered.", "plan")
+    plan = entitlements.offered_plan(plan_code)
     if plan.code == tenant.plan_code:
         raise Refused(f"You are on {plan.name} already.", "plan")
     pending = db.session.execute(select(PlanRequest).where(
@@ -231,12 +232,13 @@ def requests_of(tenant_id):
 
 
 def decide(request_id, approve, actor, note=""):
+    """Approve (the plan changes) or reject a tenant's request: one transaction."""
     change = registry_row(PlanRequest, request_id)
     if change.state != "pending":
         raise Refused("That request is not waiting for a decision.")
     tenant = db.session.get(Tenant, change.tenant_id)
     if approve:
-        change_plan(tenant, change.to_plan, actor)
+        _apply_plan(tenant, change.to_plan, actor)
     change.state = "approved" if approve else "rejected"
     note = (note or "").strip()[:500]  # a short word for the tenant, not a letter
     change.decided_by, change.decided_at = audit_events.actor_label(actor), datetime.now(timezone.utc)
@@ -244,4 +246,6 @@ def decide(request_id, approve, actor, note=""):
     audit_events.record(f"tenant.plan_request_{change.state}", actor=actor, tenant_id=tenant.id, target=tenant.slug,
                         details={"to": change.to_plan})
     db.session.commit()
+    if approve:
+        _changed(tenant)
     return change

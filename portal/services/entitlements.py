@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 
 from portal.extensions import db
 from portal.models import Plan, TenantOverride, bounded_limit
+from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
 
 LIMITS = {
@@ -157,6 +158,15 @@ def _compute(tenant_id, plan_code):
                 if override.kind == "limit" else bool(override.value)
             entry.source, entry.expires_at, entry.reason = "override", override.expires_at, override.reason
     return result
+
+
+def offered_plan(plan_code, field="plan"):
+    """The plan `plan_code` if it is on offer (not retired); Refused otherwise: the one
+    check of a plan chosen for a new tenant, a change, or a tenant's request."""
+    plan = db.session.get(Plan, plan_code or "") if isinstance(plan_code, str) and len(plan_code) <= 32 else None
+    if plan is None or plan.is_retired:
+        raise Refused("Choose one of the plans offered.", field)
+    return plan
 
 
 def plans_with(feature):

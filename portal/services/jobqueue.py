@@ -78,6 +78,16 @@ def recent(limit=50):
     return db.session.execute(select(Job).order_by(Job.created_at.desc()).limit(limit)).scalars().all()
 
 
+def shown_state(job):
+    """The state a page shows: a `running` job whose worker stopped beating is
+    `interrupted` (read, not written: the next worker to start, or a retry, records it)."""
+    if job.state == "running" and job.heartbeat_at is not None:
+        stale = timedelta(seconds=current_app.config["JOB_STALE_SECONDS"])
+        if job.heartbeat_at < _now() - stale:
+            return "interrupted"
+    return job.state
+
+
 def mark_stale_interrupted():
     """Running jobs whose worker stopped beating are interrupted; returns how many."""
     stale = timedelta(seconds=current_app.config["JOB_STALE_SECONDS"])

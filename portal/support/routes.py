@@ -1,6 +1,8 @@
 """Support impersonation: the staff face (start one, list them) under /admin, and the
 tenant face (the handoff, End) on the tenant's pages. The read-only rule and the audit
 of every request are steps of the request pipeline (impersonation.py), not in these views."""
+from datetime import datetime, timezone
+
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
@@ -56,7 +58,7 @@ def start(tenant_id):
 
 @staff_bp.route("/impersonations")
 def index():
-    return render_template("support/index.html", rows=services.recent())
+    return render_template("support/index.html", rows=services.recent(), now=datetime.now(timezone.utc))
 
 
 @bp.route("/impersonate")
@@ -90,7 +92,7 @@ def _console_tenant_url(tenant_id):
     path = current_app.url_map.bind("localhost", script_name="/").build("tenants.detail", {"tenant_id": tenant_id})
     if request.script_root.startswith("/t/"):  # came by path prefix: this host serves the console
         return request.host_url.rstrip("/") + path
-    hosts = [h.strip() for h in current_app.config["PORTAL_ADMIN_HOSTS"].split(",") if h.strip()]
+    hosts = current_app.config["ADMIN_HOSTS"]
     host = hosts[0] if hosts else f"admin.{current_app.config['PORTAL_BASE_DOMAIN']}"
     port = request.host.rpartition(":")[2] if ":" in request.host else ""
     return f"{request.scheme}://{host}{':' + port if port else ''}{path}"

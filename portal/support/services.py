@@ -206,9 +206,8 @@ def expire():
 
 
 def recent(limit=100):
-    """(impersonation, tenant slug) pairs: open ones first, then the latest. Lapsed ones
-    are closed first, so that "open" means open."""
-    expire()
+    """(impersonation, tenant slug) pairs: open ones first, then the latest. (One past its
+    time shows as expired before `flask support expire` or its next request closes it.)"""
     return db.session.execute(
         select(Impersonation, Tenant.slug).join(Tenant, Tenant.id == Impersonation.tenant_id)
         .order_by(Impersonation.ended_at.is_(None).desc(), Impersonation.started_at.desc()).limit(limit)

@@ -103,11 +103,6 @@ def create(name, scopes, days, actor):
     return row, f"tp_{tenant.id.hex}_{secret}"
 
 
-def listing():
-    with tenant_session() as session:
-        return session.execute(select(ApiToken).order_by(ApiToken.created_at.desc())).scalars().all()
-
-
 def listing_with_state():
     """The current tenant's tokens, newest first, each as a TokenState: what the API
     would let it do now (one query, plus one per custom role of a maker)."""
