@@ -191,7 +191,7 @@ def _lapsed_one(client, factory):
 def test_lapsed_ones_show_as_expired_and_reading_the_list_writes_nothing(client, factory):
     tenant, staff = _lapsed_one(client, factory)
     page = client.get("/admin/impersonations").get_data(as_text=True)
-    row = page.split(staff.email)[1].split("</tr>")[0]
+    row = page.split('id="impersonations"')[1].split(f"<td>{staff.email}</td>")[1].split("</tr>")[0]
     assert "expired" in row and ">open<" not in row
     # A GET writes nothing: the CLI (cron) or the impersonation's next request closes it.
     assert latest(staff).end_cause is None and events("impersonation.ended", tenant=tenant) == []
