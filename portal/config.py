@@ -57,6 +57,11 @@ def load_config(overrides=None):
         # request's is the plan's, set per transaction).
         "TENANT_ROLE_CONNECTIONS": _int("PORTAL_TENANT_ROLE_CONNECTIONS", 20),
         "TENANT_ROLE_STATEMENT_TIMEOUT_MS": _int("PORTAL_TENANT_ROLE_STATEMENT_TIMEOUT_MS", 30_000),
+        # Moves (portal/lifecycle/moves.py): the longest a tenant's writes may be frozen for
+        # the final catch-up, validation and switch before the move backs off and tries
+        # again (at most three times); how long the old copy is kept after a switch.
+        "MOVE_MAX_FREEZE_MS": _int("PORTAL_MOVE_MAX_FREEZE_MS", 2000),
+        "MOVE_KEEP_HOURS": _int("PORTAL_MOVE_KEEP_HOURS", 24),
         # Silo engines: at most this many open at once (least recently used disposed),
         # each with a small pool, and a total connection budget across them.
         "SILO_MAX_ENGINES": _int("PORTAL_SILO_MAX_ENGINES", 32),

@@ -3,10 +3,12 @@ through portal/answers.py (a page, or JSON on the API)."""
 import logging
 
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from portal.answers import refusal
 from portal.extensions import db
+from portal.lifecycle.fences import REFUSED as FENCE_REFUSED
 from portal.services import entitlements
 from portal.services.errors import NotFound
 from portal.tenancy.context import NoTenantBound
@@ -54,6 +56,18 @@ def register(app):
     @app.errorhandler(NotFound)
     def _not_found(exc):
         return _answer(404, exc.title or "Not found", exc.message or _MESSAGES[404])
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc):
+        if getattr(getattr(exc, "orig", None), "pgcode", None) == FENCE_REFUSED:
+            # A fence around the tenant's rows refused the write (portal/lifecycle/fences.py).
+            db.session.rollback()
+            moving = "maintenance" not in str(exc.orig)
+            return refusal(503, "Changes paused", "This workspace is being moved: changes are paused for a "
+                           "moment. Try again in a second; reading goes on." if moving else
+                           "This workspace is in maintenance: changes are paused; reading goes on.",
+                           {"Retry-After": 1 if moving else 30})
+        return _unexpected(exc)
 
     @app.errorhandler(NoTenantBound)
     def _no_tenant(exc):

@@ -3,7 +3,8 @@
 Jobs run in this process, one at a time (RQ's SimpleWorker: no fork, so the app and its
 connection pools are made once). The scheduler runs too: purges after the retention
 period are scheduled jobs. On start, jobs left `running` by a worker that died are marked
-`interrupted`, so staff can retry them.
+`interrupted`, so staff can retry them, and moves it left before their switch are rolled
+back (their tenants work on their sources again).
 """
 import logging
 import signal
@@ -12,6 +13,7 @@ import sys
 from rq import SimpleWorker
 
 from portal import create_app
+from portal.lifecycle import moves
 from portal.services import jobqueue
 
 
@@ -21,6 +23,10 @@ def main(burst=False):
         interrupted = jobqueue.mark_stale_interrupted()
         if interrupted:
             logging.getLogger("portal").warning("%d job(s) were interrupted by a stopped worker", interrupted)
+        rolled_back = moves.roll_back_interrupted()
+        if rolled_back:
+            logging.getLogger("portal").warning("%d move(s) interrupted by a stopped worker were rolled back",
+                                                rolled_back)
         queue = jobqueue.queue()
         worker = SimpleWorker([queue], connection=queue.connection)
         jobqueue.in_app_override(app)

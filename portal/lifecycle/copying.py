@@ -16,6 +16,7 @@ Values travel as PostgreSQL's own text (in UTC): a timestamp in year 1 or 9999, 
 JSON, any text reads back exactly as it was written, which Python's types cannot promise.
 """
 import hashlib
+import uuid
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -77,18 +78,36 @@ class _Hashing:
         return self.out.write(data)
 
 
-def copy_out(session, table, out):
-    """Write the session's tenant's rows of `table` to `out` (binary file-like) as CSV.
-    Returns (rows, SHA-256 hex of the bytes written)."""
+def copy_out(session, table, out, keys=None):
+    """Write the session's tenant's rows of `table` to `out` (binary file-like) as CSV
+    (with `keys`, only the rows with those primary keys). Returns (rows, SHA-256 hex of
+    the bytes written)."""
     dbapi = _prepare(session)
     column_list = _column_list(session, table)
-    order = ", ".join(f'"{c.name}"' for c in table.primary_key.columns if c.name != "tenant_id")
+    key = _key(table)
+    where = ""
+    if keys is not None:
+        with dbapi.cursor() as cursor:  # COPY takes no parameters: the list is quoted by psycopg2
+            where = " WHERE " + _key_match(table, cursor.mogrify("%s", (list(keys),)).decode())
     sink = _Hashing(out)
     with dbapi.cursor() as cursor:
-        cursor.copy_expert(f"COPY (SELECT {column_list} FROM {_qualified(session, table)} ORDER BY {order}) "
+        cursor.copy_expert(f'COPY (SELECT {column_list} FROM {_qualified(session, table)}{where} ORDER BY "{key}") '
                            f"TO STDOUT WITH (FORMAT csv, HEADER true)", sink)
         rows = cursor.rowcount
     return rows, sink.digest.hexdigest()
+
+
+def _key(table):
+    (column,) = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
+    return column
+
+
+def _key_match(table, array):
+    """`<key> = ANY(<array>)`, the array cast to the key's type so that the primary key's
+    index serves it."""
+    key = _key(table)
+    element = "uuid" if table.c[key].type.python_type is uuid.UUID else "text"
+    return f'"{key}" = ANY(CAST({array} AS {element}[]))'
 
 
 def checksum(session, table):
@@ -99,10 +118,12 @@ def checksum(session, table):
     return int(rows), total
 
 
-def copy_in(session, table, source, tenant_id, expected=None):
+def copy_in(session, table, source, tenant_id, expected=None, replace_keys=None):
     """Insert CSV rows of `table` from `source` (binary file-like, as copy_out wrote it)
     as the session's tenant's (`tenant_id`). With `expected` ((rows, checksum)), the rows
-    are checked before anything is inserted: ChecksumMismatch otherwise. Returns the rows."""
+    are checked before anything is inserted: ChecksumMismatch otherwise. With
+    `replace_keys`, the rows with those keys are deleted first (a catch-up: a key whose
+    row is gone from the source is gone here too). Returns the rows inserted."""
     dbapi = _prepare(session)
     column_list = _column_list(session, table)
     stage = f'"stage_{table.name}"'
@@ -115,6 +136,9 @@ def copy_in(session, table, source, tenant_id, expected=None):
         if (int(found[0]), found[1]) != (int(expected[0]), str(expected[1])):
             raise ChecksumMismatch(f"{table.name}: {found[0]} rows with checksum {found[1]}, "
                                    f"expected {expected[0]} rows with checksum {expected[1]}")
+    if replace_keys:
+        session.execute(text(f"DELETE FROM {_qualified(session, table)} WHERE {_key_match(table, ':keys')}"),
+                        {"keys": list(replace_keys)})
     inserted = session.execute(text(
         f"INSERT INTO {_qualified(session, table)} (tenant_id, {column_list}) "
         f"SELECT CAST(:tenant_id AS uuid), {column_list} FROM {stage}"), {"tenant_id": str(tenant_id)}).rowcount

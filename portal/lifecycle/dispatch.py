@@ -2,7 +2,7 @@
 import uuid
 
 from portal.extensions import db
-from portal.lifecycle import exports, provisioning, retire, upgrade
+from portal.lifecycle import exports, moves, provisioning, retire, upgrade
 from portal.services import jobqueue
 from portal.services.errors import Refused
 
@@ -13,6 +13,8 @@ HANDLERS = {
     "deprovision": retire.deprovision,
     "purge": retire.purge,
     "upgrade": upgrade.run_job,
+    "move": moves.run,
+    "drop old copy": moves.run_drop,
 }
 
 

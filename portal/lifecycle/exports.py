@@ -134,9 +134,10 @@ def load_rows(tenant, path, progress=None):
                                   "archive") from None
 
 
-def delete_rows(tenant):
-    """All of the tenant's rows (the pool's shared tables; RLS keeps it to the tenant)."""
-    with tenant_transaction(TenantRef.of(tenant)) as session:
+def delete_rows(tenant, ref=None):
+    """All of the tenant's rows where it is (or where `ref` says): in the pool's shared
+    tables, RLS keeps it to the tenant's."""
+    with tenant_transaction(ref or TenantRef.of(tenant)) as session:
         for table in reversed(TENANT_TABLES):
             session.execute(delete(table))
 

@@ -5,12 +5,20 @@
     provisioning → failed (→ provisioning again on retry, or discarded)
 
 Provisioning, deprovisioning and purging are jobs (provisioning.py, retire.py); suspend
-and resume happen at once, here.
+and resume happen at once, here, as do the start and end of maintenance mode (an active
+tenant whose reads go on while its writes are refused: the fence of fences.py, in state
+`maintenance`, is what refuses them, in every process at once; the registry's reason
+shows the banner).
 """
+from flask import current_app
+
 from portal.extensions import db
+from portal.lifecycle.fences import Fence
+from portal.lifecycle.moves import publish, under_way
 from portal.services import audit_events
 from portal.services.errors import Refused
 from portal.services.validation import check_text
+from portal.tenancy.context import TenantRef
 from portal.tenancy.lookup import forget_tenant
 
 
@@ -39,4 +47,43 @@ def resume(tenant, reason, actor=None):
     audit_events.record("tenant.resumed", actor=actor, tenant_id=tenant.id, target=tenant.slug, reason=reason)
     db.session.commit()
     forget_tenant(tenant)
+    return tenant
+
+
+def start_maintenance(tenant, reason, actor=None):
+    """Maintenance mode: writes refused (503), reads and sign-ins allowed, a banner."""
+    reason = _reason(reason)
+    if tenant.status != "active":
+        raise Refused(f"Only an active tenant can be put in maintenance; this one is {tenant.status}.")
+    if tenant.maintenance_reason:
+        raise Refused("The tenant is in maintenance already.")
+    if under_way(tenant.id) is not None:
+        raise Refused("A move of the tenant is under way: wait for it, or cancel it.")
+    fence = Fence(TenantRef.of(tenant), current_app.config["DATABASE_URL"])
+    try:
+        fence.install(state="maintenance", capturing=False)  # waits for the writes in flight
+    finally:
+        fence.close()
+    tenant.maintenance_reason = reason
+    tenant.placement_version = (tenant.placement_version or 0) + 1
+    audit_events.record("tenant.maintenance_started", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        reason=reason)
+    db.session.commit()
+    publish(tenant)
+    return tenant
+
+
+def end_maintenance(tenant, actor=None):
+    if not tenant.maintenance_reason:
+        raise Refused("The tenant is not in maintenance.")
+    fence = Fence(TenantRef.of(tenant), current_app.config["DATABASE_URL"])
+    try:
+        fence.remove()
+    finally:
+        fence.close()
+    tenant.maintenance_reason = None
+    tenant.placement_version = (tenant.placement_version or 0) + 1
+    audit_events.record("tenant.maintenance_ended", actor=actor, tenant_id=tenant.id, target=tenant.slug)
+    db.session.commit()
+    publish(tenant)
     return tenant

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from flask import current_app
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from portal.dbsetup import migrate_schema, owner_connection
 from portal.tenancy.data import TENANT_SCHEMA, TENANT_TABLES
@@ -166,6 +167,34 @@ def set_role_limits(tenant_id, tier, url_env, connections, statement_timeout_ms)
         if _exists(conn, _ROLE, role):
             _ddl(conn, f"ALTER ROLE %I CONNECTION LIMIT {int(connections)}", role)
             _ddl(conn, f"ALTER ROLE %I SET statement_timeout = {int(statement_timeout_ms)}", role)
+
+
+def server_of(tier, url_env=None):
+    """Which PostgreSQL server holds a tier's storage: (host, port) of its owner URL. Two
+    placements may name one server, and a tenant's role is one per server."""
+    url = make_url(placement_owner_url(url_env) if tier == "silo" else _registry_url())
+    return (url.host or "", url.port or 5432, url.query.get("host", ""))
+
+
+def role_exists(tenant_id, tier, url_env=None):
+    if tier == "pool":
+        return False
+    with _owner(tier, url_env, autocommit=True) as conn:
+        return _exists(conn, _ROLE, role_name(tenant_id))
+
+
+def release_role(tenant_id, tier, url_env=None):
+    """Take back what the tenant's role holds for `tier` on its server, keeping the role
+    (another tier of the tenant on the same server uses it: a move's two copies). Bridge:
+    the application role's membership and TEMPORARY on the registry database; silo: its
+    database's grants go with the database."""
+    if tier != "bridge":
+        return
+    with _owner(tier, url_env) as conn:
+        role = role_name(tenant_id)
+        if _exists(conn, _ROLE, role):
+            _ddl(conn, "REVOKE %I FROM %I", role, current_app.config["PORTAL_APP_ROLE"])
+            _ddl(conn, "REVOKE TEMPORARY ON DATABASE %I FROM %I", _current_database(conn), role)
 
 
 # -- both, for callers that want a whole tenant's storage ---------------------------------

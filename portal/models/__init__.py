@@ -2,6 +2,7 @@
 from portal.models.audit import AuditEvent
 from portal.models.impersonation import Impersonation
 from portal.models.job import JOB_STATES, Job
+from portal.models.move import MOVE_STATES, TenantMove
 from portal.models.outbox import OutboxMessage
 from portal.models.placement import Placement
 from portal.models.plan import LIMIT_RANGES, Plan, PlanRequest, TenantOverride, bounded_limit
@@ -13,6 +14,7 @@ __all__ = [
     "JOB_STATES",
     "LIMIT_RANGES",
     "Job",
+    "MOVE_STATES",
     "AuditEvent",
     "Impersonation",
     "OutboxMessage",
@@ -26,6 +28,7 @@ __all__ = [
     "TENANT_TIERS",
     "Tenant",
     "TenantDomain",
+    "TenantMove",
     "TenantOverride",
     "UpgradeRun",
     "WITH_STORAGE",

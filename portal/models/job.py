@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "interrupted")
+JOB_STATES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
 
 
 class Job(db.Model):
@@ -38,4 +38,4 @@ class Job(db.Model):
 
     @property
     def finished(self):
-        return self.state in ("succeeded", "failed", "interrupted")
+        return self.state in ("succeeded", "failed", "interrupted", "cancelled")

@@ -35,6 +35,11 @@ class Tenant(db.Model):
     schema_version: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
     # Bumped to end every session of the tenant at once.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped when a move switches the tenant to another place: every process sees it on its
+    # next request (portal/services/ratelimit.py reads the published version with the count).
+    placement_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Set while staff hold the tenant in maintenance mode: reads go on, writes are refused.
+    maintenance_reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     failed_step: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     archived_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
     purge_after: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -23,7 +23,7 @@ from portal.extensions import redis_holder
 from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
 from portal.services.metering import storage_bytes
-from portal.tenancy.context import get_current_tenant
+from portal.tenancy.context import current_tenant, get_current_tenant
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,14 @@ def count_slow_statement(tenant_id, elapsed_ms, statement):
         log.warning("slow statement of %s not counted: %s", tenant_id, exc)
 
 
+def reload_tenant(tenant):
+    """The tenant read afresh (its lookup entries forgotten), bound for this request."""
+    fresh = current_app.extensions["portal.tenant_lookup"].reload(tenant.id, tenant.slug) or tenant
+    current_tenant.set(fresh)  # the resolver resets it when the request ends
+    request.environ["portal.tenant"] = fresh
+    return fresh
+
+
 def enforce():
     """The limits step: None to go on, or the refusal."""
     tenant = get_current_tenant()
@@ -94,6 +102,8 @@ def enforce():
         return None
     granted = entitlements.current()
     minute = ratelimit.requests_this_minute(tenant.id, granted.limit("requests_per_minute"))
+    if minute.placement_version is not None and minute.placement_version > tenant.placement_version:
+        tenant = reload_tenant(tenant)  # a move has switched it: this request goes to the new place
     if not minute.allowed and minute.degraded:
         return refusal(429, "Try again shortly", "Request limits cannot be checked just now; try again shortly.",
                        {"Retry-After": 30})
@@ -102,6 +112,9 @@ def enforce():
         return refusal(429, "Too many requests",
                        f"This workspace allows {minute.limit} requests a minute; try again in "
                        f"{minute.reset_seconds} s.", {"Retry-After": minute.reset_seconds})
+    if tenant.maintenance_reason and request.method not in SAFE_METHODS and request.blueprint != "auth":
+        return refusal(503, "In maintenance", f"This workspace is in maintenance ({tenant.maintenance_reason}): "
+                       "changes are paused; reading goes on.", {"Retry-After": 30})
     if request.blueprint == "api":
         if not granted.has("api_access"):
             return feature_refusal("api_access")

@@ -13,6 +13,12 @@ def tenant_key(tenant_id, *parts):
     return ":".join([current_app.config["PORTAL_REDIS_PREFIX"], f"t:{{{tenant_id}}}", *map(str, parts)])
 
 
+def placement_version_key(tenant_id):
+    """A tenant's published placement version: every request reads it (with its count) and
+    reloads the tenant when it is newer than the one it holds (a move switched it)."""
+    return tenant_key(tenant_id, "placement-version")
+
+
 def clear_tenant_keys(tenant_id):
     """Remove every Redis key of the tenant (its hash-tagged prefix): SCAN and UNLINK,
     never KEYS. Returns how many were removed."""

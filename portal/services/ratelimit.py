@@ -10,21 +10,27 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Optional
 
 import redis
 from flask import current_app
 
 from portal.extensions import redis_holder
-from portal.services.keys import tenant_key
+from portal.services.keys import placement_version_key, tenant_key
 
 log = logging.getLogger(__name__)
 
+# One round trip: count the hit (unless ARGV[2] is "0": unlimited) and read the tenant's
+# published placement version (KEYS[2]; portal/lifecycle/moves.py). Both keys carry the
+# tenant's hash tag: one Redis Cluster slot.
 _COUNT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {count, redis.call('PTTL', KEYS[1])}
+local count = 0
+if ARGV[2] == '1' then
+  count = redis.call('INCR', KEYS[1])
+  if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+end
+return {count, redis.call('GET', KEYS[2])}
 """
-_scripts = {}
 
 
 @dataclass
@@ -34,17 +40,19 @@ class Decision:
     count: int
     reset_seconds: int
     degraded: bool = False  # Redis unreachable
+    placement_version: Optional[int] = None  # the tenant's, as published (None: not known)
 
     @property
     def remaining(self):
         return None if self.limit is None else max(0, self.limit - self.count)
 
 
-def _script(client):
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_COUNT)
-    return script
+def _script():
+    """The counting script, registered once per app (with its Redis client)."""
+    scripts = current_app.extensions.setdefault("portal.redis_scripts", {})
+    if "count" not in scripts:
+        scripts["count"] = redis_holder.client.register_script(_COUNT)
+    return scripts["count"]
 
 
 def minute_window(now=None):
@@ -58,24 +66,30 @@ def day_window(now=None):
     return now.strftime("%Y%m%d"), int(86400 - (now - midnight).total_seconds())
 
 
-def hit(tenant_id, name, window, seconds_left, limit):
-    """Count one hit in the tenant's window `window` of counter `name`; decide."""
-    if limit is None:
+def hit(tenant_id, name, window, seconds_left, limit, with_version=False):
+    """Count one hit in the tenant's window `window` of counter `name`; decide. With
+    `with_version`, the tenant's published placement version comes back in the same round
+    trip (asked even when the limit is None: then nothing is counted)."""
+    if limit is None and not with_version:
         return Decision(True, None, 0, seconds_left)
-    key = tenant_key(tenant_id, name, window)
     try:
-        count, _ttl = _script(redis_holder.client)(keys=[key], args=[seconds_left * 1000 + 1000])
+        keys = [tenant_key(tenant_id, name, window), placement_version_key(tenant_id)]
+        count, version = _script()(keys=keys, args=[seconds_left * 1000 + 1000, "0" if limit is None else "1"])
     except redis.RedisError as exc:
-        fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"]
+        fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"] or limit is None
         log.warning("rate limit %s: Redis unreachable, failing %s: %s", name, "open" if fail_open else "closed", exc)
         return Decision(fail_open, limit, 0, seconds_left, degraded=True)
+    version = int(version) if version is not None else None
+    if limit is None:
+        return Decision(True, None, 0, seconds_left, placement_version=version)
     # The key outlives its window by a second of grace; the window itself ends in seconds_left.
-    return Decision(int(count) <= limit, limit, int(count), max(1, seconds_left))
+    return Decision(int(count) <= limit, limit, int(count), max(1, seconds_left), placement_version=version)
 
 
 def requests_this_minute(tenant_id, limit, now=None):
+    """A request of the tenant, counted; with the tenant's published placement version."""
     window, left = minute_window(now)
-    return hit(tenant_id, "rpm", window, left, limit)
+    return hit(tenant_id, "rpm", window, left, limit, with_version=True)
 
 
 def api_call_today(tenant_id, limit, now=None):

@@ -2,7 +2,7 @@
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -24,6 +24,10 @@ class TenantRef:
     placement_env: Optional[str] = None
     # Sessions made in an earlier epoch are over (suspension, deprovisioning).
     session_epoch: int = 0
+    # Which placement this ref describes: a move's switch bumps it (every process reloads).
+    placement_version: int = 0
+    # Set while staff hold the tenant in maintenance mode (writes refused, a banner).
+    maintenance_reason: Optional[str] = None
     # Noisy-neighbour caps of its plan (with overrides): per transaction, per silo engine.
     statement_timeout_ms: Optional[int] = None
     db_connections: Optional[int] = None
@@ -40,6 +44,8 @@ class TenantRef:
             status_reason=tenant.status_reason,
             placement_env=(tenant.placement.url_env or "") if tenant.placement is not None else None,
             session_epoch=tenant.session_epoch or 0,
+            placement_version=tenant.placement_version or 0,
+            maintenance_reason=tenant.maintenance_reason,
             **_caps(tenant),
         )
 
@@ -51,6 +57,11 @@ class TenantRef:
     @classmethod
     def from_dict(cls, data):
         return cls(**{**data, "id": uuid.UUID(data["id"])})
+
+    def placed(self, tier, placement_env):
+        """This tenant as it would be in another tier or on another placement (a move's
+        target): the same id, so the same names of schema, role and database."""
+        return replace(self, tier=tier, placement_env=placement_env)
 
 
 def _caps(tenant):

@@ -21,9 +21,10 @@ class SiloEngines:
         self._lock = threading.Lock()
 
     def get(self, key, url, cap=None):
-        """The engine for `key` (a tenant id); made from `url` if not open. `cap` (the
-        tenant's plan's database connections) bounds its pool further."""
-        key = (key, cap)
+        """The engine for `key` (a tenant id) at `url`; made if not open. `cap` (the
+        tenant's plan's database connections) bounds its pool further. The URL is part of
+        the key: a tenant moved to another server gets an engine there at once."""
+        key = (key, url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url), cap)
         with self._lock:
             engine = self._engines.get(key)
             if engine is not None:

@@ -52,6 +52,19 @@ class TenantLookup:
         if domains:
             self._forget([f"host:{d}" for d in domains], ", ".join(domains))
 
+    def reload(self, tenant_id, slug):
+        """The tenant read from the registry, past both caches, and put back in them: for
+        a process that learns another changed it (a move's switch). (Redis may hold a ref
+        a slower process wrote after the change's own invalidation: not trusted here.)"""
+        ref = self._load(Tenant.id == tenant_id)
+        if ref is not None:
+            now = time.monotonic()
+            for key in (f"id:{tenant_id}", f"slug:{slug}"):
+                self._to_redis(key, ref)
+                with self._lock:
+                    self._local[key] = (now + self.local_seconds, ref)
+        return ref
+
     def clear_local(self):
         with self._lock:
             self._local.clear()

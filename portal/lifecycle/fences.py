@@ -1,0 +1,203 @@
+"""A fence around one tenant's rows where they live: PostgreSQL triggers that capture the
+keys its writes change, and refuse its writes while it is frozen. The same mechanism
+serves a move (capture, then a short freeze for the final catch-up) and maintenance mode
+(frozen, no capture).
+
+Why triggers, not logical decoding: the servers run with `wal_level = replica` (the
+default), where logical decoding is not available, and a fence must work on every
+placement as it is configured. The triggers fire for this tenant's rows only (a `WHEN`
+clause compares `tenant_id`, so on the pool's shared tables another tenant's write pays
+one comparison, not a function call).
+
+The objects, in schema `portal_fence` of the database that holds the tenant's rows (the
+registry's for pool and bridge, the tenant's own for silo), named by the tenant id:
+
+- `state_<id>`: one row: `state` open | frozen | moved | maintenance, and `capturing`
+  (in maintenance, sign-ins and sign-outs still write the `sessions` table);
+- `changes_<id>`: (seq, tbl, key, at) — the primary key of every row the tenant's writes
+  touched since capture began (an update that changes a key logs both keys);
+- `guard_<id>()`: the trigger function (SECURITY DEFINER, owned by the database's owner,
+  `search_path` pinned). Each write first takes `FOR SHARE` on the state row, so that
+  freezing (an UPDATE of that row) waits for every write already in flight to end, and
+  every write after it sees the freeze and fails with SQLSTATE PT503 (the portal answers
+  503 with Retry-After);
+- triggers `portal_fence_<id>_w` (INSERT, UPDATE) and `portal_fence_<id>_d` (DELETE) on
+  each tenant table, AFTER ROW.
+
+All DDL runs as the owner with a short lock timeout, retried: adding a trigger to a
+shared pool table waits for that table's writes in flight, and must not queue the
+others behind it for long.
+"""
+import logging
+import time
+from contextlib import contextmanager
+
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from portal.dbsetup import owner_engine
+from portal.tenancy.data import TENANT_SCHEMA, TENANT_TABLES
+from portal.tenancy.names import database_name, schema_name
+from portal.tenancy.placement import placement_owner_url
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "portal_fence"
+REFUSED = "PT503"  # the SQLSTATE of a write refused by a fence
+STATES = ("open", "frozen", "moved", "maintenance")
+LOCK_TIMEOUT_MS = 2000
+DDL_ATTEMPTS = 5
+
+
+def pk_column(table):
+    """The column besides tenant_id that keys a tenant table's rows."""
+    (column,) = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
+    return column
+
+
+class Fence:
+    """The fence of tenant `ref` (a TenantRef) where its rows are now (or where `ref`
+    says: a TenantRef of another placement for a move's target)."""
+
+    def __init__(self, ref, registry_url):
+        self.ref = ref
+        self.hex = ref.id.hex
+        if ref.tier == "silo":
+            self.url, self.database = placement_owner_url(ref.placement_env), database_name(ref.id)
+        else:
+            self.url, self.database = registry_url, None
+        self.tables_schema = schema_name(ref.id) if ref.tier == "bridge" else TENANT_SCHEMA
+        self.state_table = f'"{SCHEMA}"."state_{self.hex}"'
+        self.changes_table = f'"{SCHEMA}"."changes_{self.hex}"'
+        self.function = f'"{SCHEMA}"."guard_{self.hex}"'
+        self._engine = None
+
+    # -- connections ------------------------------------------------------------------
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = owner_engine(self.url, database=self.database)
+        return self._engine
+
+    def close(self):
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @contextmanager
+    def _ddl(self):
+        """One owner transaction with a short lock timeout, retried while it times out."""
+        for attempt in range(1, DDL_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
+                    yield conn
+                return
+            except OperationalError as exc:
+                if "lock timeout" not in str(exc) or attempt == DDL_ATTEMPTS:
+                    raise
+                log.warning("fence of %s: lock timeout, attempt %d of %d", self.ref.slug, attempt, DDL_ATTEMPTS)
+                time.sleep(0.1 * attempt)
+
+    # -- the fence ----------------------------------------------------------------------
+    def install(self, state="open", capturing=True):
+        """Put the fence up (idempotent): its tables, function and triggers."""
+        tenant = str(self.ref.id)
+        with self._ddl() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+            conn.execute(text(f"REVOKE ALL ON SCHEMA \"{SCHEMA}\" FROM PUBLIC"))
+            conn.execute(text(f"CREATE TABLE IF NOT EXISTS {self.state_table} "
+                              "(state text NOT NULL, capturing boolean NOT NULL)"))
+            conn.execute(text(f"DELETE FROM {self.state_table}"))
+            conn.execute(text(f"INSERT INTO {self.state_table} VALUES (:s, :c)"), {"s": state, "c": capturing})
+            conn.execute(text(f"CREATE TABLE IF NOT EXISTS {self.changes_table} (seq bigserial PRIMARY KEY, "
+                              "tbl text NOT NULL, key text NOT NULL, "
+                              "at timestamptz NOT NULL DEFAULT clock_timestamp())"))
+            conn.execute(text(self._function_sql()))
+            for table in TENANT_TABLES:
+                qualified = f'"{self.tables_schema}"."{table.name}"'
+                key = pk_column(table)
+                for suffix, events, row in (("w", "INSERT OR UPDATE", "NEW"), ("d", "DELETE", "OLD")):
+                    name = f'"portal_fence_{self.hex}_{suffix}"'
+                    conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {qualified}"))
+                    conn.execute(text(
+                        f"CREATE TRIGGER {name} AFTER {events} ON {qualified} FOR EACH ROW "
+                        f"WHEN ({row}.tenant_id = '{tenant}'::uuid) EXECUTE FUNCTION {self.function}('{key}')"))
+
+    def _function_sql(self):
+        return f"""
+            CREATE OR REPLACE FUNCTION {self.function}() RETURNS trigger
+            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fence$
+            DECLARE
+              fence_state text;
+              capture boolean;
+              old_key text;
+              new_key text;
+            BEGIN
+              SELECT state, capturing INTO fence_state, capture FROM {self.state_table} FOR SHARE;
+              -- In maintenance people still sign in and out (their sessions), to read.
+              IF fence_state IS DISTINCT FROM 'open'
+                 AND NOT (fence_state = 'maintenance' AND TG_TABLE_NAME = 'sessions') THEN
+                RAISE EXCEPTION 'tenant writes are refused: %', fence_state USING ERRCODE = '{REFUSED}';
+              END IF;
+              IF capture THEN
+                IF TG_OP <> 'INSERT' THEN
+                  old_key := to_jsonb(OLD) ->> TG_ARGV[0];
+                  INSERT INTO {self.changes_table} (tbl, key) VALUES (TG_TABLE_NAME, old_key);
+                END IF;
+                IF TG_OP <> 'DELETE' THEN
+                  new_key := to_jsonb(NEW) ->> TG_ARGV[0];
+                  IF old_key IS DISTINCT FROM new_key THEN
+                    INSERT INTO {self.changes_table} (tbl, key) VALUES (TG_TABLE_NAME, new_key);
+                  END IF;
+                END IF;
+              END IF;
+              RETURN NULL;
+            END
+            $fence$"""
+
+    def set_state(self, state, capturing=None):
+        """Change the fence's state. To `frozen` (or `maintenance`), the UPDATE waits for
+        every write of the tenant in flight (they hold FOR SHARE on the row): once it
+        returns, no write of the tenant is in flight and every later one is refused."""
+        assert state in STATES
+        with self._ddl() as conn:
+            if capturing is None:
+                conn.execute(text(f"UPDATE {self.state_table} SET state = :s"), {"s": state})
+            else:
+                conn.execute(text(f"UPDATE {self.state_table} SET state = :s, capturing = :c"),
+                             {"s": state, "c": capturing})
+
+    def state(self):
+        """(state, capturing), or None where there is no fence."""
+        with self.engine.connect() as conn:
+            if conn.execute(text("select to_regclass(:t)"), {"t": f"{SCHEMA}.state_{self.hex}"}).scalar() is None:
+                return None
+            return tuple(conn.execute(text(f"SELECT state, capturing FROM {self.state_table}")).one())
+
+    def changes(self, after, limit=5000):
+        """Captured changes after `after` (a seq): [(seq, table, key)], oldest first."""
+        with self.engine.connect() as conn:
+            return conn.execute(text(f"SELECT seq, tbl, key FROM {self.changes_table} WHERE seq > :after "
+                                     "ORDER BY seq LIMIT :limit"), {"after": after, "limit": limit}).all()
+
+    def backlog(self, after):
+        """(changes not yet replayed, seconds since the oldest of them was made)."""
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(text(
+                f"SELECT count(*), extract(epoch from clock_timestamp() - min(at)) FROM {self.changes_table} "
+                "WHERE seq > :after"), {"after": after}).one()
+        return int(count), float(oldest or 0)
+
+    def remove(self):
+        """Take the fence down (idempotent): triggers, function, tables."""
+        with self._ddl() as conn:
+            if conn.execute(text("select to_regnamespace(:s)"), {"s": SCHEMA}).scalar() is None:
+                return
+            for table in TENANT_TABLES:
+                qualified = f'"{self.tables_schema}"."{table.name}"'
+                if conn.execute(text("select to_regclass(:t)"), {"t": f"{self.tables_schema}.{table.name}"}).scalar():
+                    for suffix in ("w", "d"):
+                        conn.execute(text(f'DROP TRIGGER IF EXISTS "portal_fence_{self.hex}_{suffix}" ON {qualified}'))
+            conn.execute(text(f"DROP FUNCTION IF EXISTS {self.function}()"))
+            conn.execute(text(f"DROP TABLE IF EXISTS {self.changes_table}, {self.state_table}"))

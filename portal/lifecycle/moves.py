@@ -1,0 +1,488 @@
+"""Moving a tenant, online, to another tier or server: copy, catch up, a short write
+freeze, validate, switch; the old copy kept (not served), then dropped.
+
+The same code moves every pair (pool, bridge, silo on any placement): the tables are the
+same in every tier, so the only tier-specific parts are where rows are read from and
+written to (a TenantRef of each place) and how storage is made and dropped (storage.py).
+
+Phases (a job; each a step the pages show live):
+
+1. prepare — any old copy a previous move of the tenant left is dropped; the target's
+   storage is made (a bridge schema, a silo database, the tenant's role there: none for
+   the pool); a fence goes up around the tenant's rows at the source (fences.py): from
+   now on every key its writes touch is captured.
+2. copy — every table, in one REPEATABLE READ snapshot of the source, through COPY
+   (copying.py), into the target. The tenant keeps working.
+3. catch-up — captured keys are replayed in batches: each key's row is read from the
+   source as it is now and written to the target (or deleted there), until few are left.
+4. freeze — the fence refuses the tenant's writes (PT503: 503 with Retry-After) once the
+   writes in flight have ended; the last captured keys are replayed. Reads go on.
+5. validate — per table, the row count and the order-independent checksum of the frozen
+   source and of the target must agree; any difference aborts the move.
+6. switch — in one registry transaction the tenant gets its new tier and placement, its
+   placement version goes up, and the move is `switched`; the source's fence turns
+   `moved` (its writes stay refused); every process sees the new placement on its next
+   request (the version is published to Redis). The freeze ends here.
+
+Before the switch, a failure, a fault, a cancel (staff or CLI) or a killed worker (rolled
+back when a worker starts) undoes everything: the fence comes down, the target's copy is
+dropped; the tenant works on its source, untouched. If the freeze would outlast
+`max_freeze_ms`, it is lifted and tried again after more catching up (three times).
+After the switch the old copy is kept MOVE_KEEP_HOURS (default 24), then dropped by a job;
+staff may drop it sooner. Identifiers are the tenant id's (tenancy/names.py): a tenant's
+role on a server serves each of its tiers there, and is dropped only with the last.
+"""
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from portal.dbsetup import tenant_head
+from portal.extensions import db, redis_holder
+from portal.lifecycle import copying, storage
+from portal.lifecycle.exports import delete_rows
+from portal.lifecycle.fences import Fence
+from portal.lifecycle.placements import choose_for_silo
+from portal.lifecycle.saga import maybe_fail
+from portal.models import TENANT_TIERS, WITH_STORAGE, Job, Placement, Tenant, TenantMove
+from portal.services import audit_events, jobqueue
+from portal.services.errors import Refused
+from portal.services.keys import placement_version_key, tenant_key
+from portal.services.metering import storage_bytes
+from portal.tenancy.context import TenantRef
+from portal.tenancy.data import TENANT_TABLES
+from portal.tenancy.lookup import forget_tenant
+from portal.tenancy.placement import tenant_session, tenant_transaction
+
+log = logging.getLogger(__name__)
+
+PHASES = ["prepare", "copy", "catch-up", "freeze", "validate", "switch"]
+BATCH = 5000  # captured keys replayed at a time
+FREEZE_BELOW = 200  # catch up until a round leaves fewer keys than this, then freeze
+FREEZE_ATTEMPTS = 3
+SPOOL_BYTES = 64 << 20  # a table's CSV is held in memory up to this, then on disk
+MOVED_TABLES = TENANT_TABLES  # every table moves, tokens and sessions too (people stay signed in)
+
+
+class MoveAborted(Exception):
+    """The move stops before its switch; everything it made is undone."""
+
+
+class MoveCancelled(MoveAborted):
+    pass
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+# -- asking for a move -------------------------------------------------------------------
+def under_way(tenant_id):
+    return db.session.execute(select(TenantMove).where(
+        TenantMove.tenant_id == tenant_id, TenantMove.state.in_(("queued", "copying", "catching_up", "frozen",
+                                                                 "validating")))).scalar_one_or_none()
+
+
+def moves_of(tenant_id, limit=10):
+    return db.session.execute(select(TenantMove).where(TenantMove.tenant_id == tenant_id)
+                              .order_by(TenantMove.created_at.desc()).limit(limit)).scalars().all()
+
+
+def what_moves(tenant):
+    """What a move of `tenant` would copy: {table: rows}, bytes, and an estimate in seconds
+    (at the rate this portal's moves have copied, else a cautious 20,000 rows/s)."""
+    ref = TenantRef.of(tenant)
+    with tenant_session(ref) as session:
+        rows = {t.name: session.execute(select(func.count()).select_from(t)).scalar_one() for t in MOVED_TABLES}
+    rates = [m.figures.get("copy_rows_per_second") for m in db.session.execute(
+        select(TenantMove).where(TenantMove.state == "switched").order_by(TenantMove.created_at.desc()).limit(5)
+    ).scalars() if m.figures.get("copy_rows_per_second")]
+    rate = sum(rates) / len(rates) if rates else 20_000
+    return {"tables": rows, "rows": sum(rows.values()), "bytes": storage_bytes(ref),
+            "estimate_seconds": round(2 + sum(rows.values()) / rate, 1)}
+
+
+def request_move(tenant, to_tier, to_placement_id=None, actor=None, max_freeze_ms=None):
+    """Record a move of `tenant` (committed; the caller enqueues its job). Refused, with
+    the reason and nothing recorded: a tenant not active or suspended, in maintenance,
+    behind the tenant schema history, already moving, or already there; a bad target."""
+    if to_tier not in TENANT_TIERS:
+        raise Refused("Choose pool, bridge or silo.", "tier")
+    if tenant.status not in WITH_STORAGE:
+        raise Refused(f"Only an active or suspended tenant can be moved; this one is {tenant.status}.")
+    if tenant.maintenance_reason:
+        raise Refused("The tenant is in maintenance mode: end it before moving the tenant.")
+    running = under_way(tenant.id)
+    if running is not None:
+        raise Refused(f"A move of {tenant.slug} to {running.to_tier} is already under way; wait for it or "
+                      f"cancel it.")
+    if tenant.schema_version != tenant_head():
+        raise Refused(f"The tenant's tables are at {tenant.schema_version or 'an unknown version'}, not "
+                      f"{tenant_head()}: upgrade the tenant first.")
+    placement = None
+    if to_tier == "silo":
+        placement = choose_for_silo(to_placement_id)
+    elif to_placement_id:
+        raise Refused("Only silo tenants are placed on a server of their own.", "placement")
+    if to_tier == tenant.tier and (placement.id if placement else None) == tenant.placement_id:
+        raise Refused(f"{tenant.slug} is already there.", "tier")
+    if to_tier == "silo" and tenant.tier == "silo" and \
+            storage.server_of("silo", placement.url_env) == storage.server_of("silo", tenant.placement.url_env):
+        raise Refused(f"Placement {placement.name} is on the server the tenant is on already.", "placement")
+    max_freeze_ms = current_app.config["MOVE_MAX_FREEZE_MS"] if max_freeze_ms is None else max_freeze_ms
+    if not isinstance(max_freeze_ms, int) or not 50 <= max_freeze_ms <= 60_000:
+        raise Refused("The longest freeze is from 50 to 60,000 ms.", "max_freeze_ms")
+    label = audit_events.actor_label(actor)
+    move = TenantMove(tenant_id=tenant.id, from_tier=tenant.tier, from_placement_id=tenant.placement_id,
+                      to_tier=to_tier, to_placement_id=placement.id if placement else None, state="queued",
+                      max_freeze_ms=max_freeze_ms, figures={}, created_by=label)
+    db.session.add(move)
+    db.session.flush()
+    job = jobqueue.create("move", tenant.id, PHASES, label, params={"move": str(move.id)})
+    move.job_id = job.id
+    audit_events.record("tenant.move_requested", actor=actor, tenant_id=tenant.id, target=tenant.slug,
+                        details={"move": str(move.id), "from": _where(tenant.tier, tenant.placement),
+                                 "to": _where(to_tier, placement), "max_freeze_ms": max_freeze_ms})
+    db.session.commit()
+    return move, job
+
+
+def _where(tier, placement):
+    return f"{tier} on {placement.name}" if placement is not None else tier
+
+
+def cancel(move, actor=None):
+    """Ask a move under way to stop before its switch (it undoes what it made)."""
+    if not move.under_way or move.state == "validating":
+        raise Refused("Only a move that has not begun to switch can be cancelled.")
+    move.cancel_requested = True
+    audit_events.record("tenant.move_cancel_requested", actor=actor, tenant_id=move.tenant_id,
+                        details={"move": str(move.id)})
+    db.session.commit()
+
+
+# -- the job -------------------------------------------------------------------------------
+def run(job, progress):
+    """The worker's half of a move (job kind "move")."""
+    move = db.session.get(TenantMove, job.params["move"])
+    if move.state != "queued":  # delivered again after its worker died: roll it back
+        Mover(move, progress).undo(f"the worker running it stopped during {move.state}")
+        progress.finish("failed", error="interrupted: the move was rolled back; the tenant is where it was")
+        return
+    Mover(move, progress).run()
+
+
+class Mover:
+    def __init__(self, move, progress=None):
+        self.move = move
+        self.progress = progress
+        self.tenant = db.session.get(Tenant, move.tenant_id)
+        ref = TenantRef.of(self.tenant)
+        from_env = move.from_placement.url_env or "" if move.from_placement is not None else None
+        to_env = move.to_placement.url_env or "" if move.to_placement is not None else None
+        self.source = ref.placed(move.from_tier, from_env)
+        self.target = ref.placed(move.to_tier, to_env)
+        self.fence = Fence(self.source, current_app.config["DATABASE_URL"])
+        self.figures = dict(move.figures or {})
+        self.seq = self.figures.get("replayed_to", 0)
+
+    # -- driving -----------------------------------------------------------------------
+    def run(self):
+        started = time.perf_counter()
+        try:
+            for phase, do in (("prepare", self.prepare), ("copy", self.copy), ("catch-up", self.catch_up),
+                              ("freeze", self.freeze_and_validate)):
+                self._phase(phase, do)
+        except MoveAborted as stop:
+            self.undo(str(stop), cancelled=isinstance(stop, MoveCancelled))
+            self.progress.finish("cancelled" if isinstance(stop, MoveCancelled) else "failed", error=str(stop))
+            return
+        except Exception as exc:
+            message = str(getattr(exc, "orig", exc)).strip().splitlines()[0] or type(exc).__name__
+            log.exception("move of %s failed", self.tenant.slug)
+            db.session.rollback()
+            self.undo(message)
+            self.progress.finish("failed", error=message)
+            return
+        finally:
+            self.fence.close()
+        self.figures["total_seconds"] = round(time.perf_counter() - started, 3)
+        self._save(figures=self.figures)
+        self.progress.finish("succeeded", move=str(self.move.id), **self.figures)
+
+    def _phase(self, name, do):
+        self._step(name, "running")
+        maybe_fail(name, self.tenant.slug)
+        self._check_cancel()
+        do()
+        if name != "freeze":  # freeze_and_validate reports validate and switch itself
+            self._step(name, "done")
+
+    def _step(self, name, state):
+        if self.progress is not None:
+            self.progress.step(name, state)
+
+    def _save(self, **values):
+        for name, value in values.items():
+            setattr(self.move, name, value)
+        db.session.commit()
+
+    def _check_cancel(self):
+        db.session.refresh(self.move, ["cancel_requested"])
+        if self.move.cancel_requested:
+            raise MoveCancelled("cancelled before the switch: the tenant stays where it was")
+
+    # -- phases --------------------------------------------------------------------------
+    def prepare(self):
+        drop_old_copies(self.tenant.id)  # a previous move's: stale, and it could be where we go
+        self.figures["role_existed"] = storage.role_exists(self.tenant.id, self.move.to_tier,
+                                                           self.target.placement_env)
+        self._save(state="copying", figures=self.figures)
+        if self.move.to_tier == "pool":
+            delete_rows(self.tenant, self.target)  # none should be there: make sure
+        else:
+            storage.make_storage(self.tenant.id, self.move.to_tier, self.target.placement_env)
+            storage.make_role(self.tenant.id, self.move.to_tier, self.target.placement_env)
+            cfg = current_app.config
+            storage.set_role_limits(self.tenant.id, self.move.to_tier, self.target.placement_env,
+                                    cfg["TENANT_ROLE_CONNECTIONS"], cfg["TENANT_ROLE_STATEMENT_TIMEOUT_MS"])
+        self.fence.install(state="open", capturing=True)
+
+    def copy(self):
+        started, total = time.perf_counter(), 0
+        tables = {}
+        with tenant_session(self.source) as source:
+            copying.snapshot(source)
+            for n, table in enumerate(MOVED_TABLES):
+                table_started = time.perf_counter()
+                with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+                    rows, _ = copying.copy_out(source, table, spool)
+                    spool.seek(0)
+                    with tenant_transaction(self.target) as target:
+                        copying.copy_in(target, table, spool, self.tenant.id)
+                seconds = time.perf_counter() - table_started
+                tables[table.name] = {"rows": rows, "seconds": round(seconds, 3),
+                                      "rows_per_second": round(rows / seconds) if seconds else None}
+                total += rows
+                self.figures.update(tables=tables, copied_rows=total)
+                if self.progress is not None:
+                    self.progress.fraction("copy", (n + 1) / len(MOVED_TABLES))
+                self._check_cancel()
+        seconds = time.perf_counter() - started
+        self.figures.update(copy_seconds=round(seconds, 3),
+                            copy_rows_per_second=round(total / seconds) if seconds else None)
+        self._save(state="catching_up", figures=self.figures)
+
+    def catch_up(self):
+        rounds = 0
+        while True:
+            replayed = self._replay()
+            behind, lag = self.fence.backlog(self.seq)
+            rounds += 1
+            self.figures.update(catch_up_rounds=rounds, behind_rows=behind, behind_seconds=round(lag, 3))
+            self._save(figures=self.figures)
+            self._check_cancel()
+            if replayed < FREEZE_BELOW and behind < FREEZE_BELOW:
+                return
+
+    def freeze_and_validate(self):
+        """Freeze, replay the rest, validate, switch; lift the freeze and catch up again
+        if it would last longer than the move's max_freeze_ms."""
+        for attempt in range(1, FREEZE_ATTEMPTS + 1):
+            self._save(state="frozen")
+            frozen_at = time.perf_counter()
+            self.fence.set_state("frozen")  # waits for the tenant's writes in flight
+            while self._replay():
+                pass
+            self._step("freeze", "done")
+            self._step("validate", "running")
+            maybe_fail("validate", self.tenant.slug)
+            self._save(state="validating")
+            differences = self.validate()
+            if differences:
+                raise MoveAborted("validation failed: " + "; ".join(differences))
+            self._step("validate", "done")
+            elapsed_ms = (time.perf_counter() - frozen_at) * 1000
+            if elapsed_ms <= self.move.max_freeze_ms or attempt == FREEZE_ATTEMPTS:
+                self._step("switch", "running")
+                maybe_fail("switch", self.tenant.slug)
+                self.switch(frozen_at, attempt)
+                return
+            log.warning("move of %s: the freeze took %.0f ms (at most %d): lifting it, catching up again",
+                        self.tenant.slug, elapsed_ms, self.move.max_freeze_ms)
+            self.fence.set_state("open")
+            self._save(state="catching_up")
+            self._step("freeze", "running")
+            self.catch_up()
+
+    def _replay(self):
+        """Replay one batch of captured keys; returns how many changes it took."""
+        changes = self.fence.changes(self.seq, BATCH)
+        if not changes:
+            return 0
+        keys = defaultdict(set)
+        for _seq, table, key in changes:
+            keys[table].add(key)
+        tables = {t.name: t for t in MOVED_TABLES}
+        with tenant_session(self.source) as source, tenant_transaction(self.target) as target:
+            copying.snapshot(source)
+            for name, names in keys.items():
+                with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+                    copying.copy_out(source, tables[name], spool, keys=names)
+                    spool.seek(0)
+                    copying.copy_in(target, tables[name], spool, self.tenant.id, replace_keys=names)
+        self.seq = changes[-1][0]
+        self.figures["replayed_to"] = self.seq
+        self.figures["replayed_changes"] = self.figures.get("replayed_changes", 0) + len(changes)
+        return len(changes)
+
+    def validate(self):
+        """The tables on both sides, as (rows, checksum): the differences, in words."""
+        sums = {}
+        for side, ref in (("source", self.source), ("target", self.target)):
+            with tenant_session(ref) as session:
+                copying.snapshot(session)
+                sums[side] = {t.name: copying.checksum(session, t) for t in MOVED_TABLES}
+        self.figures["checksums"] = {name: {"rows": rows, "checksum": checksum}
+                                     for name, (rows, checksum) in sums["source"].items()}
+        return [f"{name}: source {sums['source'][name][0]} rows ({sums['source'][name][1]}), "
+                f"target {sums['target'][name][0]} rows ({sums['target'][name][1]})"
+                for name in sums["source"] if sums["source"][name] != sums["target"][name]]
+
+    def switch(self, frozen_at, attempts):
+        tenant, move = self.tenant, self.move
+        db.session.refresh(tenant)
+        tenant.tier, tenant.placement_id = move.to_tier, move.to_placement_id
+        tenant.schema_version = tenant_head()
+        tenant.placement_version = (tenant.placement_version or 0) + 1
+        now = _now()
+        move.state, move.switched_at, move.finished_at = "switched", now, now
+        move.drop_after = now + timedelta(hours=current_app.config["MOVE_KEEP_HOURS"])
+        self.figures.update(freeze_ms=round((time.perf_counter() - frozen_at) * 1000, 1), freeze_attempts=attempts)
+        move.figures = self.figures
+        audit_events.record("tenant.moved", actor=("system", None, move.created_by), tenant_id=tenant.id,
+                            target=tenant.slug, details={"move": str(move.id),
+                                                         "from": _where(move.from_tier, move.from_placement),
+                                                         "to": _where(move.to_tier, move.to_placement),
+                                                         **{k: self.figures.get(k) for k in (
+                                                             "copied_rows", "copy_seconds", "freeze_ms",
+                                                             "replayed_changes")}})
+        db.session.commit()
+        self.fence.set_state("moved")  # the old copy keeps refusing writes of a process that has not seen it yet
+        publish(tenant)
+        self._step("switch", "done")
+        drop_job = jobqueue.create("drop old copy", tenant.id, ["drop old copy"], move.created_by,
+                                   params={"move": str(move.id)})
+        db.session.commit()
+        jobqueue.enqueue_at(drop_job, move.drop_after)
+
+    # -- undo ---------------------------------------------------------------------------
+    def undo(self, reason, cancelled=False):
+        """Everything the move made, undone: the fence down (the source is the tenant's
+        again, writes and all), the target's copy dropped. Idempotent."""
+        db.session.rollback()
+        try:
+            self.fence.remove()
+        finally:
+            self.fence.close()
+        _drop_copy(self.tenant, self.target, keep_role=self.figures.get("role_existed", True))
+        self.move.state = "cancelled" if cancelled else "failed"
+        self.move.error, self.move.finished_at, self.move.figures = reason, _now(), self.figures
+        audit_events.record("tenant.move_cancelled" if cancelled else "tenant.move_failed",
+                            actor=("system", None, self.move.created_by), tenant_id=self.tenant.id,
+                            target=self.tenant.slug, reason=reason[:2000], details={"move": str(self.move.id)})
+        db.session.commit()
+
+
+# -- after the switch -------------------------------------------------------------------
+def publish(tenant):
+    """Every process sees `tenant`'s new placement on its next request: the lookup caches
+    are forgotten and the version each request compares with is published."""
+    forget_tenant(tenant)
+    current_app.extensions["portal.silo_engines"].forget(tenant.id)
+    try:
+        client = redis_holder.client
+        client.set(placement_version_key(tenant.id), tenant.placement_version)
+        client.delete(tenant_key(tenant.id, "storage-bytes"))
+    except Exception as exc:  # Redis down: the other processes' 2 s lookup cache bounds it
+        log.warning("move of %s: the new version could not be published: %s", tenant.slug, exc)
+
+
+def _drop_copy(tenant, ref, keep_role):
+    """Drop a copy of `tenant`'s rows at `ref`'s place: its pool rows, or its schema or
+    database (and its role there, unless `keep_role`: another copy on that server uses it)."""
+    if ref.tier == "pool":
+        delete_rows(tenant, ref)
+        return
+    if keep_role:
+        storage.drop_storage_only(tenant.id, ref.tier, ref.placement_env)
+        storage.release_role(tenant.id, ref.tier, ref.placement_env)
+    else:
+        storage.drop_storage(tenant.id, ref.tier, ref.placement_env)
+
+
+def drop_old_copy(move, actor=None):
+    """Drop what a switched move left at its source: the fence and the copy (the role
+    too, unless the tenant's tier now on that server uses it)."""
+    if not move.old_copy_kept:
+        raise Refused("This move has no old copy to drop.")
+    tenant = db.session.get(Tenant, move.tenant_id)
+    ref = TenantRef.of(tenant)
+    from_env = move.from_placement.url_env or "" if move.from_placement is not None else None
+    old = ref.placed(move.from_tier, from_env)
+    fence = Fence(old, current_app.config["DATABASE_URL"])
+    try:
+        fence.remove()
+    finally:
+        fence.close()
+    shared = (tenant.tier != "pool" and move.from_tier != "pool" and tenant.status in WITH_STORAGE
+              and storage.server_of(tenant.tier, ref.placement_env) == storage.server_of(move.from_tier, from_env))
+    _drop_copy(tenant, old, keep_role=shared)
+    move.dropped_at = _now()
+    audit_events.record("tenant.old_copy_dropped", actor=actor or ("system", None, "retention"), tenant_id=tenant.id,
+                        target=tenant.slug, details={"move": str(move.id), "where": _where(move.from_tier,
+                                                                                           move.from_placement)})
+    db.session.commit()
+
+
+def drop_old_copies(tenant_id, actor=None):
+    for move in db.session.execute(select(TenantMove).where(
+            TenantMove.tenant_id == tenant_id, TenantMove.state == "switched",
+            TenantMove.dropped_at.is_(None))).scalars().all():
+        drop_old_copy(move, actor)
+
+
+def run_drop(job, progress):
+    """Job kind "drop old copy": at the end of the keeping time, or asked by staff."""
+    move = db.session.get(TenantMove, job.params["move"])
+    progress.step("drop old copy", "running")
+    if move is not None and move.old_copy_kept:
+        drop_old_copy(move)
+    progress.step("drop old copy", "done")
+    progress.finish("succeeded")
+
+
+def roll_back_interrupted():
+    """Moves whose worker died before the switch (their job no longer running): undone,
+    so their tenants work on their sources again. Run by every worker as it starts."""
+    rolled = 0
+    for move in db.session.execute(select(TenantMove).where(TenantMove.state.in_(
+            ("copying", "catching_up", "frozen", "validating")))).scalars().all():
+        job = db.session.get(Job, move.job_id) if move.job_id else None
+        if job is not None and jobqueue.shown_state(job) == "running":
+            continue
+        Mover(move).undo(f"the worker running it stopped during {move.state}")
+        if job is not None and job.state in ("queued", "running", "interrupted"):
+            job.state, job.finished_at = "failed", job.finished_at or _now()
+            job.error = "interrupted: the move was rolled back; the tenant is where it was"
+            db.session.commit()
+        rolled += 1
+    return rolled
+
+
+def placement_of(name):
+    return db.session.execute(select(Placement).where(Placement.name == name)).scalar_one_or_none()
