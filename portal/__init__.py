@@ -61,6 +61,7 @@ def register_blueprints(app):
         auth,
         domains,
         jobs,
+        moves,
         outbox,
         placements,
         plans,
@@ -77,7 +78,7 @@ def register_blueprints(app):
     from portal.extensions import csrf
     from portal.services import jobqueue, tenant_settings
 
-    for module in (auth, tenants, placements, upgrades, jobs, audit, outbox, support, staff, plans, quotas,
+    for module in (auth, tenants, moves, placements, upgrades, jobs, audit, outbox, support, staff, plans, quotas,
                    selfservice, users, roles, domains, tokens, api):
         app.register_blueprint(module.bp)
     for module in (audit, plans, quotas, support):  # the staff faces of features that serve both

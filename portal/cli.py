@@ -1,4 +1,6 @@
 """Operator commands: `flask --app wsgi tenants ...`, `staff ...`, `support ...`, `db-setup`, `seed-demo`."""
+from concurrent.futures import ThreadPoolExecutor
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -6,7 +8,8 @@ from flask.cli import AppGroup
 from portal.auth.services import create_staff_user
 from portal.dbsetup import setup_database
 from portal.demo import seed
-from portal.lifecycle import exports, placements, provisioning, retire, states, upgrade
+from portal.extensions import db
+from portal.lifecycle import exports, moves, placements, provisioning, retire, states, upgrade
 from portal.models import STAFF_ROLES, TENANT_TIERS
 from portal.services import jobqueue, password_links
 from portal.services.errors import Refused
@@ -130,6 +133,54 @@ def _run_job(job, handler):
     return job
 
 
+@tenants_cli.command("move")
+@click.argument("slug")
+@click.option("--tier", required=True, type=click.Choice(TENANT_TIERS), help="where the tenant's rows go")
+@click.option("--placement", default=None, help="silo only: the server (placement) it goes to")
+@click.option("--max-freeze-ms", type=int, default=None, help="the longest its writes may be frozen")
+@click.option("--dry-run", is_flag=True, help="say what would move, and whether it may; move nothing")
+def tenants_move(slug, tier, placement, max_freeze_ms, dry_run):
+    """Move a tenant online to another tier or server: copy, catch up, freeze, validate, switch."""
+    tenant = _tenant(slug)
+    placement_id = _placement_id(placement)
+    target, max_freeze_ms = moves.check_move(tenant, tier, placement_id, max_freeze_ms)
+    plan = moves.what_moves(tenant)
+    where = f"{tier} on {target.name}" if target else tier
+    click.echo(f"{slug}: {tenant.tier} -> {where}: {plan['rows']:,} rows, {plan['bytes'] / 1_048_576:.1f} MB, "
+               f"about {plan['estimate_seconds']} s; writes frozen at most {max_freeze_ms} ms")
+    for name, rows in plan["tables"].items():
+        click.echo(f"  {name:<12} {rows:>10,} rows")
+    if dry_run:
+        return
+    move, job = moves.request_move(tenant, tier, placement_id, ("system", None, "cli"), max_freeze_ms)
+    job = jobqueue.run(job, moves.run, echo=click.echo)
+    db.session.refresh(move)
+    figures = move.figures
+    if move.state != "switched":
+        _fail(f"move {move.state}: {move.error}")
+    click.echo(f"moved: {figures['copied_rows']:,} rows copied in {figures['copy_seconds']} s "
+               f"({figures['copy_rows_per_second']:,} rows/s), {figures.get('replayed_changes', 0)} changes replayed, "
+               f"writes frozen {figures['freeze_ms']} ms, {figures['total_seconds']} s in all")
+    for name, sums in figures["checksums"].items():
+        click.echo(f"  {name:<12} {sums['rows']:>10,} rows  checksum {sums['checksum']}")
+    click.echo(f"the old copy is kept until {move.drop_after:%Y-%m-%d %H:%M} UTC")
+
+
+@tenants_cli.command("maintenance")
+@click.argument("slug")
+@click.option("--reason", default=None, help="why (shown to the tenant's users)")
+@click.option("--end", is_flag=True, help="end maintenance mode")
+def tenants_maintenance(slug, reason, end):
+    """Hold a tenant in maintenance mode (writes refused, reads go on), or end it."""
+    tenant = _tenant(slug)
+    if end:
+        states.end_maintenance(tenant, ("system", None, "cli"))
+        click.echo(f"{slug}: maintenance ended")
+    else:
+        states.start_maintenance(tenant, reason, ("system", None, "cli"))
+        click.echo(f"{slug}: in maintenance ({tenant.maintenance_reason})")
+
+
 @tenants_cli.command("export")
 @click.argument("slug")
 def tenants_export(slug):
@@ -222,6 +273,47 @@ def placements_add(name, url_env, capacity):
 def placements_list():
     for placement, count in placements.all_placements():
         click.echo(f"{placement.name:<24} {count:>5} of {placement.capacity:<6} {placement.url_source}")
+
+
+@placements_cli.command("drain")
+@click.argument("name")
+@click.option("--to", "to_name", required=True, help="the placement the tenants go to")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 16), help="moves at once")
+def placements_drain(name, to_name, jobs):
+    """Move every tenant off a server, online (run again to resume: those moved are not there)."""
+    placement, to = placements.by_name(name), placements.by_name(to_name)
+    if placement is None or to is None:
+        _fail(f"no placement named {name if placement is None else to_name!r}")
+    if jobs == 1:
+        job = moves.request_drain(placement, to, ("system", None, "cli"))
+        job = jobqueue.run(job, moves.run_drain, echo=click.echo)
+        if job.state != "succeeded":
+            _fail(f"drain {job.state}: {job.error}")
+        click.echo(f"{name} is drained: {len(job.steps)} tenant(s) moved to {to_name}")
+        return
+    moves.request_drain(placement, to, ("system", None, "cli"))  # the same checks; the job is not run
+    app = current_app._get_current_object()
+    tenant_ids = [t.id for t in moves.tenants_on(placement)]
+
+    def move_one(tenant_id):
+        with app.app_context():
+            try:
+                tenant = registry.get_tenant(tenant_id)
+                return tenant.slug, moves.describe(moves.move_off(tenant, db.session.get(type(to), to.id),
+                                                                  ("system", None, "cli")))
+            except Refused as exc:
+                return str(tenant_id), f"REFUSED: {exc.message}"
+            finally:
+                db.session.remove()
+
+    failed = 0
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for slug, outcome in pool.map(move_one, tenant_ids):
+            click.echo(f"  {slug:<30} {outcome}")
+            failed += not outcome.startswith("moved")
+    if failed:
+        _fail(f"{failed} of {len(tenant_ids)} tenant(s) did not move; run again to retry them")
+    click.echo(f"{name} is drained: {len(tenant_ids)} tenant(s) moved to {to_name}")
 
 
 @staff_cli.command("create")

@@ -62,6 +62,9 @@ def load_config(overrides=None):
         # again (at most three times); how long the old copy is kept after a switch.
         "MOVE_MAX_FREEZE_MS": _int("PORTAL_MOVE_MAX_FREEZE_MS", 2000),
         "MOVE_KEEP_HOURS": _int("PORTAL_MOVE_KEEP_HOURS", 24),
+        # A fence's DDL (portal/lifecycle/fences.py) waits this long for a lock, so many times.
+        "FENCE_LOCK_TIMEOUT_MS": _int("PORTAL_FENCE_LOCK_TIMEOUT_MS", 2000),
+        "FENCE_ATTEMPTS": _int("PORTAL_FENCE_ATTEMPTS", 5),
         # Silo engines: at most this many open at once (least recently used disposed),
         # each with a small pool, and a total connection budget across them.
         "SILO_MAX_ENGINES": _int("PORTAL_SILO_MAX_ENGINES", 32),

@@ -32,6 +32,9 @@ def app_config(servers, **overrides):
         "TESTING": True,
         "ARGON2_TIME_COST": 1,
         "ARGON2_MEMORY_COST": 8192,
+        # A test holds its transaction open on the pool's tables: a fence there gives up fast.
+        "FENCE_LOCK_TIMEOUT_MS": 100,
+        "FENCE_ATTEMPTS": 2,
     }
     config.update(overrides)
     return config

@@ -15,6 +15,7 @@ HANDLERS = {
     "upgrade": upgrade.run_job,
     "move": moves.run,
     "drop old copy": moves.run_drop,
+    "drain": moves.run_drain,
 }
 
 

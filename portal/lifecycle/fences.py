@@ -24,18 +24,20 @@ registry's for pool and bridge, the tenant's own for silo), named by the tenant 
 - triggers `portal_fence_<id>_w` (INSERT, UPDATE) and `portal_fence_<id>_d` (DELETE) on
   each tenant table, AFTER ROW.
 
-All DDL runs as the owner with a short lock timeout, retried: adding a trigger to a
-shared pool table waits for that table's writes in flight, and must not queue the
-others behind it for long.
+All DDL runs as the owner with a short lock timeout (PORTAL_FENCE_LOCK_TIMEOUT_MS),
+retried (PORTAL_FENCE_ATTEMPTS): adding a trigger to a shared pool table waits for that
+table's writes in flight, and must not queue the others behind it for long; a table that
+stays busy is a refusal with nothing changed.
 """
 import logging
 import time
-from contextlib import contextmanager
 
+from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from portal.dbsetup import owner_engine
+from portal.services.errors import Refused
 from portal.tenancy.data import TENANT_SCHEMA, TENANT_TABLES
 from portal.tenancy.names import database_name, schema_name
 from portal.tenancy.placement import placement_owner_url
@@ -45,8 +47,6 @@ log = logging.getLogger(__name__)
 SCHEMA = "portal_fence"
 REFUSED = "PT503"  # the SQLSTATE of a write refused by a fence
 STATES = ("open", "frozen", "moved", "maintenance")
-LOCK_TIMEOUT_MS = 2000
-DDL_ATTEMPTS = 5
 
 
 def pk_column(table):
@@ -84,26 +84,29 @@ class Fence:
             self._engine.dispose()
             self._engine = None
 
-    @contextmanager
-    def _ddl(self):
-        """One owner transaction with a short lock timeout, retried while it times out."""
-        for attempt in range(1, DDL_ATTEMPTS + 1):
+    def _ddl(self, work):
+        """Run `work(conn)` in one owner transaction with a short lock timeout, retried
+        while it times out; at the end Refused (the tenant's tables are busy)."""
+        cfg = current_app.config
+        for attempt in range(1, cfg["FENCE_ATTEMPTS"] + 1):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
-                    yield conn
-                return
+                    conn.execute(text(f"SET LOCAL lock_timeout = {int(cfg['FENCE_LOCK_TIMEOUT_MS'])}"))
+                    return work(conn)
             except OperationalError as exc:
-                if "lock timeout" not in str(exc) or attempt == DDL_ATTEMPTS:
+                if "lock timeout" not in str(exc):
                     raise
-                log.warning("fence of %s: lock timeout, attempt %d of %d", self.ref.slug, attempt, DDL_ATTEMPTS)
+                log.warning("fence of %s: lock timeout, attempt %d", self.ref.slug, attempt)
                 time.sleep(0.1 * attempt)
+        raise Refused(f"The tables of {self.ref.slug} stayed busy (a long transaction holds them): "
+                      f"nothing was changed; try again in a moment.")
 
     # -- the fence ----------------------------------------------------------------------
     def install(self, state="open", capturing=True):
         """Put the fence up (idempotent): its tables, function and triggers."""
         tenant = str(self.ref.id)
-        with self._ddl() as conn:
+
+        def work(conn):
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
             conn.execute(text(f"REVOKE ALL ON SCHEMA \"{SCHEMA}\" FROM PUBLIC"))
             conn.execute(text(f"CREATE TABLE IF NOT EXISTS {self.state_table} "
@@ -123,6 +126,8 @@ class Fence:
                     conn.execute(text(
                         f"CREATE TRIGGER {name} AFTER {events} ON {qualified} FOR EACH ROW "
                         f"WHEN ({row}.tenant_id = '{tenant}'::uuid) EXECUTE FUNCTION {self.function}('{key}')"))
+
+        self._ddl(work)
 
     def _function_sql(self):
         return f"""
@@ -161,12 +166,11 @@ class Fence:
         every write of the tenant in flight (they hold FOR SHARE on the row): once it
         returns, no write of the tenant is in flight and every later one is refused."""
         assert state in STATES
-        with self._ddl() as conn:
-            if capturing is None:
-                conn.execute(text(f"UPDATE {self.state_table} SET state = :s"), {"s": state})
-            else:
-                conn.execute(text(f"UPDATE {self.state_table} SET state = :s, capturing = :c"),
-                             {"s": state, "c": capturing})
+        if capturing is None:
+            self._ddl(lambda conn: conn.execute(text(f"UPDATE {self.state_table} SET state = :s"), {"s": state}))
+        else:
+            self._ddl(lambda conn: conn.execute(text(f"UPDATE {self.state_table} SET state = :s, capturing = :c"),
+                                                {"s": state, "c": capturing}))
 
     def state(self):
         """(state, capturing), or None where there is no fence."""
@@ -191,7 +195,7 @@ class Fence:
 
     def remove(self):
         """Take the fence down (idempotent): triggers, function, tables."""
-        with self._ddl() as conn:
+        def work(conn):
             if conn.execute(text("select to_regnamespace(:s)"), {"s": SCHEMA}).scalar() is None:
                 return
             for table in TENANT_TABLES:
@@ -201,3 +205,5 @@ class Fence:
                         conn.execute(text(f'DROP TRIGGER IF EXISTS "portal_fence_{self.hex}_{suffix}" ON {qualified}'))
             conn.execute(text(f"DROP FUNCTION IF EXISTS {self.function}()"))
             conn.execute(text(f"DROP TABLE IF EXISTS {self.changes_table}, {self.state_table}"))
+
+        self._ddl(work)

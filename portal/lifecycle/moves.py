@@ -106,10 +106,10 @@ def what_moves(tenant):
             "estimate_seconds": round(2 + sum(rows.values()) / rate, 1)}
 
 
-def request_move(tenant, to_tier, to_placement_id=None, actor=None, max_freeze_ms=None):
-    """Record a move of `tenant` (committed; the caller enqueues its job). Refused, with
-    the reason and nothing recorded: a tenant not active or suspended, in maintenance,
-    behind the tenant schema history, already moving, or already there; a bad target."""
+def check_move(tenant, to_tier, to_placement_id=None, max_freeze_ms=None):
+    """The target placement (or None) and the longest freeze of a move of `tenant` there;
+    Refused with the reason: a tenant not active or suspended, in maintenance, behind the
+    tenant schema history, already moving, or already there; a bad target."""
     if to_tier not in TENANT_TIERS:
         raise Refused("Choose pool, bridge or silo.", "tier")
     if tenant.status not in WITH_STORAGE:
@@ -136,6 +136,13 @@ def request_move(tenant, to_tier, to_placement_id=None, actor=None, max_freeze_m
     max_freeze_ms = current_app.config["MOVE_MAX_FREEZE_MS"] if max_freeze_ms is None else max_freeze_ms
     if not isinstance(max_freeze_ms, int) or not 50 <= max_freeze_ms <= 60_000:
         raise Refused("The longest freeze is from 50 to 60,000 ms.", "max_freeze_ms")
+    return placement, max_freeze_ms
+
+
+def request_move(tenant, to_tier, to_placement_id=None, actor=None, max_freeze_ms=None):
+    """Record a move of `tenant` (committed; the caller enqueues its job); Refused as
+    check_move says, recording nothing."""
+    placement, max_freeze_ms = check_move(tenant, to_tier, to_placement_id, max_freeze_ms)
     label = audit_events.actor_label(actor)
     move = TenantMove(tenant_id=tenant.id, from_tier=tenant.tier, from_placement_id=tenant.placement_id,
                       to_tier=to_tier, to_placement_id=placement.id if placement else None, state="queued",
@@ -456,6 +463,24 @@ def drop_old_copies(tenant_id, actor=None):
         drop_old_copy(move, actor)
 
 
+def request_drop(move, actor=None):
+    """A job that drops a switched move's old copy now (committed; the caller enqueues it)."""
+    if not move.old_copy_kept:
+        raise Refused("This move has no old copy to drop.")
+    job = jobqueue.create("drop old copy", move.tenant_id, ["drop old copy"], audit_events.actor_label(actor),
+                          params={"move": str(move.id)})
+    audit_events.record("tenant.old_copy_drop_requested", actor=actor, tenant_id=move.tenant_id,
+                        details={"move": str(move.id)})
+    db.session.commit()
+    return job
+
+
+def recent(limit=100):
+    """(move, tenant slug) pairs, newest first."""
+    return db.session.execute(select(TenantMove, Tenant.slug).join(Tenant, Tenant.id == TenantMove.tenant_id)
+                              .order_by(TenantMove.created_at.desc()).limit(limit)).all()
+
+
 def run_drop(job, progress):
     """Job kind "drop old copy": at the end of the keeping time, or asked by staff."""
     move = db.session.get(TenantMove, job.params["move"])
@@ -484,5 +509,66 @@ def roll_back_interrupted():
     return rolled
 
 
-def placement_of(name):
-    return db.session.execute(select(Placement).where(Placement.name == name)).scalar_one_or_none()
+# -- draining a server ------------------------------------------------------------------
+def tenants_on(placement):
+    """The tenants with storage whose silo database is on `placement`, by slug."""
+    return db.session.execute(select(Tenant).where(Tenant.placement_id == placement.id,
+                                                   Tenant.status.in_(WITH_STORAGE))
+                              .order_by(Tenant.slug)).scalars().all()
+
+
+def request_drain(placement, to, actor=None):
+    """Record a job that moves every tenant off `placement` to `to` (committed; the caller
+    enqueues it). Resumable: run again, it moves those still there."""
+    if to.id == placement.id:
+        raise Refused("Drain a placement to another one.", "to")
+    if storage.server_of("silo", to.url_env) == storage.server_of("silo", placement.url_env):
+        raise Refused(f"{to.name} is on the same server as {placement.name}.", "to")
+    tenants = tenants_on(placement)
+    if not tenants:
+        raise Refused(f"No tenant is on {placement.name}.", "to")
+    job = jobqueue.create("drain", None, [t.slug for t in tenants], audit_events.actor_label(actor),
+                          params={"placement": str(placement.id), "to": str(to.id)})
+    audit_events.record("placement.drain_requested", actor=actor, target=placement.name,
+                        details={"to": to.name, "tenants": len(tenants), "job": str(job.id)})
+    db.session.commit()
+    return job
+
+
+def move_off(tenant, to, actor):
+    """Move `tenant` to silo on placement `to`, here and now: the move, switched or not
+    (Refused when it may not move)."""
+    move, move_job = request_move(tenant, "silo", to.id, actor)
+    jobqueue.run(move_job, run)
+    db.session.refresh(move)
+    return move
+
+
+def describe(move):
+    """A move's outcome in a line."""
+    if move.state == "switched":
+        return f"moved: {move.figures.get('copied_rows', 0):,} rows, writes frozen {move.figures.get('freeze_ms')} ms"
+    return f"{move.state.upper()}: {move.error}"
+
+
+def run_drain(job, progress):
+    """Job kind "drain": each tenant still on the placement moved, one after another (a
+    step each); one that cannot move is reported and the others go on."""
+    placement, to = db.session.get(Placement, job.params["placement"]), db.session.get(Placement, job.params["to"])
+    failed = []
+    for tenant in tenants_on(placement):
+        progress.step(tenant.slug, "running")
+        try:
+            move = move_off(tenant, to, ("system", None, job.created_by))
+        except Refused as exc:
+            failed.append(f"{tenant.slug}: {exc.message}")
+            progress.step(tenant.slug, "failed")
+            continue
+        progress.step(tenant.slug, "done" if move.state == "switched" else "failed")
+        progress.note(f"{tenant.slug}: {describe(move)}")
+        if move.state != "switched":
+            failed.append(f"{tenant.slug}: {move.error}")
+    if failed:
+        progress.finish("failed", error="; ".join(failed)[:2000])
+    else:
+        progress.finish("succeeded")

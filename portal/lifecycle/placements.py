@@ -15,6 +15,7 @@ from portal.extensions import db
 from portal.models import Placement, Tenant
 from portal.services import audit_events
 from portal.services.errors import Refused
+from portal.tenancy.names import database_name
 from portal.tenancy.placement import placement_owner_url
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -103,3 +104,20 @@ def choose_for_silo(placement_id):
     except Refused as exc:
         raise Refused(f"Placement {placement.name}: {exc.message}", "placement") from None
     return placement
+
+
+def sizes(placements_):
+    """{placement id: bytes its tenants' databases take} (None where the server does not
+    answer): one connection to each server."""
+    result = {}
+    for placement in placements_:
+        names = [database_name(t) for t in db.session.execute(
+            select(Tenant.id).where(Tenant.placement_id == placement.id)).scalars()]
+        try:
+            with owner_connection(placement_owner_url(placement.url_env), autocommit=True) as conn:
+                result[placement.id] = int(conn.execute(text(
+                    "select coalesce(sum(pg_database_size(datname)), 0) from pg_database where datname = any(:n)"),
+                    {"n": names}).scalar_one())
+        except (SQLAlchemyError, KeyError):
+            result[placement.id] = None
+    return result

@@ -74,6 +74,11 @@ def latest_for_tenant(tenant_id):
     ).scalar_one_or_none()
 
 
+def recent_of_kind(kind, limit=10):
+    return db.session.execute(select(Job).where(Job.kind == kind).order_by(Job.created_at.desc())
+                              .limit(limit)).scalars().all()
+
+
 def recent(limit=50):
     return db.session.execute(select(Job).order_by(Job.created_at.desc()).limit(limit)).scalars().all()
 
@@ -103,8 +108,9 @@ class Progress:
     """What a running job reports: steps starting and ending, percent, log lines.
     Every report is committed at once, so the pages see it."""
 
-    def __init__(self, job):
+    def __init__(self, job, echo=None):
         self.job = job
+        self.echo = echo  # also told every line (the CLI prints them)
 
     def _save(self):
         self.job.heartbeat_at = _now()
@@ -136,6 +142,8 @@ class Progress:
     def note(self, message):
         self.job.log = self.job.log + [{"at": _now().strftime("%H:%M:%S"), "message": message}]
         self._save()
+        if self.echo is not None:
+            self.echo(f"  {message}")
 
     def finish(self, state, error=None, **result):
         self.job.state, self.job.error, self.job.finished_at = state, error, _now()
@@ -168,11 +176,11 @@ class Heartbeat(threading.Thread):
         self.stopped.set()
 
 
-def run(job, handler):
+def run(job, handler, echo=None):
     """Run `job` with `handler(job, progress)` here and now (what a worker does), with
     its tenant bound (`tenant_context`: logs and tenant sessions know it); a handler's
     unexpected error fails the job with its reason."""
-    progress = Progress(job)
+    progress = Progress(job, echo)
     progress.start()
     heartbeat = Heartbeat(job.id)
     heartbeat.start()
@@ -185,7 +193,7 @@ def run(job, handler):
         db.session.rollback()
         job = db.session.get(Job, job.id)
         message = str(getattr(exc, "orig", exc)).strip()
-        Progress(job).finish("failed", error=message.splitlines()[0] if message else type(exc).__name__)
+        Progress(job, echo).finish("failed", error=message.splitlines()[0] if message else type(exc).__name__)
     finally:
         heartbeat.stop()
     return job

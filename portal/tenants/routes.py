@@ -4,13 +4,14 @@ import uuid
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms.fields.choices import SelectChoice
 
 from portal.audit.services import recent_for_tenant
 from portal.auth.guards import guard_staff_blueprint
 from portal.domains import services as domains
 from portal.domains.forms import DomainForm
-from portal.lifecycle import exports, provisioning, retire, states
+from portal.lifecycle import exports, moves, provisioning, retire, states
 from portal.lifecycle.placements import all_placements
 from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE
 from portal.plans import services as plan_services
@@ -39,6 +40,8 @@ guard_staff_blueprint(
         "purge": "tenants.delete",
         "import_export": "tenants.create",
         "invite_first_admin": "tenants.update",
+        "start_maintenance": "tenants.suspend",
+        "end_maintenance": "tenants.suspend",
     },
 )
 
@@ -119,11 +122,13 @@ def _render_detail(tenant, status=200, **forms):
         rename_form=rename_form,
         plan_form=plan_form,
         reason_form=forms.get("reason_form") or ReasonForm(),
+        maintenance_form=forms.get("maintenance_form") or ReasonForm(prefix="maintenance"),
         domain_form=forms.get("domain_form") or DomainForm(),
         confirm_form=forms.get("confirm_form") or ConfirmForm(),
         plain_form=FlaskForm(),
         events=recent_for_tenant(tenant.id),
         job=job,
+        move=moves.under_way(tenant.id) or next(iter(moves.moves_of(tenant.id, 1)), None),
         first_admin=services.first_admin(tenant),
         granted=entitlements.for_tenant(tenant.id, tenant.plan_code),
         overrides=plan_services.overrides_of(tenant),
@@ -161,7 +166,17 @@ def change_plan(tenant_id):
     form.plan.choices = _plan_choices()
     return _apply(tenant, form, "plan_form",
                   lambda: (plan_services.change_plan(tenant, form.plan.data, current_user),
-                           flash("Plan changed.", "success")))
+                           flash(*_plan_changed(tenant))))
+
+
+def _plan_changed(tenant):
+    """The message of a plan change; where the new plan's default tier differs, the move."""
+    default = tenant.plan.default_tier
+    if default == tenant.tier:
+        return "Plan changed.", "success"
+    return Markup(f'Plan changed. {escape(tenant.plan.name)} puts its tenants in <strong>{default}</strong>; '
+                  f'this one is in {tenant.tier}: <a href="{url_for("moves.new", tenant_id=tenant.id, tier=default)}">'
+                  f'move it to {default}</a>.'), "success"
 
 
 @bp.route("/tenants/<tenant_id>/domains", methods=["POST"])
@@ -198,6 +213,22 @@ def resume(tenant_id):
     return _apply(tenant, form, "reason_form",
                   lambda: (states.resume(tenant, form.reason.data, current_user),
                            flash("Tenant resumed.", "success")))
+
+
+@bp.route("/tenants/<tenant_id>/maintenance", methods=["POST"])
+def start_maintenance(tenant_id):
+    tenant = services.get_tenant(tenant_id)
+    form = ReasonForm(prefix="maintenance")
+    return _apply(tenant, form, "maintenance_form",
+                  lambda: (states.start_maintenance(tenant, form.reason.data, current_user),
+                           flash("Maintenance mode: the tenant's writes are refused, reading goes on.", "success")))
+
+
+@bp.route("/tenants/<tenant_id>/maintenance/end", methods=["POST"])
+def end_maintenance(tenant_id):
+    tenant = services.get_tenant(tenant_id)
+    confirmed_action(lambda: states.end_maintenance(tenant, current_user), "Maintenance mode ended.")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
 
 
 @bp.route("/tenants/<tenant_id>/discard", methods=["POST"])

@@ -28,7 +28,7 @@ from tests.lifecycle.conftest import catalog
 def moving_app(app, servers, second_server):
     """A second app on the test database (`app` has migrated it), committing for real."""
     live = create_app(app_config(servers, PORTAL_REDIS_PREFIX=f"{servers.redis_prefix}moves",
-                                 MOVE_KEEP_HOURS=1))
+                                 MOVE_KEEP_HOURS=1, FENCE_LOCK_TIMEOUT_MS=2000, FENCE_ATTEMPTS=5))
     live.test_client_class = FreshContextClient
     with live.app_context():
         for name, env in (("move-local", ""), ("move-second", SECOND_SERVER_ENV)):
