@@ -35,3 +35,29 @@ def test_every_pair_moves_the_same_rows(moving_app, made, source, target):
     fence.close()
     moves.drop_old_copy(row)
     assert not row.old_copy_kept
+
+
+def test_the_cli_moves_prints_its_phases_and_figures_and_drains_a_server(moving_app, made):
+    runner = moving_app.test_cli_runner()
+    tenant = made.tenant("pool")
+    dry = runner.invoke(args=["tenants", "move", tenant.slug, "--tier", "silo", "--placement", "move-second",
+                              "--dry-run"])
+    assert dry.exit_code == 0 and "orders" in dry.output and "rows" in dry.output
+    assert moves.under_way(tenant.id) is None and moves.moves_of(tenant.id) == []
+    moved = runner.invoke(args=["tenants", "move", tenant.slug, "--tier", "silo", "--placement", "move-second",
+                                "--max-freeze-ms", "1000"])
+    assert moved.exit_code == 0, moved.output
+    for line in ("prepare: done", "copy: done", "catch-up: done", "freeze: done", "validate: done", "switch: done",
+                 "writes frozen", "checksum"):
+        assert line in moved.output, line
+    refused = runner.invoke(args=["tenants", "move", tenant.slug, "--tier", "silo", "--placement", "move-second"])
+    assert refused.exit_code != 0 and "is already there" in refused.output
+    second = made.tenant("silo", "move-second")
+    drained = runner.invoke(args=["placements", "drain", "move-second", "--to", "move-local"])
+    assert drained.exit_code == 0, drained.output
+    assert "move-second is drained: 2 tenant(s)" in drained.output
+    for t in (tenant, second):
+        db.session.refresh(t)
+        assert t.placement.name == "move-local"
+    again = runner.invoke(args=["placements", "drain", "move-second", "--to", "move-local"])
+    assert again.exit_code != 0 and "No tenant is on move-second" in again.output  # nothing left: resumable
