@@ -62,6 +62,7 @@ def register_blueprints(app):
         domains,
         jobs,
         moves,
+        orders,
         outbox,
         placements,
         plans,
@@ -79,7 +80,7 @@ def register_blueprints(app):
     from portal.services import jobqueue, tenant_settings
 
     for module in (auth, tenants, moves, placements, upgrades, jobs, audit, outbox, support, staff, plans, quotas,
-                   selfservice, users, roles, domains, tokens, api):
+                   selfservice, orders, users, roles, domains, tokens, api):
         app.register_blueprint(module.bp)
     for module in (audit, plans, quotas, support):  # the staff faces of features that serve both
         app.register_blueprint(module.staff_bp)

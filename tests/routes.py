@@ -6,7 +6,8 @@ import uuid
 # so a new one is walked by every walker without anyone remembering to list it).
 STAFF_BLUEPRINTS = {"tenants", "audit_staff", "placements", "upgrades", "jobs", "plans_staff", "quotas_staff", "outbox",
                     "support_staff", "staff", "moves"}
-TENANT_BLUEPRINTS = {"selfservice", "users", "roles", "plans", "quotas", "tokens", "domains", "support", "audit"}
+TENANT_BLUEPRINTS = {"selfservice", "orders", "users", "roles", "plans", "quotas", "tokens", "domains", "support",
+                     "audit"}
 
 
 def rules(app, blueprints):

@@ -5,7 +5,7 @@ from flask import Blueprint, g, jsonify, request
 from portal.api import services
 from portal.api.body import json_body
 from portal.errors import refusal
-from portal.selfservice.services import get_order, latest_orders
+from portal.orders import services as order_rules
 from portal.services.errors import Refused
 from portal.tenancy.context import get_current_tenant, require_tenant
 from portal.tokens import services as tokens
@@ -83,18 +83,18 @@ def _iso(value):
 
 @bp.route("/orders")
 def orders():
-    return jsonify(orders=[_order_json(o) for o in latest_orders(limit=200)])
+    return jsonify(orders=[_order_json(o) for o in order_rules.latest_orders(limit=200)])
 
 
 @bp.route("/orders/<order_id>")
 def order(order_id):
-    return jsonify(order=_order_json(get_order(order_id)))
+    return jsonify(order=_order_json(order_rules.get_order(order_id)))
 
 
 @bp.route("/orders", methods=["POST"])
 def create_order():
     try:
-        created = services.create_order(json_body())
+        created = order_rules.create_order(json_body())
     except Refused as exc:
         return error(400, exc.message, exc.field)
     return jsonify(order=_order_json(created)), 201
@@ -103,7 +103,7 @@ def create_order():
 @bp.route("/orders/<order_id>", methods=["PATCH"])
 def update_order(order_id):
     try:
-        changed = services.update_order(order_id, json_body())
+        changed = order_rules.update_order(order_id, json_body())
     except Refused as exc:
         return error(400, exc.message, exc.field)
     return jsonify(order=_order_json(changed))
@@ -111,7 +111,7 @@ def update_order(order_id):
 
 @bp.route("/orders/<order_id>", methods=["DELETE"])
 def delete_order(order_id):
-    services.delete_order(order_id)
+    order_rules.delete_order(order_id)
     return "", 204
 
 

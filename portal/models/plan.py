@@ -43,7 +43,7 @@ class Plan(db.Model):
     storage_mb: Mapped[int] = mapped_column(Integer)
     api_calls_per_day: Mapped[int] = mapped_column(Integer)
     features: Mapped[dict] = mapped_column(JSONB, default=dict)
-    requests_per_minute: Mapped[int] = mapped_column(Integer, default=60)
+    requests_per_minute: Mapped[int] = mapped_column(Integer, default=300)
     db_connections: Mapped[int] = mapped_column(Integer, default=5)
     statement_timeout_ms: Mapped[int] = mapped_column(Integer, default=5000)
     default_tier: Mapped[str] = mapped_column(String(16), default="pool")

@@ -85,7 +85,7 @@ def add_plan(code, name, actor):
     if db.session.get(Plan, code):
         raise Refused(f"A plan with code {code} exists.", "code")
     position = (db.session.execute(select(func.max(Plan.position))).scalar() or 0) + 1
-    plan = Plan(code=code, name=name, max_users=10, storage_mb=1024, api_calls_per_day=1000, requests_per_minute=60,
+    plan = Plan(code=code, name=name, max_users=10, storage_mb=1024, api_calls_per_day=1000, requests_per_minute=300,
                 db_connections=5, statement_timeout_ms=5000, features={}, default_tier="pool", position=position)
     db.session.add(plan)
     audit_events.record("plan.added", actor=actor, target=code, details={"name": name})

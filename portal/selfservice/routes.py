@@ -13,7 +13,7 @@ from portal.view_helpers import show_refusal
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
 # Your data (export, download) holds every record of the tenant: it needs settings.update.
-guard_tenant_blueprint(bp, {"home": SIGNED_IN, "orders": "orders.view", "order": "orders.view",
+guard_tenant_blueprint(bp, {"home": SIGNED_IN,
                             "data": "settings.update", "export": "settings.update",
                             "export_progress": "settings.update", "download": "settings.update",
                             "analytics": ("analytics.view", "analytics"),
@@ -25,16 +25,6 @@ guard_tenant_blueprint(bp, {"home": SIGNED_IN, "orders": "orders.view", "order":
 @bp.route("/")
 def home():
     return render_template("selfservice/home.html", usage=services.usage_summary())
-
-
-@bp.route("/orders")
-def orders():
-    return render_template("selfservice/orders.html", orders=services.latest_orders())
-
-
-@bp.route("/orders/<order_id>")
-def order(order_id):
-    return render_template("selfservice/order.html", order=services.get_order(order_id))
 
 
 @bp.route("/data")

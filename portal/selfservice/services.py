@@ -5,7 +5,7 @@ from portal.lifecycle.exports import request_export
 from portal.models import Job, Tenant
 from portal.services import entitlements, jobqueue, metering
 from portal.services.errors import NotFound
-from portal.services.rows import registry_row, tenant_row
+from portal.services.rows import registry_row
 from portal.tenancy.context import require_tenant
 from portal.tenancy.data import Order
 from portal.tenancy.placement import tenant_session
@@ -27,16 +27,6 @@ def usage_summary():
         "revenue_cents": revenue,
         "storage_mb": round(metering.storage_bytes(tenant) / 1_048_576, 2),
     }
-
-
-def latest_orders(limit=50):
-    with tenant_session() as session:
-        return session.execute(select(Order).order_by(Order.created_at.desc()).limit(limit)).scalars().all()
-
-
-def get_order(order_id):
-    with tenant_session() as session:
-        return tenant_row(session, Order, order_id)
 
 
 def latest_export():

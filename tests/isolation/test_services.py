@@ -2,6 +2,7 @@
 import pytest
 from sqlalchemy import select
 
+from portal.orders import services as orders
 from portal.selfservice import services as selfservice
 from portal.services.errors import NotFound
 from portal.tenancy.context import tenant_context
@@ -33,9 +34,9 @@ def test_services_under_a_never_touch_b(factory, make_tiered, a_spec, b_spec):
         assert "only-b@" not in " ".join(u.email for u in users.list_users())
         with pytest.raises(NotFound):  # B's user is not found from A, as no user at all
             users.get_user(b_user.id)
-        assert [o.customer for o in selfservice.latest_orders()] == ["A customer"]
+        assert [o.customer for o in orders.latest_orders()] == ["A customer"]
         with pytest.raises(NotFound):
-            selfservice.get_order(b_order.id)
+            orders.get_order(b_order.id)
         usage = selfservice.usage_summary()
         assert (usage["users"], usage["orders"]) == (2, 1)
         # A writes: the new user lands in A, and B is unchanged. Same email as B's user: allowed.

@@ -50,7 +50,7 @@ def test_superadmin_saves_the_matrix_and_it_is_audited(client, factory, staff_cl
     basic = plan("basic")
     assert basic.requests_per_minute == 61 and basic.features["analytics"] is True
     [event] = events("plan.changed", target="basic")
-    assert event.details["requests_per_minute"] == {"from": 60, "to": 61}
+    assert event.details["requests_per_minute"] == {"from": 300, "to": 61}
     assert event.details["features"]["to"]["analytics"] is True
     assert events("plan.changed", target="professional") == []  # unchanged plans: no event
     # Tenants on the plan get it at once.
