@@ -147,6 +147,8 @@ def made_through_ui(live_app):
     `upgrade --all`, and a placement left behind shows in every later test's placements."""
     from sqlalchemy import delete
 
+    from portal.lifecycle.exports import delete_rows
+    from portal.lifecycle.moves import drop_old_copies
     from portal.lifecycle.storage import drop_storage
     from portal.models import Placement, Tenant
     from portal.tenancy.context import TenantRef
@@ -163,6 +165,9 @@ def made_through_ui(live_app):
                 if tenant is None:
                     continue  # the form refused it: nothing was made
                 try:
+                    drop_old_copies(tenant.id)  # a moved tenant's old place too
+                    if tenant.tier == "pool":
+                        delete_rows(tenant)
                     drop_storage(tenant.id, tenant.tier, TenantRef.of(tenant).placement_env)
                     forget_tenant(tenant)
                     db.session.execute(delete(Tenant).where(Tenant.id == tenant.id))
