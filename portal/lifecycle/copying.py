@@ -7,10 +7,13 @@ path shared by export, import and moves (every tier: the same tables, the same S
 - `copy_in` reads such CSV into a temporary staging table (COPY FROM is not allowed on a
   table under row-level security), checks it, and inserts it with the session's tenant
   id, through the policies' WITH CHECK.
-- `checksum` is the row count and an order-independent checksum of a table's rows of
-  the tenant: the sum of the first 60 bits of each row's MD5 (of its text without
-  `tenant_id`), as a decimal string. Equal on two placements, however the rows were
-  ordered or written: what an export's manifest records and a move validates.
+- `checksums` are the row count and an order-independent checksum of each table's rows
+  of the tenant: the sum of each row's 64-bit hash (PostgreSQL's `hash_record_extended`
+  of the row without `tenant_id`: each column hashed by its type, no text made — the
+  hashes hash partitioning relies on, stable across servers and versions), as a decimal
+  string. Equal on two placements, however the rows were ordered or written; additive, so
+  a change of a few rows changes it by theirs: what an export's manifest records and a
+  move validates (`row_hashes` gives single rows' hashes).
 
 Values travel as PostgreSQL's own text (in UTC): a timestamp in year 1 or 9999, any
 JSON, any text reads back exactly as it was written, which Python's types cannot promise.
@@ -61,9 +64,9 @@ def _column_list(session, table):
     return ", ".join(quote(name) for name in columns(table))
 
 
-def _row_hash_sum(relation, column_list):
-    return (f"select count(*), coalesce(sum(('x' || left(md5(r::text), 15))::bit(60)::bigint::numeric), 0)::text "
-            f"from (select {column_list} from {relation}) r")
+def _row_hash_sum(relation, column_list, where=""):
+    return (f"select count(*), coalesce(sum(hash_record_extended(r, 0)::numeric), 0)::text "
+            f"from (select {column_list} from {relation}{where}) r")
 
 
 class _Hashing:
@@ -110,12 +113,23 @@ def _key_match(table, array):
     return f'"{key}" = ANY(CAST({array} AS {element}[]))'
 
 
-def checksum(session, table):
-    """(rows, checksum) of the session's tenant's rows of `table`."""
+def checksums(session, tables):
+    """{table name: (rows, checksum)} of the session's tenant's rows of `tables`, in one
+    statement (one round trip, one snapshot)."""
     _prepare(session)
-    rows, total = session.execute(text(_row_hash_sum(_qualified(session, table),
-                                                     _column_list(session, table)))).one()
-    return int(rows), total
+    parts = [f"SELECT '{t.name}' AS name, * FROM ({_row_hash_sum(_qualified(session, t), _column_list(session, t))}) s"
+             for t in tables]
+    return {name: (int(rows), total) for name, rows, total in session.execute(text(" UNION ALL ".join(parts)))}
+
+
+def row_hashes(session, table, keys):
+    """{key: hash} of the session's tenant's rows of `table` with those keys (a key with no
+    row is absent)."""
+    _prepare(session)
+    rows = session.execute(text(
+        f'SELECT "{_key(table)}"::text, hash_record_extended(r, 0) FROM (SELECT {_column_list(session, table)} '
+        f"FROM {_qualified(session, table)} WHERE {_key_match(table, ':keys')}) r"), {"keys": list(keys)})
+    return dict(rows.all())
 
 
 def copy_in(session, table, source, tenant_id, expected=None, replace_keys=None):

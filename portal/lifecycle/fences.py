@@ -14,8 +14,9 @@ registry's for pool and bridge, the tenant's own for silo), named by the tenant 
 
 - `state_<id>`: one row: `state` open | frozen | moved | maintenance, and `capturing`
   (in maintenance, sign-ins and sign-outs still write the `sessions` table);
-- `changes_<id>`: (seq, tbl, key, at) — the primary key of every row the tenant's writes
-  touched since capture began (an update that changes a key logs both keys);
+- `changes_<id>`: (seq, tbl, key, at, xid) — the primary key of every row the tenant's
+  writes touched since capture began (an update that changes a key logs both keys), and
+  the writing transaction (so a mover can take the changes a snapshot of its sees);
 - `guard_<id>()`: the trigger function (SECURITY DEFINER, owned by the database's owner,
   `search_path` pinned). Each write first takes `FOR SHARE` on the state row, so that
   freezing (an UPDATE of that row) waits for every write already in flight to end, and
@@ -24,7 +25,8 @@ registry's for pool and bridge, the tenant's own for silo), named by the tenant 
 - triggers `portal_fence_<id>_w` (INSERT, UPDATE) and `portal_fence_<id>_d` (DELETE) on
   each tenant table, AFTER ROW.
 
-All DDL runs as the owner with a short lock timeout (PORTAL_FENCE_LOCK_TIMEOUT_MS),
+All DDL runs as the owner, one table per transaction, with a short lock timeout
+(PORTAL_FENCE_LOCK_TIMEOUT_MS),
 retried (PORTAL_FENCE_ATTEMPTS): adding a trigger to a shared pool table waits for that
 table's writes in flight, and must not queue the others behind it for long; a table that
 stays busy is a refusal with nothing changed.
@@ -103,10 +105,12 @@ class Fence:
 
     # -- the fence ----------------------------------------------------------------------
     def install(self, state="open", capturing=True):
-        """Put the fence up (idempotent): its tables, function and triggers."""
+        """Put the fence up (idempotent): its tables and function, then its triggers, one
+        table per transaction (a transaction locking several tables could deadlock with
+        the tenants' own, which lock them in another order)."""
         tenant = str(self.ref.id)
 
-        def work(conn):
+        def objects(conn):
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
             conn.execute(text(f"REVOKE ALL ON SCHEMA \"{SCHEMA}\" FROM PUBLIC"))
             conn.execute(text(f"CREATE TABLE IF NOT EXISTS {self.state_table} "
@@ -115,19 +119,25 @@ class Fence:
             conn.execute(text(f"INSERT INTO {self.state_table} VALUES (:s, :c)"), {"s": state, "c": capturing})
             conn.execute(text(f"CREATE TABLE IF NOT EXISTS {self.changes_table} (seq bigserial PRIMARY KEY, "
                               "tbl text NOT NULL, key text NOT NULL, "
-                              "at timestamptz NOT NULL DEFAULT clock_timestamp())"))
+                              "at timestamptz NOT NULL DEFAULT clock_timestamp(), "
+                              "xid xid8 NOT NULL DEFAULT pg_current_xact_id())"))
             conn.execute(text(self._function_sql()))
-            for table in TENANT_TABLES:
-                qualified = f'"{self.tables_schema}"."{table.name}"'
-                key = pk_column(table)
+
+        self._ddl(objects)
+        for table in TENANT_TABLES:
+            qualified, key = f'"{self.tables_schema}"."{table.name}"', pk_column(table)
+
+            def triggers(conn, qualified=qualified, key=key):
                 for suffix, events, row in (("w", "INSERT OR UPDATE", "NEW"), ("d", "DELETE", "OLD")):
                     name = f'"portal_fence_{self.hex}_{suffix}"'
-                    conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {qualified}"))
-                    conn.execute(text(
-                        f"CREATE TRIGGER {name} AFTER {events} ON {qualified} FOR EACH ROW "
-                        f"WHEN ({row}.tenant_id = '{tenant}'::uuid) EXECUTE FUNCTION {self.function}('{key}')"))
+                    exists = conn.execute(text("select 1 from pg_trigger where tgname = :n and tgrelid = "
+                                               "to_regclass(:t)"), {"n": name.strip('"'), "t": qualified}).first()
+                    if not exists:  # (DROP TRIGGER would lock the table's readers out: not needed here)
+                        conn.execute(text(
+                            f"CREATE TRIGGER {name} AFTER {events} ON {qualified} FOR EACH ROW "
+                            f"WHEN ({row}.tenant_id = '{tenant}'::uuid) EXECUTE FUNCTION {self.function}('{key}')"))
 
-        self._ddl(work)
+            self._ddl(triggers)
 
     def _function_sql(self):
         return f"""
@@ -179,31 +189,47 @@ class Fence:
                 return None
             return tuple(conn.execute(text(f"SELECT state, capturing FROM {self.state_table}")).one())
 
-    def changes(self, after, limit=5000):
-        """Captured changes after `after` (a seq): [(seq, table, key)], oldest first."""
-        with self.engine.connect() as conn:
-            return conn.execute(text(f"SELECT seq, tbl, key FROM {self.changes_table} WHERE seq > :after "
-                                     "ORDER BY seq LIMIT :limit"), {"after": after, "limit": limit}).all()
+    def take(self, limit=None, visible_in=None):
+        """Captured changes, taken off the log (the caller replays them): [(table, key)],
+        oldest first; at most `limit`; with `visible_in` (a pg_snapshot as text), only
+        those a transaction with that snapshot sees. Taking rather than reading past a
+        position: a change whose transaction began first may commit last, with a lower
+        seq than one already read."""
+        where = "WHERE pg_visible_in_snapshot(xid, CAST(:snap AS pg_snapshot))" if visible_in else ""
+        chosen = f"SELECT seq FROM {self.changes_table} {where} ORDER BY seq" + (" LIMIT :limit" if limit else "")
+        with self.engine.begin() as conn:
+            return [(tbl, key) for _seq, tbl, key in sorted(conn.execute(text(
+                f"DELETE FROM {self.changes_table} WHERE seq IN ({chosen}) RETURNING seq, tbl, key"),
+                {"snap": visible_in, "limit": limit}).all())]
 
-    def backlog(self, after):
+    def backlog(self):
         """(changes not yet replayed, seconds since the oldest of them was made)."""
         with self.engine.connect() as conn:
             count, oldest = conn.execute(text(
-                f"SELECT count(*), extract(epoch from clock_timestamp() - min(at)) FROM {self.changes_table} "
-                "WHERE seq > :after"), {"after": after}).one()
+                f"SELECT count(*), extract(epoch from clock_timestamp() - min(at)) FROM {self.changes_table}")).one()
         return int(count), float(oldest or 0)
 
     def remove(self):
-        """Take the fence down (idempotent): triggers, function, tables."""
-        def work(conn):
-            if conn.execute(text("select to_regnamespace(:s)"), {"s": SCHEMA}).scalar() is None:
-                return
-            for table in TENANT_TABLES:
-                qualified = f'"{self.tables_schema}"."{table.name}"'
+        """Take the fence down (idempotent): its triggers, one table per transaction (DROP
+        TRIGGER takes the table's strongest lock, however briefly: one table at a time
+        cannot deadlock with readers), then its function and tables."""
+        def has_schema(conn):
+            return conn.execute(text("select to_regnamespace(:s)"), {"s": SCHEMA}).scalar() is not None
+
+        if not self._ddl(has_schema):
+            return
+        for table in TENANT_TABLES:
+            qualified = f'"{self.tables_schema}"."{table.name}"'
+
+            def drop(conn, qualified=qualified, table=table):
                 if conn.execute(text("select to_regclass(:t)"), {"t": f"{self.tables_schema}.{table.name}"}).scalar():
                     for suffix in ("w", "d"):
                         conn.execute(text(f'DROP TRIGGER IF EXISTS "portal_fence_{self.hex}_{suffix}" ON {qualified}'))
+
+            self._ddl(drop)
+
+        def objects(conn):
             conn.execute(text(f"DROP FUNCTION IF EXISTS {self.function}()"))
             conn.execute(text(f"DROP TABLE IF EXISTS {self.changes_table}, {self.state_table}"))
 
-        self._ddl(work)
+        self._ddl(objects)

@@ -1,5 +1,5 @@
-"""Moving a tenant, online, to another tier or server: copy, catch up, a short write
-freeze, validate, switch; the old copy kept (not served), then dropped.
+"""Moving a tenant, online, to another tier or server: copy, catch up, validate, a short
+write freeze, switch; the old copy kept (not served), then dropped.
 
 The same code moves every pair (pool, bridge, silo on any placement): the tables are the
 same in every tier, so the only tier-specific parts are where rows are read from and
@@ -15,10 +15,16 @@ Phases (a job; each a step the pages show live):
    (copying.py), into the target. The tenant keeps working.
 3. catch-up — captured keys are replayed in batches: each key's row is read from the
    source as it is now and written to the target (or deleted there), until few are left.
-4. freeze — the fence refuses the tenant's writes (PT503: 503 with Retry-After) once the
-   writes in flight have ended; the last captured keys are replayed. Reads go on.
-5. validate — per table, the row count and the order-independent checksum of the frozen
-   source and of the target must agree; any difference aborts the move.
+4. validate — writes going on: in one REPEATABLE READ snapshot S of the source, every
+   table's row count and order-independent checksum (copying.checksums); the captured
+   changes S sees are replayed from S, so that the target holds the rows as of S, and
+   its counts and checksums must be equal. The work proportional to the tenant's size
+   is done here, not in the freeze.
+5. freeze — the fence refuses the tenant's writes (PT503: 503 with Retry-After) once the
+   writes in flight have ended; the changes captured since S (few: a second's writes)
+   are replayed and each of their rows compared on both sides (any other row is as it
+   was at S: a change to it would have been captured). The frozen tables' counts and
+   checksums follow from S's and those rows' (recorded in the figures). Reads go on.
 6. switch — in one registry transaction the tenant gets its new tier and placement, its
    placement version goes up, and the move is `switched`; the source's fence turns
    `moved` (its writes stay refused); every process sees the new placement on its next
@@ -34,12 +40,14 @@ role on a server serves each of its tiers there, and is dropped only with the la
 """
 import logging
 import tempfile
+import threading
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from portal.dbsetup import tenant_head
 from portal.extensions import db, redis_holder
@@ -60,7 +68,7 @@ from portal.tenancy.placement import tenant_session, tenant_transaction
 
 log = logging.getLogger(__name__)
 
-PHASES = ["prepare", "copy", "catch-up", "freeze", "validate", "switch"]
+PHASES = ["prepare", "copy", "catch-up", "validate", "freeze", "switch"]
 BATCH = 5000  # captured keys replayed at a time
 FREEZE_BELOW = 200  # catch up until a round leaves fewer keys than this, then freeze
 FREEZE_ATTEMPTS = 3
@@ -164,7 +172,7 @@ def _where(tier, placement):
 
 def cancel(move, actor=None):
     """Ask a move under way to stop before its switch (it undoes what it made)."""
-    if not move.under_way or move.state == "validating":
+    if not move.under_way or move.state == "frozen":
         raise Refused("Only a move that has not begun to switch can be cancelled.")
     move.cancel_requested = True
     audit_events.record("tenant.move_cancel_requested", actor=actor, tenant_id=move.tenant_id,
@@ -195,14 +203,14 @@ class Mover:
         self.target = ref.placed(move.to_tier, to_env)
         self.fence = Fence(self.source, current_app.config["DATABASE_URL"])
         self.figures = dict(move.figures or {})
-        self.seq = self.figures.get("replayed_to", 0)
+        self.sums_at_validation = {}  # {table name: (rows, checksum)} of the source at validation
 
     # -- driving -----------------------------------------------------------------------
     def run(self):
         started = time.perf_counter()
         try:
             for phase, do in (("prepare", self.prepare), ("copy", self.copy), ("catch-up", self.catch_up),
-                              ("freeze", self.freeze_and_validate)):
+                              ("validate", self.validate_freeze_switch)):
                 self._phase(phase, do)
         except MoveAborted as stop:
             self.undo(str(stop), cancelled=isinstance(stop, MoveCancelled))
@@ -226,7 +234,7 @@ class Mover:
         maybe_fail(name, self.tenant.slug)
         self._check_cancel()
         do()
-        if name != "freeze":  # freeze_and_validate reports validate and switch itself
+        if name != "validate":  # validate_freeze_switch reports its steps itself
             self._step(name, "done")
 
     def _step(self, name, state):
@@ -287,8 +295,8 @@ class Mover:
     def catch_up(self):
         rounds = 0
         while True:
-            replayed = self._replay()
-            behind, lag = self.fence.backlog(self.seq)
+            replayed = self._replay(self.fence.take(BATCH))
+            behind, lag = self.fence.backlog()
             rounds += 1
             self.figures.update(catch_up_rounds=rounds, behind_rows=behind, behind_seconds=round(lag, 3))
             self._save(figures=self.figures)
@@ -296,69 +304,112 @@ class Mover:
             if replayed < FREEZE_BELOW and behind < FREEZE_BELOW:
                 return
 
-    def freeze_and_validate(self):
-        """Freeze, replay the rest, validate, switch; lift the freeze and catch up again
-        if it would last longer than the move's max_freeze_ms."""
+    def validate_freeze_switch(self):
+        """Validate (the whole tables, writes going on), freeze, replay and check the last
+        changes, switch; lift the freeze, catch up and validate again if it would last
+        longer than the move's max_freeze_ms."""
+        # While frozen, nothing is written to the registry but what must be (the switch):
+        # each commit there is time the tenant's writes wait.
         for attempt in range(1, FREEZE_ATTEMPTS + 1):
-            self._save(state="frozen")
-            frozen_at = time.perf_counter()
-            self.fence.set_state("frozen")  # waits for the tenant's writes in flight
-            while self._replay():
-                pass
-            self._step("freeze", "done")
-            self._step("validate", "running")
-            maybe_fail("validate", self.tenant.slug)
             self._save(state="validating")
             differences = self.validate()
             if differences:
                 raise MoveAborted("validation failed: " + "; ".join(differences))
             self._step("validate", "done")
-            elapsed_ms = (time.perf_counter() - frozen_at) * 1000
-            if elapsed_ms <= self.move.max_freeze_ms or attempt == FREEZE_ATTEMPTS:
+            self._check_cancel()
+            self._save(state="frozen")
+            self._step("freeze", "running")
+            frozen_at = time.perf_counter()
+            self.fence.set_state("frozen")  # waits for the tenant's writes in flight
+            waited = time.perf_counter()
+            maybe_fail("freeze", self.tenant.slug)
+            differences = self.check_last(self.fence.take())
+            if differences:
+                raise MoveAborted("validation failed: " + "; ".join(differences))
+            checked = time.perf_counter()
+            self.figures["freeze_parts_ms"] = {"wait_for_writes": round((waited - frozen_at) * 1000, 1),
+                                               "last_changes": round((checked - waited) * 1000, 1)}
+            if (checked - frozen_at) * 1000 <= self.move.max_freeze_ms or attempt == FREEZE_ATTEMPTS:
+                self._step("freeze", "done")
                 self._step("switch", "running")
                 maybe_fail("switch", self.tenant.slug)
                 self.switch(frozen_at, attempt)
+                self._step("switch", "done")
                 return
             log.warning("move of %s: the freeze took %.0f ms (at most %d): lifting it, catching up again",
-                        self.tenant.slug, elapsed_ms, self.move.max_freeze_ms)
+                        self.tenant.slug, (checked - frozen_at) * 1000, self.move.max_freeze_ms)
             self.fence.set_state("open")
             self._save(state="catching_up")
-            self._step("freeze", "running")
+            self._step("validate", "running")
             self.catch_up()
 
-    def _replay(self):
-        """Replay one batch of captured keys; returns how many changes it took."""
-        changes = self.fence.changes(self.seq, BATCH)
+    def _replay(self, changes, source=None):
+        """Write the rows of `changes` ([(table, key)]) to the target as the source has
+        them (in `source`'s snapshot, else a new one), or delete them there; returns how
+        many changes."""
         if not changes:
             return 0
-        keys = defaultdict(set)
-        for _seq, table, key in changes:
-            keys[table].add(key)
-        tables = {t.name: t for t in MOVED_TABLES}
-        with tenant_session(self.source) as source, tenant_transaction(self.target) as target:
-            copying.snapshot(source)
-            for name, names in keys.items():
+        with ExitStack() as stack:
+            if source is None:
+                source = stack.enter_context(tenant_session(self.source))
+                copying.snapshot(source)
+            target = stack.enter_context(tenant_transaction(self.target))
+            for table, keys in _by_table(changes).items():
                 with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-                    copying.copy_out(source, tables[name], spool, keys=names)
+                    copying.copy_out(source, table, spool, keys=keys)
                     spool.seek(0)
-                    copying.copy_in(target, tables[name], spool, self.tenant.id, replace_keys=names)
-        self.seq = changes[-1][0]
-        self.figures["replayed_to"] = self.seq
+                    copying.copy_in(target, table, spool, self.tenant.id, replace_keys=keys)
         self.figures["replayed_changes"] = self.figures.get("replayed_changes", 0) + len(changes)
         return len(changes)
 
     def validate(self):
-        """The tables on both sides, as (rows, checksum): the differences, in words."""
-        sums = {}
-        for side, ref in (("source", self.source), ("target", self.target)):
-            with tenant_session(ref) as session:
-                copying.snapshot(session)
-                sums[side] = {t.name: copying.checksum(session, t) for t in MOVED_TABLES}
-        self.figures["checksums"] = {name: {"rows": rows, "checksum": checksum}
-                                     for name, (rows, checksum) in sums["source"].items()}
-        return [f"{name}: source {sums['source'][name][0]} rows ({sums['source'][name][1]}), "
-                f"target {sums['target'][name][0]} rows ({sums['target'][name][1]})"
-                for name in sums["source"] if sums["source"][name] != sums["target"][name]]
+        """Every table, writes going on: in one REPEATABLE READ snapshot S of the source,
+        its (rows, checksum); the changes S sees replayed from S, so that the target holds
+        the rows as of S; the target's (rows, checksum) (read at once, in a thread). The
+        differences, in words; the sums kept for the freeze's figures."""
+        app = current_app._get_current_object()
+        target_sums = {}
+
+        def read_target():
+            with app.app_context(), tenant_session(self.target) as session:
+                target_sums.update(copying.checksums(session, MOVED_TABLES))
+
+        with tenant_session(self.source) as source:
+            copying.snapshot(source)
+            snap = source.execute(text("select pg_current_snapshot()::text")).scalar_one()
+            self._replay(self.fence.take(visible_in=snap), source)
+            reader = threading.Thread(target=read_target)
+            reader.start()
+            try:
+                source_sums = copying.checksums(source, MOVED_TABLES)
+            finally:
+                reader.join()
+        if not target_sums:
+            raise MoveAborted("validation failed: the target's checksums could not be read")
+        self.sums_at_validation = source_sums
+        return _differences(source_sums, target_sums)
+
+    def check_last(self, changes):
+        """While frozen: `changes`, the last, replayed from the source and their rows
+        compared one by one (the other rows are as validated: any change to one was
+        captured). The frozen tables' figures derived from the validated sums."""
+        with tenant_session(self.source) as source, tenant_session(self.target) as target:
+            before = {table: copying.row_hashes(target, table, keys)
+                      for table, keys in _by_table(changes).items()}
+            self._replay(changes, source)
+            differences, sums = [], dict(self.sums_at_validation)
+            for table, keys in _by_table(changes).items():
+                now_source, now_target = (copying.row_hashes(source, table, keys),
+                                          copying.row_hashes(target, table, keys))
+                if now_source != now_target:
+                    differ = sorted(k for k in keys if now_source.get(k) != now_target.get(k))
+                    differences.append(f"{table.name}: {len(differ)} changed rows differ ({', '.join(differ[:3])})")
+                rows, total = sums[table.name]
+                sums[table.name] = (rows - len(before[table]) + len(now_source),
+                                    str(int(total) - sum(before[table].values()) + sum(now_source.values())))
+        self.figures["checksums"] = {name: {"rows": rows, "checksum": checksum} for name, (rows, checksum)
+                                     in sums.items()}
+        return differences
 
     def switch(self, frozen_at, attempts):
         tenant, move = self.tenant, self.move
@@ -379,9 +430,10 @@ class Mover:
                                                              "copied_rows", "copy_seconds", "freeze_ms",
                                                              "replayed_changes")}})
         db.session.commit()
+        publish(tenant)  # the tenant's next request goes to the new place: the freeze ends here
+        self.figures["freeze_ms"] = round((time.perf_counter() - frozen_at) * 1000, 1)
         self.fence.set_state("moved")  # the old copy keeps refusing writes of a process that has not seen it yet
-        publish(tenant)
-        self._step("switch", "done")
+        move.figures = dict(self.figures)
         drop_job = jobqueue.create("drop old copy", tenant.id, ["drop old copy"], move.created_by,
                                    params={"move": str(move.id)})
         db.session.commit()
@@ -403,6 +455,21 @@ class Mover:
                             actor=("system", None, self.move.created_by), tenant_id=self.tenant.id,
                             target=self.tenant.slug, reason=reason[:2000], details={"move": str(self.move.id)})
         db.session.commit()
+
+
+def _by_table(changes):
+    """[(table name, key)] as {table: {keys}}."""
+    tables = {t.name: t for t in MOVED_TABLES}
+    keys = defaultdict(set)
+    for name, key in changes:
+        keys[tables[name]].add(key)
+    return keys
+
+
+def _differences(source_sums, target_sums):
+    return [f"{name}: source {source_sums[name][0]} rows ({source_sums[name][1]}), "
+            f"target {target_sums[name][0]} rows ({target_sums[name][1]})"
+            for name in source_sums if source_sums[name] != target_sums.get(name)]
 
 
 # -- after the switch -------------------------------------------------------------------

@@ -44,7 +44,7 @@ def _wait(predicate, seconds, what, worker=None):
     pytest.fail(f"timed out waiting for {what}")
 
 
-@pytest.mark.parametrize("stall, state", [("catch-up", "catching_up"), ("validate", "frozen")])
+@pytest.mark.parametrize("stall, state", [("catch-up", "catching_up"), ("freeze", "frozen")])
 def test_a_killed_worker_s_move_is_rolled_back_by_the_next(killing_app, stall, state):
     made = Made(killing_app)
     with killing_app.app_context():
@@ -61,7 +61,7 @@ def test_a_killed_worker_s_move_is_rolled_back_by_the_next(killing_app, stall, s
             time.sleep(0.5)
             worker.kill()  # SIGKILL: nothing runs on its way out
             worker.wait(10)
-            if stall == "validate":  # frozen: the tenant's writes are refused until the move is rolled back
+            if stall == "freeze":  # frozen: the tenant's writes are refused until the move is rolled back
                 with pytest.raises(Exception, match="tenant writes are refused"):
                     with tenant_transaction(TenantRef.of(tenant)) as session:
                         session.add(Order(tenant_id=tenant.id, number=500, customer="x", amount_cents=1,

@@ -3,7 +3,7 @@ were, and nothing anywhere (catalogs of both servers, fences, registry, Redis): 
 at every phase in each direction, a cancel, a validation that finds a difference, and a
 second move asked for while one runs."""
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from portal.dbsetup import owner_connection
 from portal.extensions import db
@@ -71,6 +71,59 @@ def test_a_difference_found_by_validation_aborts_the_move(moving_app, made, monk
     with owner_connection(moving_app.config["DATABASE_URL"], autocommit=True) as conn:
         assert conn.execute(text("select to_regnamespace(:s)"), {"s": schema_name(tenant.id)}).scalar() is None
     _still_home(tenant, "pool", before)
+
+
+def _write_after_validation(monkeypatch, tenant):
+    """The tenant adds order 777 just after the move validated (a change the freeze replays)."""
+    real_validate = moves.Mover.validate
+
+    def validate_then_write(self):
+        differences = real_validate(self)
+        with tenant_transaction(self.source) as session:
+            session.add(Order(tenant_id=tenant.id, number=777, customer="late", amount_cents=5, status="open"))
+        return differences
+
+    monkeypatch.setattr(moves.Mover, "validate", validate_then_write)
+
+
+def test_a_change_after_validation_is_replayed_and_checked_in_the_freeze(moving_app, made, monkeypatch):
+    tenant = made.tenant("pool")
+    _write_after_validation(monkeypatch, tenant)
+    row, job = move(tenant, "silo", "move-second")
+    assert job.state == "succeeded", job.error
+    assert row.figures["checksums"]["orders"]["rows"] == 21  # the frozen tables' figures count it
+    with tenant_transaction(TenantRef.of(tenant)) as session:  # served from the silo now
+        assert session.execute(select(Order.customer).where(Order.number == 777)).scalar_one() == "late"
+
+
+def test_a_difference_in_the_last_changes_aborts_the_move(moving_app, made, monkeypatch):
+    tenant = made.tenant("pool")
+    before = contents(tenant)
+    _write_after_validation(monkeypatch, tenant)
+    real_check = moves.Mover.check_last
+
+    def spoil_then_check(self, changes):
+        real_replay = self._replay
+
+        def replay_then_spoil(changes, source=None):
+            replayed = real_replay(changes, source)
+            with tenant_transaction(self.target) as session:  # the target's copy changed behind the mover
+                session.execute(update(Order).where(Order.number == 777).values(amount_cents=6))
+            return replayed
+
+        self._replay = replay_then_spoil
+        return real_check(self, changes)
+
+    monkeypatch.setattr(moves.Mover, "check_last", spoil_then_check)
+    row, job = move(tenant, "bridge")
+    assert job.state == "failed" and "validation failed: orders: 1 changed rows differ" in job.error
+    assert row.state == "failed"
+    db.session.refresh(tenant)
+    assert tenant.tier == "pool"  # where it was, with its rows and the late order it wrote
+    after = contents(tenant)
+    late = [r for r in after["orders"] if "'late'" in r]
+    after["orders"] = [r for r in after["orders"] if r not in late]
+    assert len(late) == 1 and after == before
 
 
 def test_a_second_move_while_one_runs_is_refused(moving_app, made):
