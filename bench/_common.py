@@ -53,7 +53,7 @@ class Throwaway:
     def open(self):
         with self.admin.connect() as conn:
             conn.execute(text(f'create database "{self.database}"'))
-        self.app = create_app({
+        self.config = {  # what another process needs for an app of its own on this run
             "DATABASE_URL": self.owner_url,
             "PORTAL_APP_ROLE": f"{self.prefix}app",
             "PORTAL_NAME_PREFIX": self.prefix,
@@ -61,7 +61,8 @@ class Throwaway:
             "REDIS_URL": redis_url(),
             "SECRET_KEY": f"bench-{self.run}",
             **self._config,
-        })
+        }
+        self.app = create_app(dict(self.config))
         setup_database(self.app.config)
         return self.app
 

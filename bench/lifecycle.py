@@ -50,7 +50,7 @@ sys.path.insert(0, ROOT)
 
 from portal import create_app  # noqa: E402
 from portal.dbsetup import setup_database  # noqa: E402
-from portal.extensions import db, redis_holder  # noqa: E402
+from portal.extensions import db  # noqa: E402
 from portal.lifecycle import placements, provisioning  # noqa: E402
 from portal.lifecycle.exports import verify_export, write_export  # noqa: E402
 from portal.lifecycle.storage import drop_storage  # noqa: E402
@@ -134,7 +134,7 @@ class Run:
                 db.engine.dispose()
             self.app.extensions["portal.silo_engines"].dispose_all()
             try:
-                client = redis_holder.client
+                client = self.app.extensions["portal.redis"]
                 for key in client.scan_iter(match=f"{self.redis_prefix}:*", count=500):
                     client.unlink(key)
                 for key in client.scan_iter(match=f"{self.redis_prefix}-*", count=500):

@@ -291,9 +291,8 @@ def placements_drain(name, to_name, jobs):
             _fail(f"drain {job.state}: {job.error}")
         click.echo(f"{name} is drained: {len(job.steps)} tenant(s) moved to {to_name}")
         return
-    moves.request_drain(placement, to, ("system", None, "cli"))  # the same checks; the job is not run
     app = current_app._get_current_object()
-    tenant_ids = [t.id for t in moves.tenants_on(placement)]
+    tenant_ids = [t.id for t in moves.check_drain(placement, to)]
 
     def move_one(tenant_id):
         with app.app_context():

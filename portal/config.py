@@ -62,6 +62,14 @@ def load_config(overrides=None):
         # again (at most three times); how long the old copy is kept after a switch.
         "MOVE_MAX_FREEZE_MS": _int("PORTAL_MOVE_MAX_FREEZE_MS", 2000),
         "MOVE_KEEP_HOURS": _int("PORTAL_MOVE_KEEP_HOURS", 24),
+        # A write of a frozen tenant waits this long for the switch before it goes on (to
+        # be refused with 503 if the freeze lasts); 0: refused at once.
+        "MOVE_HOLD_WRITES_MS": _int("PORTAL_MOVE_HOLD_WRITES_MS", 3000),
+        # The old copy stays fenced at least this long after a switch, whatever asks to
+        # drop it: a request that began before the switch may still be finishing there (the
+        # fence refuses its write; without the fence, the write would land in a copy about
+        # to go). Longer than any request lasts.
+        "MOVE_MIN_KEEP_SECONDS": _int("PORTAL_MOVE_MIN_KEEP_SECONDS", 300),
         # A fence's DDL (portal/lifecycle/fences.py) waits this long for a lock, so many times.
         "FENCE_LOCK_TIMEOUT_MS": _int("PORTAL_FENCE_LOCK_TIMEOUT_MS", 2000),
         "FENCE_ATTEMPTS": _int("PORTAL_FENCE_ATTEMPTS", 5),

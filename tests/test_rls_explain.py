@@ -9,7 +9,7 @@ check, not a timing (bench/rls_tax.py measures the cost).
 from sqlalchemy import text
 
 LATEST_ORDERS = "select * from tenant_data.orders order by created_at desc limit 50"
-INDEXES = {"ix_orders_tenant_created", "pk_orders"}
+INDEXES = {"ix_orders_tenant_created", "ux_orders_tenant_number", "pk_orders"}
 
 
 def plan_nodes(node):

@@ -70,15 +70,26 @@ def _row_hash_sum(relation, column_list, where=""):
 
 
 class _Hashing:
-    """A file-like writer that hashes (SHA-256) what passes through it."""
+    """A file-like writer that hashes (SHA-256) what passes through it, passed on in
+    blocks of BLOCK bytes: COPY writes a row at a time, and a compressed zip member, a
+    hash or a file pays per call."""
+
+    BLOCK = 1 << 16
 
     def __init__(self, out):
-        self.out, self.digest = out, hashlib.sha256()
+        self.out, self.digest, self.pending = out, hashlib.sha256(), bytearray()
 
     def write(self, data):
-        data = data.encode() if isinstance(data, str) else data
-        self.digest.update(data)
-        return self.out.write(data)
+        self.pending += data.encode() if isinstance(data, str) else data
+        if len(self.pending) >= self.BLOCK:
+            self.flush()
+        return len(data)
+
+    def flush(self):
+        if self.pending:
+            self.digest.update(self.pending)
+            self.out.write(self.pending)
+            self.pending = bytearray()
 
 
 def copy_out(session, table, out, keys=None):
@@ -97,6 +108,7 @@ def copy_out(session, table, out, keys=None):
         cursor.copy_expert(f'COPY (SELECT {column_list} FROM {_qualified(session, table)}{where} ORDER BY "{key}") '
                            f"TO STDOUT WITH (FORMAT csv, HEADER true)", sink)
         rows = cursor.rowcount
+    sink.flush()
     return rows, sink.digest.hexdigest()
 
 
@@ -144,7 +156,8 @@ def copy_in(session, table, source, tenant_id, expected=None, replace_keys=None)
     session.execute(text(f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
                          f"SELECT {column_list} FROM {_qualified(session, table)} WITH NO DATA"))
     with dbapi.cursor() as cursor:
-        cursor.copy_expert(f"COPY {stage} ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER true)", source)
+        cursor.copy_expert(f"COPY {stage} ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER true)", source,
+                           size=_Hashing.BLOCK)
     if expected is not None:
         found = session.execute(text(_row_hash_sum(stage, column_list))).one()
         if (int(found[0]), found[1]) != (int(expected[0]), str(expected[1])):

@@ -58,7 +58,8 @@ def write_export(tenant, progress=None):
     manifest = {"format": FORMAT, "exported_at": datetime.now(timezone.utc).isoformat(),
                 "tenant": {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name,
                            "plan": tenant.plan_code, "tier": tenant.tier}, "tables": {}}
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive, tenant_session(ref) as session:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
+            tenant_session(ref) as session:
         copying.snapshot(session)
         sums = copying.checksums(session, EXPORTED_TABLES)
         for n, table in enumerate(EXPORTED_TABLES):

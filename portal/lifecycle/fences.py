@@ -26,20 +26,29 @@ registry's for pool and bridge, the tenant's own for silo), named by the tenant 
   each tenant table, AFTER ROW.
 
 All DDL runs as the owner, one table per transaction, with a short lock timeout
-(PORTAL_FENCE_LOCK_TIMEOUT_MS),
-retried (PORTAL_FENCE_ATTEMPTS): adding a trigger to a shared pool table waits for that
-table's writes in flight, and must not queue the others behind it for long; a table that
-stays busy is a refusal with nothing changed.
+(PORTAL_FENCE_LOCK_TIMEOUT_MS), retried (PORTAL_FENCE_ATTEMPTS): adding a trigger to a
+shared pool table waits for that table's writes in flight, and must not queue the others
+behind it for long; a table that stays busy is a refusal with nothing changed.
+
+A move's freeze is also announced in Redis (`announce_freeze`, the tenant's `frozen`
+key, with a TTL): every request reads that key with its rate-limit count, and a write
+that finds it waits (`wait_while_frozen`, at most PORTAL_MOVE_HOLD_WRITES_MS) for the
+switch, then goes to the tenant's new place. So a write during a freeze is held, not
+refused; one already past that check when the freeze began, or held longer than that,
+meets the fence and is refused (503).
 """
 import logging
 import time
 
+import redis
 from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from portal.dbsetup import owner_engine
+from portal.extensions import redis_holder
 from portal.services.errors import Refused
+from portal.services.keys import frozen_key, placement_version_key
 from portal.tenancy.data import TENANT_SCHEMA, TENANT_TABLES
 from portal.tenancy.names import database_name, schema_name
 from portal.tenancy.placement import placement_owner_url
@@ -233,3 +242,43 @@ class Fence:
             conn.execute(text(f"DROP TABLE IF EXISTS {self.changes_table}, {self.state_table}"))
 
         self._ddl(objects)
+
+
+# -- the freeze, announced to requests ----------------------------------------------------
+HOLD_POLL_SECONDS = 0.01
+
+
+def announce_freeze(tenant_id, ttl_ms):
+    """Tell every process that the tenant's writes are about to be frozen: its writes wait
+    (`wait_while_frozen`) instead of being refused. The TTL bounds the wait should the
+    mover die; the fence itself still refuses until the move is rolled back."""
+    try:
+        redis_holder.client.set(frozen_key(tenant_id), "1", px=ttl_ms)
+    except redis.RedisError as exc:  # then writes are refused (503) rather than held
+        log.warning("freeze of %s not announced: %s", tenant_id, exc)
+
+
+def end_freeze(tenant_id):
+    """The freeze is over (switched, lifted or undone): held writes go on. Idempotent."""
+    try:
+        redis_holder.client.delete(frozen_key(tenant_id))
+    except redis.RedisError as exc:  # held writes go on at the key's TTL
+        log.warning("end of the freeze of %s not announced: %s", tenant_id, exc)
+
+
+def wait_while_frozen(tenant_id, max_ms):
+    """Hold a write of a frozen tenant until its freeze ends, at most `max_ms`: the
+    tenant's published placement version then (None if unknown), so the caller reloads
+    a tenant a switch has moved."""
+    deadline = time.monotonic() + max_ms / 1000
+    client = redis_holder.client
+    try:
+        while True:
+            frozen, version = client.pipeline(transaction=False).exists(frozen_key(tenant_id)) \
+                .get(placement_version_key(tenant_id)).execute()
+            if not frozen or time.monotonic() >= deadline:
+                return int(version) if version is not None else None
+            time.sleep(HOLD_POLL_SECONDS)
+    except redis.RedisError as exc:
+        log.warning("hold of a write of %s ended: Redis unreachable: %s", tenant_id, exc)
+        return None

@@ -20,7 +20,8 @@ Phases (a job; each a step the pages show live):
    changes S sees are replayed from S, so that the target holds the rows as of S, and
    its counts and checksums must be equal. The work proportional to the tenant's size
    is done here, not in the freeze.
-5. freeze — the fence refuses the tenant's writes (PT503: 503 with Retry-After) once the
+5. freeze — announced in Redis (the tenant's new writes wait for the switch: fences.py),
+   then the fence refuses the tenant's writes (PT503: 503 with Retry-After) once the
    writes in flight have ended; the changes captured since S (few: a second's writes)
    are replayed and each of their rows compared on both sides (any other row is as it
    was at S: a change to it would have been captured). The frozen tables' counts and
@@ -30,13 +31,15 @@ Phases (a job; each a step the pages show live):
    `moved` (its writes stay refused); every process sees the new placement on its next
    request (the version is published to Redis). The freeze ends here.
 
-Before the switch, a failure, a fault, a cancel (staff or CLI) or a killed worker (rolled
-back when a worker starts) undoes everything: the fence comes down, the target's copy is
-dropped; the tenant works on its source, untouched. If the freeze would outlast
-`max_freeze_ms`, it is lifted and tried again after more catching up (three times).
-After the switch the old copy is kept MOVE_KEEP_HOURS (default 24), then dropped by a job;
-staff may drop it sooner. Identifiers are the tenant id's (tenancy/names.py): a tenant's
-role on a server serves each of its tiers there, and is dropped only with the last.
+Before the switch, a failure, a fault, a cancel (staff, or Ctrl-C of the CLI) or a killed
+worker (rolled back when a worker starts) undoes everything: the fence comes down, the
+target's copy is dropped; the tenant works on its source, untouched. If the freeze would
+outlast `max_freeze_ms`, it is lifted and tried again after more catching up (three
+times). After the switch the old copy is kept MOVE_KEEP_HOURS (default 24), then dropped
+by a job; staff may drop it sooner, but not within MOVE_MIN_KEEP_SECONDS of the switch.
+Identifiers are the tenant id's (tenancy/names.py): a tenant's role on a server serves
+each of its tiers there, and is dropped only with the last. docs/lifecycle.md has the
+whole story.
 """
 import logging
 import tempfile
@@ -51,7 +54,7 @@ from sqlalchemy import func, select, text
 
 from portal.dbsetup import tenant_head
 from portal.extensions import db, redis_holder
-from portal.lifecycle import copying, storage
+from portal.lifecycle import copying, fences, storage
 from portal.lifecycle.exports import delete_rows
 from portal.lifecycle.fences import Fence
 from portal.lifecycle.placements import choose_for_silo
@@ -59,8 +62,8 @@ from portal.lifecycle.saga import maybe_fail
 from portal.models import TENANT_TIERS, WITH_STORAGE, Job, Placement, Tenant, TenantMove
 from portal.services import audit_events, jobqueue
 from portal.services.errors import Refused
-from portal.services.keys import placement_version_key, tenant_key
-from portal.services.metering import storage_bytes
+from portal.services.keys import placement_version_key
+from portal.services.metering import measure_storage, remember_storage, storage_bytes
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TENANT_TABLES
 from portal.tenancy.lookup import forget_tenant
@@ -72,6 +75,10 @@ PHASES = ["prepare", "copy", "catch-up", "validate", "freeze", "switch"]
 BATCH = 5000  # captured keys replayed at a time
 FREEZE_BELOW = 200  # catch up until a round leaves fewer keys than this, then freeze
 FREEZE_ATTEMPTS = 3
+# Between announcing the freeze (new writes wait) and freezing: a write already past its
+# check gets this long to reach the database and end there (accepted, captured) rather
+# than meet the fence and be refused. Part of the freeze.
+ANNOUNCE_LEAD_SECONDS = 0.05
 SPOOL_BYTES = 64 << 20  # a table's CSV is held in memory up to this, then on disk
 MOVED_TABLES = TENANT_TABLES  # every table moves, tokens and sessions too (people stay signed in)
 
@@ -128,6 +135,10 @@ def check_move(tenant, to_tier, to_placement_id=None, max_freeze_ms=None):
     if running is not None:
         raise Refused(f"A move of {tenant.slug} to {running.to_tier} is already under way; wait for it or "
                       f"cancel it.")
+    for kept in kept_old_copies(tenant.id):  # a move drops them first: not sooner than they may go
+        if _now() < droppable_from(kept):
+            raise Refused(f"{tenant.slug} moved moments ago; its old copy stays fenced until "
+                          f"{droppable_from(kept):%H:%M:%S} UTC, and a new move can start then.")
     if tenant.schema_version != tenant_head():
         raise Refused(f"The tenant's tables are at {tenant.schema_version or 'an unknown version'}, not "
                       f"{tenant_head()}: upgrade the tenant first.")
@@ -204,6 +215,8 @@ class Mover:
         self.fence = Fence(self.source, current_app.config["DATABASE_URL"])
         self.figures = dict(move.figures or {})
         self.sums_at_validation = {}  # {table name: (rows, checksum)} of the source at validation
+        self.target_storage = None  # bytes, measured at validation (the cache's value at the switch)
+        self.schema_version = tenant_head()  # (read from the migration files: not in the freeze)
 
     # -- driving -----------------------------------------------------------------------
     def run(self):
@@ -216,6 +229,11 @@ class Mover:
             self.undo(str(stop), cancelled=isinstance(stop, MoveCancelled))
             self.progress.finish("cancelled" if isinstance(stop, MoveCancelled) else "failed", error=str(stop))
             return
+        except KeyboardInterrupt:  # Ctrl-C of `tenants move`: a cancel
+            db.session.rollback()
+            self.undo("interrupted (Ctrl-C): the tenant stays where it was", cancelled=True)
+            self.progress.finish("cancelled", error="interrupted (Ctrl-C)")
+            raise
         except Exception as exc:
             message = str(getattr(exc, "orig", exc)).strip().splitlines()[0] or type(exc).__name__
             log.exception("move of %s failed", self.tenant.slug)
@@ -317,9 +335,11 @@ class Mover:
                 raise MoveAborted("validation failed: " + "; ".join(differences))
             self._step("validate", "done")
             self._check_cancel()
-            self._save(state="frozen")
             self._step("freeze", "running")
+            self._save(state="frozen")
             frozen_at = time.perf_counter()
+            fences.announce_freeze(self.tenant.id, self.move.max_freeze_ms + 1000)  # writes wait from now
+            time.sleep(ANNOUNCE_LEAD_SECONDS)
             self.fence.set_state("frozen")  # waits for the tenant's writes in flight
             waited = time.perf_counter()
             maybe_fail("freeze", self.tenant.slug)
@@ -327,18 +347,18 @@ class Mover:
             if differences:
                 raise MoveAborted("validation failed: " + "; ".join(differences))
             checked = time.perf_counter()
-            self.figures["freeze_parts_ms"] = {"wait_for_writes": round((waited - frozen_at) * 1000, 1),
+            self.figures["freeze_parts_ms"] = {"announce_and_wait_for_writes": round((waited - frozen_at) * 1000, 1),
                                                "last_changes": round((checked - waited) * 1000, 1)}
             if (checked - frozen_at) * 1000 <= self.move.max_freeze_ms or attempt == FREEZE_ATTEMPTS:
-                self._step("freeze", "done")
-                self._step("switch", "running")
                 maybe_fail("switch", self.tenant.slug)
                 self.switch(frozen_at, attempt)
-                self._step("switch", "done")
+                for step in ("freeze", "switch"):  # (reported after: each report is a registry commit)
+                    self._step(step, "done")
                 return
             log.warning("move of %s: the freeze took %.0f ms (at most %d): lifting it, catching up again",
                         self.tenant.slug, (checked - frozen_at) * 1000, self.move.max_freeze_ms)
             self.fence.set_state("open")
+            fences.end_freeze(self.tenant.id)
             self._save(state="catching_up")
             self._step("validate", "running")
             self.catch_up()
@@ -386,6 +406,7 @@ class Mover:
                 reader.join()
         if not target_sums:
             raise MoveAborted("validation failed: the target's checksums could not be read")
+        self.target_storage = self.figures["target_bytes"] = measure_storage(self.target)
         self.sums_at_validation = source_sums
         return _differences(source_sums, target_sums)
 
@@ -415,11 +436,12 @@ class Mover:
         tenant, move = self.tenant, self.move
         db.session.refresh(tenant)
         tenant.tier, tenant.placement_id = move.to_tier, move.to_placement_id
-        tenant.schema_version = tenant_head()
+        tenant.schema_version = self.schema_version
         tenant.placement_version = (tenant.placement_version or 0) + 1
         now = _now()
         move.state, move.switched_at, move.finished_at = "switched", now, now
-        move.drop_after = now + timedelta(hours=current_app.config["MOVE_KEEP_HOURS"])
+        move.drop_after = now + max(timedelta(hours=current_app.config["MOVE_KEEP_HOURS"]),
+                                    timedelta(seconds=current_app.config["MOVE_MIN_KEEP_SECONDS"]))
         self.figures.update(freeze_ms=round((time.perf_counter() - frozen_at) * 1000, 1), freeze_attempts=attempts)
         move.figures = self.figures
         audit_events.record("tenant.moved", actor=("system", None, move.created_by), tenant_id=tenant.id,
@@ -429,25 +451,38 @@ class Mover:
                                                          **{k: self.figures.get(k) for k in (
                                                              "copied_rows", "copy_seconds", "freeze_ms",
                                                              "replayed_changes")}})
-        db.session.commit()
-        publish(tenant)  # the tenant's next request goes to the new place: the freeze ends here
+        db.session.commit()  # the point of no return: the target is the tenant's now
+        publish(tenant, self.target_storage)  # the tenant's next request goes to the new place
+        fences.end_freeze(tenant.id)  # and the writes held meanwhile go there: the freeze ends here
         self.figures["freeze_ms"] = round((time.perf_counter() - frozen_at) * 1000, 1)
-        self.fence.set_state("moved")  # the old copy keeps refusing writes of a process that has not seen it yet
-        move.figures = dict(self.figures)
-        drop_job = jobqueue.create("drop old copy", tenant.id, ["drop old copy"], move.created_by,
-                                   params={"move": str(move.id)})
-        db.session.commit()
-        jobqueue.enqueue_at(drop_job, move.drop_after)
+        self.figures["freeze_parts_ms"]["switch"] = round(
+            self.figures["freeze_ms"] - sum(self.figures["freeze_parts_ms"].values()), 1)
+        try:
+            self.fence.set_state("moved")  # the old copy refuses writes of a request that began before
+            move.figures = dict(self.figures)
+            drop_job = jobqueue.create("drop old copy", tenant.id, ["drop old copy"], move.created_by,
+                                       params={"move": str(move.id)})
+            db.session.commit()
+            jobqueue.enqueue_at(drop_job, move.drop_after)
+        except Exception:  # the move is done; the old copy stays fenced ("frozen") until staff drop it
+            db.session.rollback()
+            log.exception("move of %s switched, but its old copy's retention was not scheduled", tenant.slug)
 
     # -- undo ---------------------------------------------------------------------------
     def undo(self, reason, cancelled=False):
         """Everything the move made, undone: the fence down (the source is the tenant's
-        again, writes and all), the target's copy dropped. Idempotent."""
+        again, writes and all), the target's copy dropped. Idempotent. Never after the
+        switch: the target is the tenant's then."""
         db.session.rollback()
+        db.session.refresh(self.move)
+        if self.move.state == "switched":
+            log.error("move of %s: not undone (%s): it has switched", self.tenant.slug, reason)
+            return
         try:
             self.fence.remove()
         finally:
             self.fence.close()
+            fences.end_freeze(self.tenant.id)
         _drop_copy(self.tenant, self.target, keep_role=self.figures.get("role_existed", True))
         self.move.state = "cancelled" if cancelled else "failed"
         self.move.error, self.move.finished_at, self.move.figures = reason, _now(), self.figures
@@ -473,15 +508,17 @@ def _differences(source_sums, target_sums):
 
 
 # -- after the switch -------------------------------------------------------------------
-def publish(tenant):
-    """Every process sees `tenant`'s new placement on its next request: the lookup caches
-    are forgotten and the version each request compares with is published."""
+def publish(tenant, storage=None):
+    """Every process sees `tenant`'s new placement (or maintenance) on its next request:
+    the lookup caches are forgotten, the storage measured at a new place (`storage`,
+    bytes) kept, and the version each request compares with is published."""
     forget_tenant(tenant)
+    if storage is not None:  # (kept, not forgotten: the first writes would all measure at once)
+        remember_storage(tenant.id, storage)
     current_app.extensions["portal.silo_engines"].forget(tenant.id)
     try:
         client = redis_holder.client
         client.set(placement_version_key(tenant.id), tenant.placement_version)
-        client.delete(tenant_key(tenant.id, "storage-bytes"))
     except Exception as exc:  # Redis down: the other processes' 2 s lookup cache bounds it
         log.warning("move of %s: the new version could not be published: %s", tenant.slug, exc)
 
@@ -499,11 +536,28 @@ def _drop_copy(tenant, ref, keep_role):
         storage.drop_storage(tenant.id, ref.tier, ref.placement_env)
 
 
-def drop_old_copy(move, actor=None):
-    """Drop what a switched move left at its source: the fence and the copy (the role
-    too, unless the tenant's tier now on that server uses it)."""
+def droppable_from(move):
+    """When a switched move's old copy may go: MOVE_MIN_KEEP_SECONDS after the switch."""
+    return move.switched_at + timedelta(seconds=current_app.config["MOVE_MIN_KEEP_SECONDS"])
+
+
+def _check_droppable(move):
     if not move.old_copy_kept:
         raise Refused("This move has no old copy to drop.")
+    if _now() < droppable_from(move):
+        raise Refused(f"The old copy stays fenced until {droppable_from(move):%H:%M:%S} UTC "
+                      f"({current_app.config['MOVE_MIN_KEEP_SECONDS']} s after the switch): requests that began "
+                      "before the switch may still be finishing there.")
+
+
+def drop_old_copy(move, actor=None, force=False):
+    """Drop what a switched move left at its source: the fence and the copy (the role
+    too, unless the tenant's tier now on that server uses it). Not sooner than
+    `droppable_from`, unless `force` (the tenant itself is going)."""
+    if force and not move.old_copy_kept:
+        return
+    if not force:
+        _check_droppable(move)
     tenant = db.session.get(Tenant, move.tenant_id)
     ref = TenantRef.of(tenant)
     from_env = move.from_placement.url_env or "" if move.from_placement is not None else None
@@ -513,7 +567,8 @@ def drop_old_copy(move, actor=None):
         fence.remove()
     finally:
         fence.close()
-    shared = (tenant.tier != "pool" and move.from_tier != "pool" and tenant.status in WITH_STORAGE
+    has_storage = tenant.status in WITH_STORAGE or tenant.status == "deprovisioning"  # (dropped after this)
+    shared = (tenant.tier != "pool" and move.from_tier != "pool" and has_storage
               and storage.server_of(tenant.tier, ref.placement_env) == storage.server_of(move.from_tier, from_env))
     _drop_copy(tenant, old, keep_role=shared)
     move.dropped_at = _now()
@@ -523,17 +578,20 @@ def drop_old_copy(move, actor=None):
     db.session.commit()
 
 
-def drop_old_copies(tenant_id, actor=None):
-    for move in db.session.execute(select(TenantMove).where(
-            TenantMove.tenant_id == tenant_id, TenantMove.state == "switched",
-            TenantMove.dropped_at.is_(None))).scalars().all():
-        drop_old_copy(move, actor)
+def kept_old_copies(tenant_id):
+    return db.session.execute(select(TenantMove).where(
+        TenantMove.tenant_id == tenant_id, TenantMove.state == "switched",
+        TenantMove.dropped_at.is_(None))).scalars().all()
+
+
+def drop_old_copies(tenant_id, actor=None, force=False):
+    for move in kept_old_copies(tenant_id):
+        drop_old_copy(move, actor, force)
 
 
 def request_drop(move, actor=None):
     """A job that drops a switched move's old copy now (committed; the caller enqueues it)."""
-    if not move.old_copy_kept:
-        raise Refused("This move has no old copy to drop.")
+    _check_droppable(move)
     job = jobqueue.create("drop old copy", move.tenant_id, ["drop old copy"], audit_events.actor_label(actor),
                           params={"move": str(move.id)})
     audit_events.record("tenant.old_copy_drop_requested", actor=actor, tenant_id=move.tenant_id,
@@ -553,7 +611,7 @@ def run_drop(job, progress):
     move = db.session.get(TenantMove, job.params["move"])
     progress.step("drop old copy", "running")
     if move is not None and move.old_copy_kept:
-        drop_old_copy(move)
+        drop_old_copy(move)  # (due at drop_after, never sooner than droppable_from)
     progress.step("drop old copy", "done")
     progress.finish("succeeded")
 
@@ -584,9 +642,8 @@ def tenants_on(placement):
                               .order_by(Tenant.slug)).scalars().all()
 
 
-def request_drain(placement, to, actor=None):
-    """Record a job that moves every tenant off `placement` to `to` (committed; the caller
-    enqueues it). Resumable: run again, it moves those still there."""
+def check_drain(placement, to):
+    """The tenants a drain of `placement` to `to` would move; Refused with the reason."""
     if to.id == placement.id:
         raise Refused("Drain a placement to another one.", "to")
     if storage.server_of("silo", to.url_env) == storage.server_of("silo", placement.url_env):
@@ -594,6 +651,13 @@ def request_drain(placement, to, actor=None):
     tenants = tenants_on(placement)
     if not tenants:
         raise Refused(f"No tenant is on {placement.name}.", "to")
+    return tenants
+
+
+def request_drain(placement, to, actor=None):
+    """Record a job that moves every tenant off `placement` to `to` (committed; the caller
+    enqueues it). Resumable: run again, it moves those still there."""
+    tenants = check_drain(placement, to)
     job = jobqueue.create("drain", None, [t.slug for t in tenants], audit_events.actor_label(actor),
                           params={"placement": str(placement.id), "to": str(to.id)})
     audit_events.record("placement.drain_requested", actor=actor, target=placement.name,

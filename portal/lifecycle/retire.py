@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.lifecycle import moves
 from portal.lifecycle.exports import delete_rows, write_export
 from portal.lifecycle.saga import Step, run_steps
 from portal.lifecycle.storage import drop_storage
@@ -55,6 +56,7 @@ def deprovision(job, progress):
         db.session.commit()
 
     def remove_storage(_):
+        moves.drop_old_copies(tenant.id, force=True)  # a recent move's, kept: it goes with the tenant
         if tenant.tier == "pool":
             delete_rows(tenant)
         else:

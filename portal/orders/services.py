@@ -1,6 +1,6 @@
 """A tenant's orders: the one set of rules for the pages and the API alike (each refusal
 names its field)."""
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.services.errors import Refused
 from portal.services.rows import tenant_row
@@ -51,6 +51,9 @@ def create_order(data):
     fields = order_fields(data, partial=False)
     tenant = require_tenant()
     with tenant_transaction() as session:
+        # One new order of a tenant at a time takes the next number (a lock for this
+        # transaction; the unique index on (tenant_id, number) finds the highest at once).
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"orders:{tenant.id}", 0))))
         number = (session.execute(select(Order.number).order_by(Order.number.desc()).limit(1)).scalar() or 0) + 1
         order = Order(tenant_id=tenant.id, number=number, **{"status": "open", **fields})
         session.add(order)

@@ -5,6 +5,7 @@ in one place:
 - API access (a plan feature) and API calls a day, on `/api/`, with
   X-RateLimit-Limit / -Remaining / -Reset headers;
 - storage: over quota, writes are refused (reads go on; signing in and out still work);
+- a write of a tenant a move has frozen waits for the switch (portal/lifecycle/fences.py);
 - and counts each tenant's slow statements (PORTAL_SLOW_STATEMENT_MS) for staff.
 
 Answers: 429 with Retry-After (JSON on the API, a page elsewhere), 403 for a feature the
@@ -20,6 +21,7 @@ from flask import current_app, g, request
 from portal.answers import refusal, wsgi_refusal
 from portal.errors import feature_refusal
 from portal.extensions import redis_holder
+from portal.lifecycle import fences
 from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
 from portal.services.metering import storage_bytes
@@ -102,7 +104,10 @@ def enforce():
         return None
     granted = entitlements.current()
     minute = ratelimit.requests_this_minute(tenant.id, granted.limit("requests_per_minute"))
-    if minute.placement_version is not None and minute.placement_version > tenant.placement_version:
+    version = minute.placement_version
+    if minute.frozen and request.method not in SAFE_METHODS:  # a move's freeze: wait for its end
+        version = fences.wait_while_frozen(tenant.id, current_app.config["MOVE_HOLD_WRITES_MS"])
+    if version is not None and version > tenant.placement_version:
         tenant = reload_tenant(tenant)  # a move has switched it: this request goes to the new place
     if not minute.allowed and minute.degraded:
         return refusal(429, "Try again shortly", "Request limits cannot be checked just now; try again shortly.",

@@ -19,6 +19,12 @@ def placement_version_key(tenant_id):
     return tenant_key(tenant_id, "placement-version")
 
 
+def frozen_key(tenant_id):
+    """Present while a move has the tenant's writes frozen (portal/lifecycle/fences.py):
+    every request reads it with its count, and a write waits for it to go."""
+    return tenant_key(tenant_id, "frozen")
+
+
 def clear_tenant_keys(tenant_id):
     """Remove every Redis key of the tenant (its hash-tagged prefix): SCAN and UNLINK,
     never KEYS. Returns how many were removed."""

@@ -33,6 +33,8 @@ def user_count(tenant, session=None):
 
 
 def storage_bytes(tenant, fresh=False):
+    """The bytes the tenant's rows take where it is, measured at most every
+    STORAGE_CACHE_SECONDS (Redis), or now (`fresh`)."""
     key = tenant_key(tenant.id, "storage-bytes")
     if not fresh:
         try:
@@ -41,15 +43,22 @@ def storage_bytes(tenant, fresh=False):
                 return int(cached)
         except redis.RedisError as exc:
             log.warning("storage cache: Redis unreachable: %s", exc)
-    measured = _measure(tenant)
-    try:
-        redis_holder.client.set(key, measured, ex=current_app.config["STORAGE_CACHE_SECONDS"])
-    except redis.RedisError:
-        pass
+    measured = measure_storage(tenant)
+    remember_storage(tenant.id, measured)
     return measured
 
 
-def _measure(tenant):
+def remember_storage(tenant_id, measured):
+    """Keep a measurement for every process (a move's switch gives the new place's)."""
+    try:
+        redis_holder.client.set(tenant_key(tenant_id, "storage-bytes"), measured,
+                                ex=current_app.config["STORAGE_CACHE_SECONDS"])
+    except redis.RedisError:
+        pass
+
+
+def measure_storage(tenant):
+    """The bytes of `tenant`'s rows where `tenant` (a TenantRef) says, measured now."""
     if tenant.tier == "pool":
         # One statement: the sizes of its rows in every tenant table (RLS: its rows only).
         per_table = union_all(*(select(func.coalesce(func.sum(func.pg_column_size(table.table_valued())), 0)
@@ -61,10 +70,10 @@ def _measure(tenant):
     else:
         url, database, schema = placement_owner_url(tenant.placement_env), database_name(tenant.id), "tenant_data"
     with owner_connection(url, database=database, autocommit=True) as conn:
-        return conn.execute(text(
+        return int(conn.execute(text(
             "select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class c "
             "join pg_namespace n on n.oid = c.relnamespace where n.nspname = :s and c.relkind = 'r'"
-        ), {"s": schema}).scalar_one()
+        ), {"s": schema}).scalar_one())
 
 
 def usage(tenant, entitlements):

@@ -56,11 +56,12 @@ class TenantRole(TenantBase):
 
 class Order(TenantBase):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (Index("ix_orders_tenant_created", "tenant_id", "created_at"),
+                      Index("ux_orders_tenant_number", "tenant_id", "number", unique=True))
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    number: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, …: unique within the tenant
     customer: Mapped[str] = mapped_column(String(120))
     amount_cents: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="open")

@@ -58,7 +58,8 @@ def register_placement_via_ui(page, made):
     expect(page.get_by_role("status")).to_contain_text(f"Placement {name} registered.")
     row = page.locator("#placements tbody tr", has_text=name)
     expect(row).to_have_count(1)
-    expect(row.locator("td")).to_have_text([name, f"${SECOND_SERVER_ENV}", "0", "5"])
+    # name, where its URL is, tenants, capacity, their size, and no Drain while it is empty
+    expect(row.locator("td")).to_have_text([name, f"${SECOND_SERVER_ENV}", "0", "5", "0.0 MB", ""])
     return name
 
 
@@ -93,7 +94,7 @@ def create_tiered_tenant_via_ui(page, made, tier, placement=None):
 
 
 def expect_storage_facts(page, tier, where):
-    expect(fact(page, "Tier")).to_have_text(tier)
+    expect(fact(page, "Tier")).to_have_text(re.compile(rf"^{tier}\b"))  # (then the Move… link)
     expect(fact(page, "Storage")).to_have_text(where)
     expect(fact(page, "Data size")).to_have_text(re.compile(r"^\d+\.\d\d MB$"))
     expect(fact(page, "Schema version")).to_have_text(tenant_head())

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import delete, func, select, text
 
 from portal import create_app
+from portal.auth.services import create_staff_user
 from portal.dbsetup import owner_connection
 from portal.extensions import db
 from portal.lifecycle import moves, placements, provisioning
@@ -20,7 +21,7 @@ from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TENANT_TABLES, Order, TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
 from tests.conftest import SECOND_SERVER_ENV, FreshContextClient, app_config, clear_redis
-from tests.factories import PASSWORD, unique_slug
+from tests.factories import PASSWORD, sign_in_staff, unique_slug
 from tests.lifecycle.conftest import catalog
 
 
@@ -36,7 +37,9 @@ def moving_app(app, servers, second_server):
                 placements.register(name, env, 1000, actor=("system", None, "test"))
         db.session.remove()
     yield live
-    with live.app_context():
+    with live.app_context():  # (other tests count and choose placements)
+        db.session.execute(delete(Placement).where(Placement.name.in_(("move-local", "move-second"))))
+        db.session.commit()
         db.engine.dispose()
 
 
@@ -94,7 +97,7 @@ class Made:
                 tenant = db.session.get(Tenant, tenant_id)
                 if tenant is None:
                     continue
-                moves.drop_old_copies(tenant_id)
+                moves.drop_old_copies(tenant_id, force=True)
                 for move in db.session.execute(select(TenantMove).where(TenantMove.tenant_id == tenant_id)).scalars():
                     if move.under_way:
                         moves.Mover(move).undo("test ended")
@@ -130,6 +133,14 @@ def made(moving_app):
         ctx.pop()
         made.remove()
     assert catalogs(moving_app) == before, "a move left something behind"
+
+
+def staff_client(app, role="operator"):
+    """A test client of `app` signed in as a new staff user with `role`."""
+    client = app.test_client()
+    user, _ = create_staff_user(f"mv-{uuid.uuid4().hex[:8]}@staff.example", role, PASSWORD)
+    sign_in_staff(client, user)
+    return client
 
 
 def move(tenant, tier, placement=None, **kwargs):

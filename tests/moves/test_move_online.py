@@ -1,7 +1,8 @@
 """A move while the tenant works: a writer keeps adding orders through the API (retrying a
-503 as a client would), through every phase, frozen included; no write is lost or
-duplicated; another tenant's reader is never refused; the switch is seen at once by a
-second app (another process's view)."""
+503 as a client would), through every phase, frozen included (its writes held for the
+switch, or refused when holding is off); no write is lost or duplicated; another
+tenant's reader is never refused; the switch is seen at once by a second app (another
+process's view)."""
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from portal import create_app
 from portal.extensions import db
 from portal.plans import services as plan_services
+from portal.services.metering import storage_bytes
 from portal.tenancy.context import TenantRef
 from portal.tenancy.data import Order, TenantUser
 from portal.tenancy.placement import tenant_session
@@ -23,22 +25,26 @@ from tests.moves.test_move_pairs import PLACES
 
 class Writer(threading.Thread):
     """Adds orders with unique markers at ~`rate`/s; a 503 is retried (same marker) after
-    its Retry-After, as a client would. Keeps the outcome of every attempt."""
+    its Retry-After, as a client would. Keeps the outcome of every attempt, and the
+    longest an accepted attempt took (held by a freeze)."""
 
     def __init__(self, app, token, rate=100):
         super().__init__(daemon=True)
         self.client, self.token, self.pause = app.test_client(), token, 1 / rate
         self.accepted, self.refused, self.failed = [], 0, []
+        self.longest_held = 0.0
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
             marker = f"w-{uuid.uuid4().hex[:12]}"
             while not self.stop.is_set():
+                started = time.perf_counter()
                 answer = self.client.post("/api/v1/orders", json={"customer": marker, "amount_cents": 1},
                                           headers=auth(self.token))
                 if answer.status_code == 201:
                     self.accepted.append(marker)
+                    self.longest_held = max(self.longest_held, time.perf_counter() - started)
                     break
                 if answer.status_code == 503:
                     self.refused += 1
@@ -85,14 +91,17 @@ def _markers(tenant):
         return [c for c in session.execute(select(Order.customer)).scalars() if c.startswith("w-")]
 
 
-@pytest.mark.parametrize("stall", ["copy", "catch-up", "validate", "freeze"])  # freeze: writes refused
+# freeze: writes held for the switch; "freeze, no hold": refused with 503 and retried.
+@pytest.mark.parametrize("stall", ["copy", "catch-up", "validate", "freeze", "freeze, no hold"])
 @pytest.mark.parametrize("source, target", [("pool", "silo-second"), ("silo-second", "pool"), ("bridge", "silo-local")])
 def test_writes_during_a_move_are_neither_lost_nor_doubled(moving_app, made, source, target, stall, monkeypatch):
     tenant, other = made.tenant(*PLACES[source]), made.tenant("pool")
     for t in (tenant, other):
         _roomy(t)
     tokens = {t.id: admin_token(t) for t in (tenant, other)}
-    monkeypatch.setitem(moving_app.config, "PORTAL_STALL_STEP", f"{stall}:0.6")
+    if stall == "freeze, no hold":
+        monkeypatch.setitem(moving_app.config, "MOVE_HOLD_WRITES_MS", 0)
+    monkeypatch.setitem(moving_app.config, "PORTAL_STALL_STEP", f"{stall.split(',')[0]}:0.6")
     writer, reader = Writer(moving_app, tokens[tenant.id]), Reader(moving_app, tokens[other.id])
     neighbour = Writer(moving_app, tokens[other.id], rate=50)  # B, on the pool, writes throughout
     threads = (writer, reader, neighbour)
@@ -111,6 +120,8 @@ def test_writes_during_a_move_are_neither_lost_nor_doubled(moving_app, made, sou
     assert writer.failed == [] and reader.failed == [], (writer.failed[:3], reader.failed[:3])
     assert len(writer.accepted) > 10 and reader.ok > 10
     if stall == "freeze":
+        assert writer.longest_held >= 0.5  # a write waited for the switch, then was accepted
+    if stall == "freeze, no hold":
         assert writer.refused >= 1  # frozen: refused with 503, then retried
     stored = _markers(tenant)
     assert sorted(stored) == sorted(writer.accepted)  # none lost, none twice
@@ -132,6 +143,8 @@ def test_a_second_app_sees_the_switch_at_once(moving_app, made, servers):
     assert client.get("/api/v1/orders", headers=auth(token)).status_code == 200  # cached there: pool
     row, job = move(tenant, "bridge")
     assert job.state == "succeeded"
+    db.session.refresh(tenant)
+    assert storage_bytes(TenantRef.of(tenant)) == row.figures["target_bytes"]  # the new place's size, kept
     created = client.post("/api/v1/orders", json={"customer": "after the switch", "amount_cents": 5},
                           headers=auth(token))
     assert created.status_code == 201

@@ -1,23 +1,15 @@
 """The move from the staff console: what moves and the target, bad input beside its field
 with nothing recorded, the live page by phase with its figures, cancel and the old copy
 dropped early; the placements page's drain; a plan change offering the move."""
-import uuid
 
 from sqlalchemy import select
 
-from portal.auth.services import create_staff_user
 from portal.extensions import db
 from portal.lifecycle import moves, placements
 from portal.models import Job, TenantMove
 from portal.services import jobqueue
-from tests.factories import PASSWORD, csrf_token, sign_in_staff
-
-
-def _staff(moving_app, role="operator"):
-    client = moving_app.test_client()
-    user, _ = create_staff_user(f"mv-{uuid.uuid4().hex[:8]}@staff.example", role, PASSWORD)
-    sign_in_staff(client, user)
-    return client
+from tests.factories import csrf_token
+from tests.moves.conftest import staff_client
 
 
 def _queued_job(tenant):
@@ -27,7 +19,7 @@ def _queued_job(tenant):
 
 def test_staff_move_a_tenant_and_follow_it(moving_app, made):
     tenant = made.tenant("pool")
-    client = _staff(moving_app)
+    client = staff_client(moving_app)
     page = client.get(f"/admin/tenants/{tenant.id}/move")
     body = page.get_data(as_text=True)
     assert page.status_code == 200 and "What moves" in body and "orders" in body and "Estimate" in body
@@ -67,7 +59,7 @@ def test_staff_move_a_tenant_and_follow_it(moving_app, made):
 
 def test_a_viewer_sees_moves_but_may_not_start_one(moving_app, made):
     tenant = made.tenant("pool")
-    client = _staff(moving_app, "viewer")
+    client = staff_client(moving_app, "viewer")
     assert client.get("/admin/moves").status_code == 200
     assert client.get(f"/admin/tenants/{tenant.id}/move").status_code == 403
     assert "Move…" not in client.get(f"/admin/tenants/{tenant.id}").get_data(as_text=True)
@@ -75,7 +67,7 @@ def test_a_viewer_sees_moves_but_may_not_start_one(moving_app, made):
 
 def test_cancel_from_the_page_before_the_switch(moving_app, made):
     tenant = made.tenant("pool")
-    client = _staff(moving_app)
+    client = staff_client(moving_app)
     move, job = moves.request_move(tenant, "bridge", None, ("system", None, "test"))
     page = client.get(f"/admin/moves/{move.id}").get_data(as_text=True)
     assert client.post(f"/admin/moves/{move.id}/cancel", data={"csrf_token": csrf_token(page)}).status_code == 302
@@ -88,7 +80,7 @@ def test_cancel_from_the_page_before_the_switch(moving_app, made):
 
 def test_the_placements_page_drains_a_server(moving_app, made):
     tenant = made.tenant("silo", "move-second")
-    client = _staff(moving_app, "superadmin")
+    client = staff_client(moving_app, "superadmin")
     page = client.get("/admin/placements").get_data(as_text=True)
     assert "move-second" in page and "Drain" in page
     second, local = placements.by_name("move-second"), placements.by_name("move-local")
@@ -107,7 +99,7 @@ def test_the_placements_page_drains_a_server(moving_app, made):
 
 def test_a_plan_change_offers_the_move_to_its_tier(moving_app, made):
     tenant = made.tenant("silo", "move-local", plan="enterprise")
-    client = _staff(moving_app)
+    client = staff_client(moving_app)
     page = client.get(f"/admin/tenants/{tenant.id}").get_data(as_text=True)
     changed = client.post(f"/admin/tenants/{tenant.id}/plan", data={"plan": "basic", "csrf_token": csrf_token(page)})
     assert changed.status_code == 302

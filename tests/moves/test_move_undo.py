@@ -157,3 +157,15 @@ def test_the_same_server_under_another_placement_name_is_refused(moving_app, mad
     with pytest.raises(Refused, match="on the server the tenant is on already"):
         moves.request_move(tenant, "silo", twin.id, ("system", None, "test"))
     assert database_name(tenant.id)  # unchanged: nothing was made
+
+
+def test_a_switched_move_is_never_undone(moving_app, made):
+    """Undo after the switch (a late error, a Ctrl-C) would drop the tenant's live copy: it
+    does nothing."""
+    tenant = made.tenant("pool")
+    row, job = move(tenant, "bridge")
+    assert job.state == "succeeded", job.error
+    before = contents(tenant)
+    moves.Mover(row).undo("a late error")
+    db.session.refresh(row)
+    assert row.state == "switched" and contents(tenant) == before
