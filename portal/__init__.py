@@ -56,6 +56,7 @@ def register_extensions(app):
 
 def register_blueprints(app):
     from portal import (
+        analytics,
         api,
         audit,
         auth,
@@ -80,9 +81,9 @@ def register_blueprints(app):
     from portal.services import jobqueue, tenant_settings
 
     for module in (auth, tenants, moves, placements, upgrades, jobs, audit, outbox, support, staff, plans, quotas,
-                   selfservice, orders, users, roles, domains, tokens, api):
+                   selfservice, orders, users, roles, domains, tokens, analytics, api):
         app.register_blueprint(module.bp)
-    for module in (audit, plans, quotas, support):  # the staff faces of features that serve both
+    for module in (audit, plans, quotas, support, analytics):  # the staff faces of features that serve both
         app.register_blueprint(module.staff_bp)
     app.jinja_env.globals["tenant_settings"] = tenant_settings.current  # the tenant layout's colour
     app.jinja_env.globals["job_state"] = jobqueue.shown_state

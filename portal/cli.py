@@ -345,6 +345,23 @@ def seed_demo():
         click.echo(line)
 
 
+analytics_cli = RefusingGroup("analytics", help="Analytics events.")
+
+
+@analytics_cli.command("expire")
+def analytics_expire():
+    """Delete every tenant's events older than its plan's retention (for cron; the workers'
+    scheduler runs the same job daily)."""
+    from portal.analytics import retention
+
+    totals = retention.expire_all()
+    failed = f"; failed: {', '.join(totals['failed'])}" if totals["failed"] else ""
+    click.echo(f"{totals['events']} event(s) and {totals['rollups']} roll-up row(s) expired in "
+               f"{totals['tenants']} tenant(s){failed}")
+    if totals["failed"]:
+        raise SystemExit(1)
+
+
 def register(app):
-    for command in (tenants_cli, staff_cli, placements_cli, support_cli, db_setup, seed_demo):
+    for command in (tenants_cli, staff_cli, placements_cli, support_cli, analytics_cli, db_setup, seed_demo):
         app.cli.add_command(command)

@@ -13,6 +13,7 @@ import sys
 from rq import SimpleWorker
 
 from portal import create_app
+from portal.analytics import retention
 from portal.lifecycle import moves
 from portal.services import jobqueue
 
@@ -27,6 +28,7 @@ def main(burst=False):
         if rolled_back:
             logging.getLogger("portal").warning("%d move(s) interrupted by a stopped worker were rolled back",
                                                 rolled_back)
+        retention.schedule(retention.next_run())  # the daily expiry of old events, unless one waits
         queue = jobqueue.queue()
         worker = SimpleWorker([queue], connection=queue.connection)
         jobqueue.in_app_override(app)

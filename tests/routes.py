@@ -5,9 +5,9 @@ import uuid
 # Every blueprint but `auth` and `api` is in one of these (tests/test_route_guards.py checks it,
 # so a new one is walked by every walker without anyone remembering to list it).
 STAFF_BLUEPRINTS = {"tenants", "audit_staff", "placements", "upgrades", "jobs", "plans_staff", "quotas_staff", "outbox",
-                    "support_staff", "staff", "moves"}
+                    "support_staff", "staff", "moves", "analytics_staff"}
 TENANT_BLUEPRINTS = {"selfservice", "orders", "users", "roles", "plans", "quotas", "tokens", "domains", "support",
-                     "audit"}
+                     "audit", "analytics"}
 
 
 def rules(app, blueprints):

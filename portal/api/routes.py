@@ -2,7 +2,7 @@
 scopes. Errors are JSON: {"error": {"code": <status>, "message": ...}}."""
 from flask import Blueprint, g, jsonify, request
 
-from portal.api import services
+from portal.analytics import events as analytics_events
 from portal.api.body import json_body
 from portal.errors import refusal
 from portal.orders import services as order_rules
@@ -117,10 +117,10 @@ def delete_order(order_id):
 
 @bp.route("/events", methods=["POST"])
 def ingest_events():
-    """A batch of analytics events: {"events": [{"name", "properties"?, "occurred_at"?}]}.
+    """A batch of analytics events: {"events": [{"name", "user_id"?, "properties"?, "occurred_at"?}]}.
     All or nothing: one bad event refuses the batch, with its index."""
     try:
-        accepted = services.ingest_events(json_body())
+        accepted = analytics_events.ingest_batch(json_body())
     except Refused as exc:
         return error(400, exc.message, exc.field)
     return jsonify(accepted=accepted), 202

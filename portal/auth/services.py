@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
+from portal.analytics.events import track_event
 from portal.auth.principals import TenantPrincipal
 from portal.extensions import db
 from portal.models import STAFF_ROLES, StaffUser
@@ -52,6 +53,7 @@ def authenticate_tenant_user(tenant, email, password, address):
     throttle.succeeded(realm, email, address)
     audit_events.record("tenant_user.sign_in", actor=tenant_actor(user), tenant_id=tenant.id, target=user.email)
     db.session.commit()
+    track_event("signed_in", user.id, tenant=tenant)
     return user
 
 

@@ -17,6 +17,7 @@
 | outbox.view      | yes        | yes      | yes     |        |
 | outbox.read      | yes        |          |         |        |
 | tenants.impersonate | yes     |          | yes     |        |
+| tenants.analytics | yes       | yes      | yes     |        |
 | account.self     | yes        | yes      | yes     | yes    |
 """
 
@@ -38,6 +39,8 @@ PERMISSIONS = {
     # that skips consent and impersonation's audit. Only superadmins open one, audited.
     "outbox.read": {"superadmin"},
     "tenants.impersonate": {"superadmin", "support"},
+    # A tenant's own dashboard (its events), read by staff: audited like any read of its data.
+    "tenants.analytics": {"superadmin", "operator", "support"},
     # One's own account: one's sessions, ended one by one or everywhere.
     "account.self": {"superadmin", "operator", "support", "viewer"},
 }

@@ -22,9 +22,10 @@ import hashlib
 import uuid
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Engine
 
-from portal.tenancy.data import TENANT_SCHEMA
+from portal.tenancy.placement import qualified_table
 
 
 class ChecksumMismatch(Exception):
@@ -51,17 +52,20 @@ def _prepare(session):
 
 
 def _qualified(session, table):
-    """`table`'s name on the session's placement (a bridge tenant's schema is mapped by
-    SQLAlchemy for compiled statements only; COPY's text is written here)."""
-    bind = session.get_bind()
-    schema_map = bind.get_execution_options().get("schema_translate_map") or {}
-    quote = bind.dialect.identifier_preparer.quote
-    return f"{quote(schema_map.get(TENANT_SCHEMA, TENANT_SCHEMA))}.{quote(table.name)}"
+    return qualified_table(session, table.name)
 
 
 def _column_list(session, table):
     quote = session.get_bind().dialect.identifier_preparer.quote
     return ", ".join(quote(name) for name in columns(table))
+
+
+def _hashed_list(session, table):
+    """The column list for hash_record_extended: a bit string has no hash function, so it
+    is hashed as its text ('0101…')."""
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    return ", ".join(f"{quote(c.name)}::text AS {quote(c.name)}" if isinstance(c.type, BIT) else quote(c.name)
+                     for c in table.columns if c.name != "tenant_id")
 
 
 def _row_hash_sum(relation, column_list, where=""):
@@ -129,7 +133,7 @@ def checksums(session, tables):
     """{table name: (rows, checksum)} of the session's tenant's rows of `tables`, in one
     statement (one round trip, one snapshot)."""
     _prepare(session)
-    parts = [f"SELECT '{t.name}' AS name, * FROM ({_row_hash_sum(_qualified(session, t), _column_list(session, t))}) s"
+    parts = [f"SELECT '{t.name}' AS name, * FROM ({_row_hash_sum(_qualified(session, t), _hashed_list(session, t))}) s"
              for t in tables]
     return {name: (int(rows), total) for name, rows, total in session.execute(text(" UNION ALL ".join(parts)))}
 
@@ -139,7 +143,7 @@ def row_hashes(session, table, keys):
     row is absent)."""
     _prepare(session)
     rows = session.execute(text(
-        f'SELECT "{_key(table)}"::text, hash_record_extended(r, 0) FROM (SELECT {_column_list(session, table)} '
+        f'SELECT "{_key(table)}"::text, hash_record_extended(r, 0) FROM (SELECT {_hashed_list(session, table)} '
         f"FROM {_qualified(session, table)} WHERE {_key_match(table, ':keys')}) r"), {"keys": list(keys)})
     return dict(rows.all())
 
@@ -159,7 +163,7 @@ def copy_in(session, table, source, tenant_id, expected=None, replace_keys=None)
         cursor.copy_expert(f"COPY {stage} ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER true)", source,
                            size=_Hashing.BLOCK)
     if expected is not None:
-        found = session.execute(text(_row_hash_sum(stage, column_list))).one()
+        found = session.execute(text(_row_hash_sum(stage, _hashed_list(session, table)))).one()
         if (int(found[0]), found[1]) != (int(expected[0]), str(expected[1])):
             raise ChecksumMismatch(f"{table.name}: {found[0]} rows with checksum {found[1]}, "
                                    f"expected {expected[0]} rows with checksum {expected[1]}")

@@ -1,6 +1,7 @@
 """The workers' entry point: `execute(job_id)` runs a job by its kind."""
 import uuid
 
+from portal.analytics import retention
 from portal.extensions import db
 from portal.lifecycle import exports, moves, provisioning, retire, upgrade
 from portal.services import jobqueue
@@ -16,6 +17,7 @@ HANDLERS = {
     "move": moves.run,
     "drop old copy": moves.run_drop,
     "drain": moves.run_drain,
+    retention.JOB_KIND: retention.run_job,
 }
 
 

@@ -30,7 +30,7 @@ from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TENANT_TABLES
 from portal.tenancy.placement import tenant_session, tenant_transaction
 
-FORMAT = 3
+FORMAT = 4
 PROGRESS_ROWS = 20_000
 # API tokens and sign-in sessions are credentials of the tenant as it is: not part of its
 # data to take away (an imported tenant has another id, which they could not carry anyway).

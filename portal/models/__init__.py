@@ -1,4 +1,5 @@
 """Control-plane models (schema `registry`), one file per concept."""
+from portal.models.activity import ActivityDay, TenantActivityDay
 from portal.models.audit import AuditEvent
 from portal.models.impersonation import Impersonation
 from portal.models.job import JOB_STATES, Job
@@ -16,6 +17,8 @@ __all__ = [
     "Job",
     "MOVE_STATES",
     "AuditEvent",
+    "TenantActivityDay",
+    "ActivityDay",
     "Impersonation",
     "OutboxMessage",
     "Placement",

@@ -19,6 +19,7 @@ LIMIT_RANGES = {
     "requests_per_minute": (1, 1_000_000),
     "db_connections": (1, 100),
     "statement_timeout_ms": (100, 3_600_000),
+    "event_retention_days": (1, 3650),
 }
 
 
@@ -46,6 +47,8 @@ class Plan(db.Model):
     requests_per_minute: Mapped[int] = mapped_column(Integer, default=300)
     db_connections: Mapped[int] = mapped_column(Integer, default=5)
     statement_timeout_ms: Mapped[int] = mapped_column(Integer, default=5000)
+    # Analytics events older than this are refused at ingest, hidden and removed.
+    event_retention_days: Mapped[int] = mapped_column(Integer, default=365)
     default_tier: Mapped[str] = mapped_column(String(16), default="pool")
     position: Mapped[int] = mapped_column(Integer, default=0)
     is_retired: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -2,6 +2,7 @@
 names its field)."""
 from sqlalchemy import func, select
 
+from portal.analytics.events import acting_user_key, track_event
 from portal.services.errors import Refused
 from portal.services.rows import tenant_row
 from portal.tenancy.context import require_tenant
@@ -58,6 +59,7 @@ def create_order(data):
         order = Order(tenant_id=tenant.id, number=number, **{"status": "open", **fields})
         session.add(order)
         session.flush()
+    track_event("order_created", acting_user_key(), {"amount_cents": order.amount_cents, "status": order.status})
     return order
 
 
@@ -69,6 +71,7 @@ def update_order(order_id, data):
         for name, value in fields.items():
             setattr(order, name, value)
         session.flush()
+    track_event("order_changed", acting_user_key(), {"status": order.status, "fields": ",".join(sorted(fields))})
     return order
 
 

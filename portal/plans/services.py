@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
+from portal.analytics.events import track_event
 from portal.extensions import db
 from portal.models import LIMIT_RANGES, TENANT_TIERS, Plan, PlanRequest, Tenant, TenantOverride
 from portal.services import audit_events, entitlements
@@ -86,7 +87,8 @@ def add_plan(code, name, actor):
         raise Refused(f"A plan with code {code} exists.", "code")
     position = (db.session.execute(select(func.max(Plan.position))).scalar() or 0) + 1
     plan = Plan(code=code, name=name, max_users=10, storage_mb=1024, api_calls_per_day=1000, requests_per_minute=300,
-                db_connections=5, statement_timeout_ms=5000, features={}, default_tier="pool", position=position)
+                db_connections=5, statement_timeout_ms=5000, event_retention_days=365, features={},
+                default_tier="pool", position=position)
     db.session.add(plan)
     audit_events.record("plan.added", actor=actor, target=code, details={"name": name})
     db.session.commit()
@@ -183,10 +185,12 @@ def check_fits(tenant, plan):
 
 
 def change_plan(tenant, plan_code, actor=None):
+    old = tenant.plan_code
     _apply_plan(tenant, plan_code, actor)
     db.session.commit()
     db.session.refresh(tenant)
     _changed(tenant)
+    track_event("plan_changed", None, {"from": old, "to": tenant.plan_code}, tenant=TenantRef.of(tenant))
     return tenant
 
 
@@ -237,6 +241,7 @@ def decide(request_id, approve, actor, note=""):
     if change.state != "pending":
         raise Refused("That request is not waiting for a decision.")
     tenant = db.session.get(Tenant, change.tenant_id)
+    old = tenant.plan_code
     if approve:
         _apply_plan(tenant, change.to_plan, actor)
     change.state = "approved" if approve else "rejected"
@@ -248,4 +253,5 @@ def decide(request_id, approve, actor, note=""):
     db.session.commit()
     if approve:
         _changed(tenant)
+        track_event("plan_changed", None, {"from": old, "to": change.to_plan}, tenant=TenantRef.of(tenant))
     return change

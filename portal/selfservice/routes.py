@@ -16,7 +16,6 @@ bp = Blueprint("selfservice", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"home": SIGNED_IN,
                             "data": "settings.update", "export": "settings.update",
                             "export_progress": "settings.update", "download": "settings.update",
-                            "analytics": ("analytics.view", "analytics"),
                             "settings_page": "settings.view", "save_settings": "settings.update"})
 
 
@@ -51,12 +50,6 @@ def download(job_id):
     path = export_file(services.own_export(job_id))
     return send_file(path, mimetype="application/zip", as_attachment=True,
                      download_name=f"{require_tenant().slug}-export.zip")
-
-
-@bp.route("/analytics")
-def analytics():
-    """Orders by day: a feature of the plan (the guard explains where it is missing)."""
-    return render_template("selfservice/analytics.html", stats=services.order_stats())
 
 
 @bp.get("/settings")

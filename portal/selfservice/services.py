@@ -50,12 +50,3 @@ def start_export(actor):
     job = request_export(tenant, actor)
     jobqueue.enqueue(job)
     return job
-
-
-def order_stats(days=30):
-    """Orders and revenue per day, newest first."""
-    day = func.date_trunc("day", Order.created_at)
-    with tenant_session() as session:
-        return session.execute(
-            select(day.label("day"), func.count().label("orders"), func.sum(Order.amount_cents).label("cents"))
-            .group_by(day).order_by(day.desc()).limit(days)).all()

@@ -26,10 +26,12 @@ LIMITS = {
     "requests_per_minute": "Requests a minute",
     "db_connections": "Database connections",
     "statement_timeout_ms": "Statement timeout (ms)",
+    "event_retention_days": "Event retention (days)",
 }
 FEATURES = {
     "api_access": "API access",
     "analytics": "Analytics",
+    "advanced_reports": "Advanced reports (funnels, breakdowns, CSV)",
     "custom_domains": "Custom domains",
     "audit_export": "Audit log export",
     "sso": "Single sign-on",

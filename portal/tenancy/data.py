@@ -5,11 +5,11 @@ table has the same row-level-security policy (see migrations/tenant/). In the po
 these tables live in schema `tenant_data`; other tiers map that schema name elsewhere.
 """
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, Integer, MetaData, String, Text, func
+from sqlalchemy.dialects.postgresql import BIT, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TENANT_SCHEMA = "tenant_data"
@@ -99,17 +99,55 @@ class ApiToken(TenantBase):
 
 
 class Event(TenantBase):
-    """An analytics event sent through the API."""
+    """An analytics event: sent through the API, or the tenant's own activity in the
+    portal (portal/analytics/events.py records both)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_tenant_occurred", "tenant_id", "occurred_at"),)
+    __table_args__ = (Index("ix_events_tenant_occurred", "tenant_id", "occurred_at"),
+                      Index("ix_events_tenant_name_occurred", "tenant_id", "name", "occurred_at"))
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(80))
+    # The tenant user's id, or an external id sent through the API; NULL: no user.
+    user_key: Mapped[Optional[str]] = mapped_column(String(120), nullable=True)
     properties: Mapped[dict] = mapped_column(JSONB, default=dict)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EventUser(TenantBase):
+    """A user seen in the tenant's events, numbered 0, 1, 2, … in the order first seen:
+    the number is the user's bit in the roll-ups' bitmaps."""
+
+    __tablename__ = "event_users"
+    __table_args__ = (Index("ux_event_users_tenant_idx", "tenant_id", "idx", unique=True),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+ROLLUP_CHUNK_BITS = 1024  # users per roll-up bitmap (migration t0007 has the same)
+ALL_EVENTS = ""  # a roll-up of every event of its day (no event may be named '')
+
+
+class EventRollup(TenantBase):
+    """Events of one name (ALL_EVENTS: of every name) on one UTC day: how many, and which
+    users (bit n of block `chunk` is user chunk * ROLLUP_CHUNK_BITS + n). Kept current by
+    the ingest; `key` is day|chunk|name (moves and exports track rows by one key column)."""
+
+    __tablename__ = "event_rollups"
+    __table_args__ = (Index("ix_event_rollups_tenant_day", "tenant_id", "day"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    name: Mapped[str] = mapped_column(String(80))
+    chunk: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(BigInteger)
+    users: Mapped[str] = mapped_column(BIT(ROLLUP_CHUNK_BITS))
 
 
 class TenantSession(TenantBase):
@@ -132,4 +170,5 @@ class TenantSession(TenantBase):
 
 
 TENANT_TABLES = [TenantUser.__table__, TenantRole.__table__, Order.__table__, TenantSetting.__table__,
-                 ApiToken.__table__, Event.__table__, TenantSession.__table__]
+                 ApiToken.__table__, Event.__table__, EventUser.__table__, EventRollup.__table__,
+                 TenantSession.__table__]

@@ -172,6 +172,15 @@ def tenant_session(tenant=None, bind=None):
     )
 
 
+def qualified_table(session, name):
+    """Tenant table `name` on the session's placement, quoted, for statements written as
+    text (a bridge tenant's schema is mapped by SQLAlchemy for compiled statements only)."""
+    bind = session.get_bind()
+    schema_map = bind.get_execution_options().get("schema_translate_map") or {}
+    quote = bind.dialect.identifier_preparer.quote
+    return f"{quote(schema_map.get(TENANT_SCHEMA, TENANT_SCHEMA))}.{quote(name)}"
+
+
 @contextmanager
 def tenant_transaction(tenant=None, bind=None):
     """A tenant session in one transaction: committed at the end, rolled back on error."""

@@ -1,6 +1,7 @@
 """Staff console: the tenant registry."""
 import uuid
 
+import redis
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -16,7 +17,7 @@ from portal.lifecycle.placements import all_placements
 from portal.models import TENANT_STATUSES, TENANT_TIERS, WITH_STORAGE
 from portal.plans import services as plan_services
 from portal.plans.forms import override_form
-from portal.services import entitlements, jobqueue
+from portal.services import cache, entitlements, jobqueue
 from portal.services.errors import Refused
 from portal.tenants import services
 from portal.tenants.forms import ChangePlanForm, ConfirmForm, CreateTenantForm, ImportForm, ReasonForm, RenameForm
@@ -136,7 +137,15 @@ def _render_detail(tenant, status=200, **forms):
         features=entitlements.FEATURES,
         limits=entitlements.LIMITS,
         with_storage=WITH_STORAGE,
+        cache_stats=_cache_stats(tenant.id),
     ), status
+
+
+def _cache_stats(tenant_id):
+    try:
+        return cache.stats(tenant_id)
+    except redis.RedisError:
+        return None
 
 
 def _apply(tenant, form, form_key, action):

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, select
 
+from portal.analytics.events import acting_user_key, track_event
 from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.services import audit_events
@@ -100,6 +101,7 @@ def create(name, scopes, days, actor):
     audit_events.record("api_token.created", actor=actor, tenant_id=tenant.id, target=name,
                         details={"scopes": row.scopes})
     db.session.commit()
+    track_event("token_created", acting_user_key(), {"scopes": ",".join(row.scopes)})
     return row, f"tp_{tenant.id.hex}_{secret}"
 
 

@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from portal.analytics.events import acting_user_key, track_event
 from portal.auth.tenant_roles import permissions_of
 from portal.extensions import db
 from portal.roles.services import check_assignable, check_may_take
@@ -90,12 +91,18 @@ def add_user(email, name, role, actor):
     audit_events.record("tenant_user.added", actor=actor, tenant_id=tenant.id, target=email,
                         details={"role": role, "mail": message.transport})
     db.session.commit()
+    track_event("user_invited", acting_user_key(), {"role": role})
     return user, message
 
 
 def _other_active_admins(session, user):
     return session.execute(select(func.count()).select_from(TenantUser).where(
         TenantUser.role == "admin", TenantUser.is_active.is_(True), TenantUser.id != user.id)).scalar_one()
+
+
+# The analytics event each change of a user becomes (portal/analytics/events.py).
+USER_EVENTS = {"remove": "user_removed", "disable": "user_disabled", "enable": "user_enabled",
+               "role": "user_role_changed", "reset": "user_password_reset", "resend": "user_invitation_resent"}
 
 
 def change_user(user_id, action, actor, role=None):
@@ -152,6 +159,7 @@ def change_user(user_id, action, actor, role=None):
     audit_events.record(f"tenant_user.{action}", actor=actor, tenant_id=tenant.id, target=email,
                         details=details)
     db.session.commit()
+    track_event(USER_EVENTS[action], acting_user_key())
     return email, message
 
 

@@ -1,4 +1,4 @@
-"""A tenant admin's remaining pages walked in the browser: orders and analytics, managing
+"""A tenant admin's remaining pages walked in the browser: orders, managing
 a member from their page, a custom role from the matrix to its deletion, and a custom
 domain from its claim to its verification (by a real, tiny DNS server) and removal."""
 import re
@@ -41,7 +41,7 @@ def live_dns(live_app):
         yield server
 
 
-def test_orders_list_an_order_and_analytics(page, live_app, made_through_ui):
+def test_orders_list_and_an_order(page, live_app, made_through_ui):
     slug = made_through_ui.tenant(unique_slug("bro"))
     first_admin_signs_in(page, slug, make_tenant(live_app, slug, f"Orders {slug}", "professional"))
     # Around noon UTC: the same calendar day wherever the database's time zone is within 11 hours.
@@ -69,14 +69,6 @@ def test_orders_list_an_order_and_analytics(page, live_app, made_through_ui):
     page.goto(f"/t/{slug}/orders/{uuid.uuid4()}")
     expect(page.locator("main")).to_contain_text(NOT_FOUND)
     page.go_back()
-
-    # Analytics (a feature of the professional plan): orders and revenue per day.
-    nav.get_by_role("link", name="Analytics", exact=True).click()
-    expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
-    days = page.locator("#analytics tbody tr")
-    expect(days).to_have_count(2)
-    expect(days.nth(0)).to_have_text(re.compile(rf"{recent:%Y-%m-%d}\s*2\s*12,542.00"))
-    expect(days.nth(1)).to_have_text(re.compile(rf"{earlier:%Y-%m-%d}\s*1\s*123.45"))
 
 
 def test_admin_resets_disables_enables_and_removes_a_member(page, live_app, made_through_ui):

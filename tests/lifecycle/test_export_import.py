@@ -6,16 +6,18 @@ import io
 import json
 import uuid
 import zipfile
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
+from portal.analytics.events import store
 from portal.extensions import db
 from portal.lifecycle import exports, provisioning
 from portal.models import Job, Tenant
 from portal.services import jobqueue, tenant_settings
 from portal.services.errors import Refused
-from portal.tenancy.context import TenantRef
+from portal.tenancy.context import TenantRef, tenant_context
 from portal.tenancy.data import TenantSetting, TenantUser
 from portal.tenancy.placement import tenant_transaction
 from tests.factories import PASSWORD, csrf_token, sign_in_staff, sign_in_tenant, unique_slug
@@ -35,6 +37,11 @@ def _populated(factory, make_tiered, spec):
         factory.order(ref, number=n, customer=f"Kunde {n} ñ \"x\"", amount_cents=n * 1001)
     with tenant_transaction(ref) as session:
         session.add(TenantSetting(tenant_id=ref.id, key="custom", value={"nested": [1, "ü", None]}, note="café"))
+    # Analytics: 5 events of 2 users (their numbers, and the roll-ups' bitmaps, travel too).
+    now = datetime.now(timezone.utc)
+    with tenant_context(ref):
+        store([{"name": "view", "user_key": f"u{n % 2}", "properties": {"n": n}, "occurred_at": now - timedelta(days=n)}
+               for n in range(5)])
     return db.session.get(Tenant, ref.id)
 
 
@@ -63,13 +70,14 @@ def test_round_trip_into_every_other_tier_gives_identical_checksums(app, conn, f
     path, manifest = exports.write_export(original)
     assert exports.verify_export(path)["tables"] == manifest["tables"]
     assert {name: table["rows"] for name, table in manifest["tables"].items()} == {
-        "users": 4, "roles": 1, "orders": 7, "settings": counts[2], "events": 0}
+        "users": 4, "roles": 1, "orders": 7, "settings": counts[2], "events": 5, "event_users": 2,
+        "event_rollups": 10}  # 5 days: the day's "view" and its every-event roll-up
     assert manifest["tenant"]["id"] == str(original.id) and manifest["tenant"]["tier"] == original.tier
     with zipfile.ZipFile(path) as archive:
         # Every tenant table but the API tokens (credentials, not data to take away).
-        assert sorted(archive.namelist()) == ["manifest.json", "tables/events.csv",
-                                              "tables/orders.csv", "tables/roles.csv", "tables/settings.csv",
-                                              "tables/users.csv"]
+        assert sorted(archive.namelist()) == ["manifest.json", "tables/event_rollups.csv", "tables/event_users.csv",
+                                              "tables/events.csv", "tables/orders.csv", "tables/roles.csv",
+                                              "tables/settings.csv", "tables/users.csv"]
 
     for target in [spec for spec in SPECS if spec != source]:
         tenant, job = _import(path, target, placed, imported)
@@ -217,7 +225,8 @@ def test_staff_export_runs_as_a_job_and_downloads_a_zip(app, staff_client, facto
     assert manifest["tenant"]["id"] == str(original.id)
     assert manifest["tables"] == job.result["tables"]
     assert {name: t["rows"] for name, t in manifest["tables"].items()} == dict(
-        zip(("users", "orders", "settings"), row_counts(original), strict=True), roles=1, events=0)
+        zip(("users", "orders", "settings"), row_counts(original), strict=True), roles=1, events=5, event_users=2,
+        event_rollups=10)
     # Another job's id, or a job that is not an export, has nothing to download.
     assert staff_client.get(f"/admin/jobs/{uuid.uuid4()}/download").status_code == 404
     provision_job = db.session.execute(select(Job).where(Job.tenant_id == original.id, Job.kind == "provision")

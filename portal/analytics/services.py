@@ -1,0 +1,171 @@
+"""The dashboard as a tenant and staff see it: its date range, read through the
+tenant-aware cache, the reports of `advanced_reports`, CSV of any table."""
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from portal.analytics import queries
+from portal.analytics.events import retention_days
+from portal.services import cache, entitlements
+from portal.services.errors import Refused
+
+DEFAULT_DAYS = 30
+CACHE_SECONDS = 600  # a bound on memory: new events make an entry stale at once anyway
+FUNNEL_STEPS = (2, 4)
+FUNNEL_WINDOW_DAYS = (1, 90)
+CSV_TABLES = ("events", "daily", "hourly", "funnel", "breakdown")
+
+
+@dataclass
+class Report:
+    """What the page was asked for, as read from the URL, with a message per bad field."""
+
+    start: date
+    end: date
+    earliest: date
+    steps: list = field(default_factory=list)
+    window_days: int = 7
+    breakdown_name: str = ""
+    breakdown_property: str = ""
+    errors: dict = field(default_factory=dict)
+
+    def quick_ranges(self):
+        """(days, first day) of the usual ranges ending on this report's last day."""
+        return [(days, self.end - timedelta(days=days - 1)) for days in (1, 7, 30, 90)
+                if self.end - timedelta(days=days - 1) >= self.earliest]
+
+    def args(self, **extra):
+        """The URL's arguments for this report (links keep the range and the reports)."""
+        out = {"start": self.start.isoformat(), "end": self.end.isoformat()}
+        if self.steps:
+            out.update({"steps": ",".join(self.steps), "window": self.window_days})
+        if self.breakdown_name:
+            out.update({"event": self.breakdown_name, "property": self.breakdown_property})
+        return {**out, **extra}
+
+
+def today():
+    return datetime.now(timezone.utc).date()
+
+
+def read_report(tenant, args):
+    """The report asked for by `args` (the URL's query): a bad field is reported beside
+    it and the default used instead, so the page still shows."""
+    last = today()
+    earliest = last - timedelta(days=retention_days(tenant) - 1)
+    report = Report(start=max(earliest, last - timedelta(days=DEFAULT_DAYS - 1)), end=last, earliest=earliest)
+    start, end = _day(args.get("start"), "start", report), _day(args.get("end"), "end", report)
+    if start and start < earliest:
+        report.errors["start"] = (f"Events are kept {retention_days(tenant)} days on this plan: "
+                                  f"the earliest day is {earliest.isoformat()}.")
+        start = None
+    if end and end > last:
+        report.errors["end"] = f"The last day with events is today, {last.isoformat()}."
+        end = None
+    if start and end and start > end:
+        report.errors["end"] = "The end comes on or after the start."
+        start = end = None
+    report.start, report.end = start or report.start, end or report.end
+    if report.start > report.end:  # a good end before the default start
+        report.start = max(earliest, report.end - timedelta(days=DEFAULT_DAYS - 1))
+    _read_funnel(args, report)
+    _read_breakdown(args, report)
+    return report
+
+
+def _day(raw, name, report):
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        report.errors[name] = "A day as YYYY-MM-DD, such as 2026-11-30."
+        return None
+
+
+def _read_funnel(args, report):
+    raw = (args.get("steps") or "").strip()
+    if not raw:
+        return
+    steps = [s.strip() for s in raw.split(",") if s.strip()]
+    low, high = FUNNEL_STEPS
+    if not low <= len(steps) <= high or any(len(s) > 80 for s in steps):
+        report.errors["steps"] = f"A funnel has {low} to {high} event names, separated by commas."
+        return
+    window = (args.get("window") or "7").strip()
+    low, high = FUNNEL_WINDOW_DAYS
+    if not (window.isdigit() and low <= int(window) <= high):
+        report.errors["window"] = f"A window of {low} to {high} days."
+        return
+    report.steps, report.window_days = steps, int(window)
+
+
+def _read_breakdown(args, report):
+    name, prop = (args.get("event") or "").strip(), (args.get("property") or "").strip()
+    if not name and not prop:
+        return
+    if not name or len(name) > 80:
+        report.errors["event"] = "Choose the event to break down."
+    elif not prop or len(prop) > 64:
+        report.errors["property"] = "Name the property to break it down by (1 to 64 characters)."
+    else:
+        report.breakdown_name, report.breakdown_property = name, prop
+
+
+def advanced(tenant):
+    return entitlements.for_tenant(tenant.id, tenant.plan_code).has("advanced_reports")
+
+
+def results(tenant, report):
+    """The report's numbers, from the cache when the tenant's data has not changed since.
+    Returns (results, served_from_cache)."""
+    key = f"dashboard:{report.start}:{report.end}"
+    data, hit = cache.cached(tenant.id, key, CACHE_SECONDS, lambda: queries.dashboard(tenant, report.start, report.end))
+    if advanced(tenant):
+        if report.steps:
+            data["funnel"], funnel_hit = cache.cached(
+                tenant.id, f"funnel:{report.start}:{report.end}:{report.window_days}:{','.join(report.steps)}",
+                CACHE_SECONDS,
+                lambda: queries.funnel(tenant, report.start, report.end, report.steps, report.window_days))
+            hit = hit and funnel_hit
+        if report.breakdown_name:
+            data["breakdown"], breakdown_hit = cache.cached(
+                tenant.id, f"breakdown:{report.start}:{report.end}:{report.breakdown_name}:{report.breakdown_property}",
+                CACHE_SECONDS,
+                lambda: queries.breakdown(tenant, report.start, report.end, report.breakdown_name,
+                                          report.breakdown_property))
+            hit = hit and breakdown_hit
+    return data, hit
+
+
+def cached_html(tenant, page, report, args, render):
+    """The dashboard's HTML for `page` (an endpoint), `report` and the URL arguments `args`
+    (shown in its fields), from the tenant's cache, or `render()` kept there. Returns
+    (html, served_from_cache)."""
+    asked = hashlib.sha256(repr((report.start, report.end, sorted(args.items(multi=True)))).encode()).hexdigest()
+    return cache.cached(tenant.id, f"page:{page}:{asked[:32]}", CACHE_SECONDS, render)
+
+
+def csv_of(tenant, report, table):
+    """One table of the page as CSV text (advanced_reports only: the caller checks)."""
+    if table not in CSV_TABLES:
+        raise Refused(f"table: one of {', '.join(CSV_TABLES)}.", "table")
+    data, _ = results(tenant, report)
+    rows = {"events": data["by_name"], "daily": data["daily"], "hourly": data.get("hourly") or [],
+            "funnel": data.get("funnel") or [], "breakdown": data.get("breakdown") or []}[table]
+    out = io.StringIO()
+    columns = {"events": ["name", "events", "users"], "daily": ["day", "events", "dau", "wau", "mau"],
+               "hourly": ["hour", "events", "users"], "funnel": ["name", "users"],
+               "breakdown": ["value", "events", "users"]}[table]
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    return out.getvalue()
+
+
+def _cell(value):
+    """A CSV cell a spreadsheet will not run: text starting with =, +, - or @ gets a quote."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
