@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 
 from flask import has_request_context
 from flask_login import current_user
@@ -179,9 +179,11 @@ def retention_days(tenant=None):
 
 
 def accepted_window(tenant=None):
-    """(earliest, latest) occurrence times accepted now: the plan's retention back, a day ahead."""
+    """(earliest, latest) occurrence times accepted now: from the first UTC day the plan's
+    retention keeps (the dashboards' earliest day, the first the expiry spares) to a day ahead."""
     now = datetime.now(timezone.utc)
-    return now - timedelta(days=retention_days(tenant)), now + EVENT_FUTURE
+    first_day = now.date() - timedelta(days=retention_days(tenant) - 1)
+    return datetime.combine(first_day, time(), timezone.utc), now + EVENT_FUTURE
 
 
 # -- the rules ----------------------------------------------------------------------------
@@ -258,6 +260,7 @@ def _occurred_at(raw, field, window):
         raise Refused(f"{field}: a UTC offset of at most 14 hours.", field)
     earliest, latest = window
     if not earliest <= when <= latest:
-        days = (latest - EVENT_FUTURE - earliest).days
-        raise Refused(f"{field}: from {days} days ago (the plan keeps events {days} days) to 1 day ahead.", field)
+        kept = ((latest - EVENT_FUTURE).date() - earliest.date()).days + 1
+        raise Refused(f"{field}: from {earliest.date().isoformat()} (the plan keeps events {kept} days) "
+                      "to 1 day ahead.", field)
     return when

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 
 from portal.analytics.events import retention_days
 from portal.extensions import db
+from portal.lifecycle import dispatch
 from portal.models import WITH_STORAGE, ActivityDay, Job, Tenant, TenantActivityDay
 from portal.services import cache, jobqueue
 from portal.tenancy.context import TenantRef
@@ -86,6 +87,9 @@ def run_job(job, progress):
     progress.step("expire", "done")
     progress.finish("succeeded", **totals)
     schedule(datetime.now(timezone.utc) + EVERY)
+
+
+dispatch.register_handler(JOB_KIND, run_job)
 
 
 def next_run():

@@ -38,7 +38,7 @@ def _render(template, ref, page_endpoint, csv_endpoint, endpoint_args, **context
     if report.errors:
         html, from_cache = body(), False
     else:
-        html, from_cache = services.cached_html(ref, page_endpoint, report, request.args, body)
+        html, from_cache = services.cached_html(ref, page_endpoint, report, advanced, body)
     return render_template(template, dashboard=Markup(html), from_cache=from_cache, **context), \
         (400 if report.errors else 200)
 

@@ -3,6 +3,7 @@ tenant-aware cache, the reports of `advanced_reports`, CSV of any table."""
 import csv
 import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
@@ -61,8 +62,15 @@ def read_report(tenant, args):
         report.errors["start"] = (f"Events are kept {retention_days(tenant)} days on this plan: "
                                   f"the earliest day is {earliest.isoformat()}.")
         start = None
+    if start and start > last:
+        report.errors["start"] = f"The first day can be today, {last.isoformat()}, at the latest."
+        start = None
     if end and end > last:
         report.errors["end"] = f"The last day with events is today, {last.isoformat()}."
+        end = None
+    if end and end < earliest:
+        report.errors["end"] = (f"Events are kept {retention_days(tenant)} days on this plan: "
+                                f"the earliest day is {earliest.isoformat()}.")
         end = None
     if start and end and start > end:
         report.errors["end"] = "The end comes on or after the start."
@@ -70,8 +78,9 @@ def read_report(tenant, args):
     report.start, report.end = start or report.start, end or report.end
     if report.start > report.end:  # a good end before the default start
         report.start = max(earliest, report.end - timedelta(days=DEFAULT_DAYS - 1))
-    _read_funnel(args, report)
-    _read_breakdown(args, report)
+    if advanced(tenant):  # the funnel and the breakdown exist only there
+        _read_funnel(args, report)
+        _read_breakdown(args, report)
     return report
 
 
@@ -91,12 +100,12 @@ def _read_funnel(args, report):
         return
     steps = [s.strip() for s in raw.split(",") if s.strip()]
     low, high = FUNNEL_STEPS
-    if not low <= len(steps) <= high or any(len(s) > 80 for s in steps):
+    if not low <= len(steps) <= high or any(len(s) > 80 or not s.isprintable() for s in steps):
         report.errors["steps"] = f"A funnel has {low} to {high} event names, separated by commas."
         return
     window = (args.get("window") or "7").strip()
     low, high = FUNNEL_WINDOW_DAYS
-    if not (window.isdigit() and low <= int(window) <= high):
+    if not (window.isascii() and window.isdigit() and low <= int(window) <= high):
         report.errors["window"] = f"A window of {low} to {high} days."
         return
     report.steps, report.window_days = steps, int(window)
@@ -106,9 +115,9 @@ def _read_breakdown(args, report):
     name, prop = (args.get("event") or "").strip(), (args.get("property") or "").strip()
     if not name and not prop:
         return
-    if not name or len(name) > 80:
-        report.errors["event"] = "Choose the event to break down."
-    elif not prop or len(prop) > 64:
+    if not name or len(name) > 80 or not name.isprintable():
+        report.errors["event"] = "Choose the event to break down (1 to 80 printable characters)."
+    elif not prop or len(prop) > 64 or not prop.isprintable():
         report.errors["property"] = "Name the property to break it down by (1 to 64 characters)."
     else:
         report.breakdown_name, report.breakdown_property = name, prop
@@ -126,13 +135,14 @@ def results(tenant, report):
     if advanced(tenant):
         if report.steps:
             data["funnel"], funnel_hit = cache.cached(
-                tenant.id, f"funnel:{report.start}:{report.end}:{report.window_days}:{','.join(report.steps)}",
+                tenant.id, "funnel:" + _digest([report.start, report.end, report.window_days, report.steps]),
                 CACHE_SECONDS,
                 lambda: queries.funnel(tenant, report.start, report.end, report.steps, report.window_days))
             hit = hit and funnel_hit
         if report.breakdown_name:
             data["breakdown"], breakdown_hit = cache.cached(
-                tenant.id, f"breakdown:{report.start}:{report.end}:{report.breakdown_name}:{report.breakdown_property}",
+                tenant.id, "breakdown:" + _digest([report.start, report.end, report.breakdown_name,
+                                                   report.breakdown_property]),
                 CACHE_SECONDS,
                 lambda: queries.breakdown(tenant, report.start, report.end, report.breakdown_name,
                                           report.breakdown_property))
@@ -140,12 +150,18 @@ def results(tenant, report):
     return data, hit
 
 
-def cached_html(tenant, page, report, args, render):
-    """The dashboard's HTML for `page` (an endpoint), `report` and the URL arguments `args`
-    (shown in its fields), from the tenant's cache, or `render()` kept there. Returns
-    (html, served_from_cache)."""
-    asked = hashlib.sha256(repr((report.start, report.end, sorted(args.items(multi=True)))).encode()).hexdigest()
-    return cache.cached(tenant.id, f"page:{page}:{asked[:32]}", CACHE_SECONDS, render)
+def _digest(parts):
+    """A short, unambiguous cache-key part for user-given values (names may hold ':')."""
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
+
+
+def cached_html(tenant, page, report, advanced_reports, render):
+    """The dashboard's HTML for `page` (an endpoint) and `report` (its normalised
+    arguments: a new argument in the URL is not a new entry), and what the plan shows
+    (advanced reports, the earliest day: an override changes them without new events),
+    from the tenant's cache, or `render()` kept there. Returns (html, served_from_cache)."""
+    key = _digest([page, report.args(), report.earliest, advanced_reports])
+    return cache.cached(tenant.id, f"page:{key}", CACHE_SECONDS, render)
 
 
 def csv_of(tenant, report, table):
@@ -167,5 +183,6 @@ def csv_of(tenant, report, table):
 
 
 def _cell(value):
-    """A CSV cell a spreadsheet will not run: text starting with =, +, - or @ gets a quote."""
-    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
+    """A CSV cell a spreadsheet will not run: text starting with =, +, -, @, a tab or a
+    carriage return gets a quote."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

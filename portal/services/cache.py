@@ -12,6 +12,7 @@ Redis is a help, never a need: when it cannot be reached, `get` misses and `set`
 """
 import json
 import logging
+import time
 
 import redis
 
@@ -39,11 +40,20 @@ def _read(tenant_id, name):
     except redis.RedisError as exc:
         log.warning("cache read of tenant %s failed: %s", tenant_id, exc)
         return None, None
-    version = version or "0"
+    version = version or _new_epoch(tenant_id)
     if raw is None:
         return version, None
     entry = json.loads(raw)
     return version, (entry["value"] if entry.get("version") == version else None)
+
+
+def _new_epoch(tenant_id):
+    """The tenant's version when it has none (never set, or evicted under memory
+    pressure): a new number never used before, so entries from an earlier epoch stay
+    stale, instead of starting again at a number they may carry."""
+    client = redis_holder.client
+    client.set(_version_key(tenant_id), time.time_ns(), nx=True)
+    return client.get(_version_key(tenant_id))
 
 
 def get(tenant_id, name):
@@ -58,7 +68,7 @@ def set(tenant_id, name, value, ttl_seconds, version=None):
     change made while it was computed leaves it stale."""
     client = redis_holder.client
     try:
-        version = version if version is not None else (client.get(_version_key(tenant_id)) or "0")
+        version = version if version is not None else (client.get(_version_key(tenant_id)) or _new_epoch(tenant_id))
         client.set(_entry_key(tenant_id, name), json.dumps({"version": version, "value": value}, default=str),
                    ex=max(1, int(ttl_seconds)))
     except redis.RedisError as exc:

@@ -2,6 +2,7 @@
 plan gating; bad input; retention; the cache; Redis down; the portal's own events."""
 import random
 from datetime import date, datetime, time, timedelta, timezone
+from urllib.parse import urlencode
 
 import pytest
 import redis as redis_lib
@@ -94,8 +95,7 @@ def test_hours_funnel_and_breakdown_match_raw_sql(factory):
 
 
 def _page(client, tenant, **args):
-    query = "&".join(f"{k}={v}" for k, v in args.items())
-    return client.get(f"/t/{tenant.slug}/analytics?{query}")
+    return client.get(f"/t/{tenant.slug}/analytics?{urlencode(args)}")
 
 
 def test_plans_gate_the_dashboard_and_the_advanced_reports(client, factory):
@@ -121,12 +121,19 @@ def test_plans_gate_the_dashboard_and_the_advanced_reports(client, factory):
 
 @pytest.mark.parametrize("args, field, message", [
     ({"start": "yesterday"}, "start", "YYYY-MM-DD"),
-    ({"start": (TODAY - timedelta(days=400)).isoformat()}, "start", "kept 365 days"),
+    ({"start": (TODAY - timedelta(days=800)).isoformat()}, "start", "kept 730 days"),
+    ({"start": (TODAY + timedelta(days=2)).isoformat()}, "start", "at the latest"),
     ({"end": (TODAY + timedelta(days=3)).isoformat()}, "end", "today"),
+    ({"end": "2000-01-01"}, "end", "kept 730 days"),
     ({"start": TODAY.isoformat(), "end": (TODAY - timedelta(days=3)).isoformat()}, "end", "on or after"),
+    ({"steps": "view,buy", "window": "\u00b2"}, "window", "1 to 90 days"),
+    ({"steps": "view,b\u200buy"}, "steps", "event names"),
+    ({"steps": "view"}, "steps", "2 to 4"),
+    ({"event": "vi\u200bew", "property": "plan"}, "event", "printable"),
+    ({"event": "view"}, "property", "Name the property"),
 ])
-def test_a_bad_range_is_named_beside_its_field(client, factory, args, field, message):
-    tenant = factory.tenant(plan="professional")
+def test_a_bad_range_or_report_is_named_beside_its_field(client, factory, args, field, message):
+    tenant = factory.tenant(plan="enterprise")
     sign_in_tenant(client, tenant, factory.admin(tenant))
     page = _page(client, tenant, **args)
     body = page.get_data(as_text=True)
@@ -141,6 +148,8 @@ def test_a_bad_range_is_named_beside_its_field(client, factory, args, field, mes
     ({"name": "x", "properties": {"long": "y" * 501}}, "events[0].properties.long"),
     ({"name": "x", "user_id": ["a"]}, "events[0].user_id"),
     ({"name": "x", "occurred_at": (TODAY - timedelta(days=45)).isoformat()}, "events[0].occurred_at"),
+    # Basic keeps 30 days: today and the 29 before; the 30th day back is already gone.
+    ({"name": "x", "occurred_at": _at(TODAY - timedelta(days=30), 23).isoformat()}, "events[0].occurred_at"),
     ({"name": "x" * 81}, "events[0].name"),
 ])
 def test_bad_events_refuse_the_batch_naming_the_field(client, factory, event, field):
@@ -264,3 +273,16 @@ def test_the_daily_expiry_job_runs_and_schedules_the_next(factory, run_jobs):
     assert len(waiting) == 1  # tomorrow's
     with tenant_session(tenant) as session:
         assert session.execute(text("select count(*) from tenant_data.events where name = 'old'")).scalar() == 0
+
+
+def test_a_lost_cache_version_starts_a_new_epoch(factory, redis_client, servers):
+    tenant = factory.tenant(plan="professional")
+    cache.set(tenant.id, "x", {"n": 1}, 60)
+    assert cache.get(tenant.id, "x") == {"n": 1}
+    redis_client.delete(f"{servers.redis_prefix}:t:{{{tenant.id}}}:cache-version")  # evicted
+    assert cache.get(tenant.id, "x") is None  # not served again under a version restarted at 0
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted():
+    assert [services._cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "\rx", "fine", 3)] == [
+        "'=1+1", "'+1", "'-1", "'@x", "'\tx", "'\rx", "fine", 3]
