@@ -14,6 +14,7 @@ def create_app(config=None):
     register_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    register_templating(app)
     register_pipeline(app)
     register_errors(app)
     register_cli(app)
@@ -88,6 +89,13 @@ def register_blueprints(app):
     app.jinja_env.globals["tenant_settings"] = tenant_settings.current  # the tenant layout's colour
     app.jinja_env.globals["job_state"] = jobqueue.shown_state
     csrf.exempt(api.bp)
+
+
+def register_templating(app):
+    """The sidebar of both faces and the filters for ids and dates (portal/templating.py)."""
+    from portal.templating import install
+
+    install(app)
 
 
 def register_pipeline(app):

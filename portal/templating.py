@@ -1,0 +1,115 @@
+"""What every page's template can use beyond Flask's own: the navigation of both faces,
+and the filters that keep ids and dates short and on one line.
+
+The navigation is built from the guards' own tables (`bp.staff_permissions`,
+`bp.tenant_permissions`, portal/auth/guards.py): a link is shown only when the guard
+would let this user through, so no link a role cannot use is ever offered.
+"""
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from flask import current_app, request, url_for
+from flask_login import current_user
+from markupsafe import Markup, escape
+
+from portal.auth.guards import PUBLIC, SIGNED_IN
+from portal.auth.staff_roles import role_may
+from portal.services import entitlements
+from portal.tenancy.context import get_current_tenant
+
+# (group, [(endpoint, label), ...]) in the order the sidebar shows them.
+STAFF_NAV = (
+    ("Tenants", (("tenants.index", "Tenants"), ("analytics_staff.overview", "Analytics"),
+                 ("support_staff.index", "Impersonations"))),
+    ("Plans and limits", (("plans_staff.matrix", "Plans"), ("plans_staff.requests", "Plan requests"),
+                          ("quotas_staff.pressure", "Quotas"), ("quotas_staff.top", "Top consumers"))),
+    ("Operations", (("placements.index", "Placements"), ("upgrades.index", "Upgrades"),
+                    ("jobs.index", "Jobs"), ("outbox.index", "Outbox"))),
+    ("Audit", (("audit_staff.index", "Audit log"), ("staff.sessions", "Your sessions"))),
+)
+TENANT_NAV = (
+    ("Workspace", (("selfservice.home", "Home"), ("orders.index", "Orders"),
+                   ("analytics.dashboard", "Analytics"))),
+    ("People", (("users.index", "Users"), ("roles.index", "Roles"))),
+    ("Plan and usage", (("plans.plan_page", "Plan"), ("quotas.usage_page", "Usage"))),
+    ("Settings", (("selfservice.settings_page", "Settings"), ("domains.index", "Custom domains"),
+                  ("tokens.index", "API tokens"), ("selfservice.data", "Your data"),
+                  ("audit.index", "Audit log"))),
+)
+
+
+@dataclass(frozen=True)
+class NavLink:
+    endpoint: str
+    label: str
+    url: str
+    current: bool
+
+
+def may_visit(endpoint):
+    """Whether the guard of `endpoint`'s blueprint lets the signed-in user in (its
+    permission and, on a tenant page, the plan's feature it needs)."""
+    blueprint_name, _, name = endpoint.rpartition(".")
+    blueprint = current_app.blueprints.get(blueprint_name)
+    if blueprint is None or not current_user.is_authenticated:
+        return False
+    staff_table = getattr(blueprint, "staff_permissions", None)
+    if staff_table is not None:
+        permission = staff_table.get(name)
+        return permission == PUBLIC or (permission is not None and getattr(current_user, "is_staff", False)
+                                        and role_may(current_user.role, permission))
+    need = getattr(blueprint, "tenant_permissions", {}).get(name)
+    if need is None or getattr(current_user, "is_staff", True):
+        return False
+    need, feature = need if isinstance(need, tuple) else (need, None)
+    if need not in (PUBLIC, SIGNED_IN) and not current_user.may(need):
+        return False
+    if feature is not None:
+        tenant = get_current_tenant()
+        return entitlements.for_tenant(tenant.id, tenant.plan_code).has(feature)
+    return True
+
+
+def navigation(face):
+    """The sidebar of `face` ("staff" or "tenant"): [(group, [NavLink])], only the links
+    this user may follow, the current page's marked (its own link, else its section's)."""
+    groups = [(group, [(endpoint, label) for endpoint, label in links if may_visit(endpoint)])
+              for group, links in (STAFF_NAV if face == "staff" else TENANT_NAV)]
+    groups = [(group, links) for group, links in groups if links]
+    shown = [endpoint for _, links in groups for endpoint, _ in links]
+    here = request.endpoint or ""
+    if here not in shown:  # a page without its own link (a tenant's page) marks its section's
+        here = next((e for e in shown if e.rpartition(".")[0] == request.blueprint), "")
+    return [(group, [NavLink(e, label, url_for(e), e == here) for e, label in links]) for group, links in groups]
+
+
+def short_id(value, length=8):
+    """An id in monospace, cut to its first `length` characters; the whole id on hover
+    and in what a copy takes (the title and a hidden remainder)."""
+    if value is None:
+        return ""
+    text = str(value)
+    if len(text) <= length:
+        return Markup('<code class="id">{}</code>').format(text)
+    return Markup('<code class="id" title="{0}">{1}<span class="id-rest">{2}</span></code>').format(
+        text, text[:length], text[length:])
+
+
+def when(value, seconds=False):
+    """A date or time on one line, UTC (a <time> with the full value for machines)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        shown = value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    elif isinstance(value, date):
+        shown = value.isoformat()
+    else:
+        return escape(value)
+    return Markup('<time class="when" datetime="{}">{}</time>').format(value.isoformat(), shown)
+
+
+def install(app):
+    app.jinja_env.globals["navigation"] = navigation
+    app.jinja_env.globals["may_visit"] = may_visit
+    app.jinja_env.filters["short_id"] = short_id
+    app.jinja_env.filters["when"] = when
