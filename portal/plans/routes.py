@@ -95,12 +95,15 @@ def requests():
     return render_template("plans/requests.html", rows=services.pending_requests(), form=FlaskForm())
 
 
+DECIDED = {"approve": "Request approved.", "reject": "Request rejected."}
+
+
 @staff_bp.route("/plan-requests/<request_id>/<decision>", methods=["POST"])
 def decide(request_id, decision):
-    if decision not in ("approve", "reject"):
+    if decision not in DECIDED:
         abort(404)
     confirmed_action(lambda: services.decide(request_id, decision == "approve", current_user,
-                                             request.form.get("note", "")), f"Request {decision}d.")
+                                             request.form.get("note", "")), DECIDED[decision])
     return redirect(url_for("plans_staff.requests"))
 
 

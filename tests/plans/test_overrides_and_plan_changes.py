@@ -142,6 +142,27 @@ def test_upgrade_request_approved_by_staff(client, factory, staff_client):
     assert "Your plan: Professional" in client.get(page).get_data(as_text=True)
 
 
+def test_rejecting_a_plan_request_says_so_in_words(client, factory, staff_client):
+    # Issue 14, item 8: the flash said "Request rejectd." (the decision's name + "d").
+    tenant = factory.tenant(plan="basic")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    page = f"/t/{tenant.slug}/plan"
+    assert post_form(client, page, page, {"plan": "professional"}).status_code == 302
+    [change] = db.session.query(PlanRequest).filter_by(tenant_id=tenant.id).all()
+    staff_client("operator")
+    rejected = post_form(client, "/admin/plan-requests", f"/admin/plan-requests/{change.id}/reject", {})
+    assert rejected.status_code == 302
+    body = client.get(rejected.headers["Location"]).get_data(as_text=True)
+    assert "Request rejected." in body and "rejectd" not in body
+    db.session.expire_all()
+    assert db.session.get(PlanRequest, change.id).state == "rejected"
+    assert get_tenant(tenant.id).plan_code == "basic"
+    assert len(events("tenant.plan_request_rejected", tenant_id=tenant.id)) == 1
+    # An unknown decision is no page at all.
+    unknown = post_form(client, "/admin/plan-requests", f"/admin/plan-requests/{change.id}/rejectd", {})
+    assert unknown.status_code == 404
+
+
 def test_analytics_page_needs_the_feature(client, factory, override):
     tenant = factory.tenant(plan="basic")
     member = factory.user(tenant)
