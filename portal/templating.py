@@ -85,14 +85,13 @@ def navigation(face):
 
 def short_id(value, length=8):
     """An id in monospace, cut to its first `length` characters; the whole id on hover
-    and in what a copy takes (the title and a hidden remainder)."""
+    (its title) and for screen readers (its label)."""
     if value is None:
         return ""
     text = str(value)
     if len(text) <= length:
         return Markup('<code class="id">{}</code>').format(text)
-    return Markup('<code class="id" title="{0}">{1}<span class="id-rest">{2}</span></code>').format(
-        text, text[:length], text[length:])
+    return Markup('<code class="id" title="{0}" aria-label="{0}">{1}…</code>').format(text, text[:length])
 
 
 def when(value, seconds=False):

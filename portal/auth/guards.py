@@ -39,9 +39,13 @@ def guard_staff_blueprint(bp, permissions):
     bp.staff_permissions = permissions
 
 
-def guard_tenant_blueprint(bp, permissions):
+def guard_tenant_blueprint(bp, permissions, without_tenant=None):
     """A tenant's pages: a tenant bound, a signed-in user of that tenant, holding the
     permission the endpoint declares (see portal/auth/tenant_roles.py).
+
+    `without_tenant` maps an endpoint to the view that answers its URL when no tenant is
+    bound (`/` is a tenant's home, and the portal's landing page on the bare host); any
+    other endpoint without a tenant is not found.
 
     `permissions` maps endpoints to PUBLIC, SIGNED_IN (any user of the tenant) or a
     permission such as "orders.view", or to (permission, feature) for a page that also
@@ -52,7 +56,10 @@ def guard_tenant_blueprint(bp, permissions):
     @bp.before_request
     def _tenant_guard():
         if get_current_tenant() is None:
-            abort(404)
+            answer = (without_tenant or {}).get(request.endpoint.rsplit(".", 1)[-1])
+            if answer is None:
+                abort(404)
+            return answer()
         need = permissions.get(request.endpoint.rsplit(".", 1)[-1])
         if need is None:
             abort(404)

@@ -12,13 +12,22 @@ from portal.tenancy.context import require_tenant
 from portal.view_helpers import show_refusal
 
 bp = Blueprint("selfservice", __name__, template_folder="templates")
+
+
+def landing():
+    """`/` on the bare host: staff go to the console; anyone else is told where their
+    tenant's pages are."""
+    if current_user.is_authenticated and getattr(current_user, "is_staff", False):
+        return redirect(url_for("tenants.index"))
+    return render_template("selfservice/landing.html")
+
+
 # Your data (export, download) holds every record of the tenant: it needs settings.update.
 guard_tenant_blueprint(bp, {"home": SIGNED_IN,
                             "data": "settings.update", "export": "settings.update",
                             "export_progress": "settings.update", "download": "settings.update",
-                            "settings_page": "settings.view", "save_settings": "settings.update"})
-
-
+                            "settings_page": "settings.view", "save_settings": "settings.update"},
+                       without_tenant={"home": landing})
 
 
 @bp.route("/")

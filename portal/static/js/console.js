@@ -1,7 +1,9 @@
 // The console's small behaviours, on every page (portal/templates/base.html):
 // - a form with data-confirm="<question>" asks before it is sent (irreversible actions);
 // - a button with data-copy="<css selector>" copies that element's value or text;
-// - the menu button opens and closes the sidebar on small screens.
+// - the menu button opens and closes the sidebar on small screens;
+// - a table box (.table-wrap, tabindex=0 so a keyboard can scroll it) leaves the tab
+//   order while its table fits.
 (function () {
   document.addEventListener("submit", function (event) {
     var form = event.target;
@@ -45,4 +47,13 @@
       document.body.classList.toggle("menu-open", open);
     });
   }
+
+  function tabStops() {
+    document.querySelectorAll(".table-wrap").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth) box.setAttribute("tabindex", "0");
+      else box.removeAttribute("tabindex");
+    });
+  }
+  tabStops();
+  window.addEventListener("resize", tabStops);
 })();
