@@ -58,12 +58,15 @@ def check_url(url_env):
     return url
 
 
+CAPACITY = (1, 100_000)  # silo tenants a server may hold
+
+
 def register(name, url_env, capacity, actor=None):
     name = (name or "").strip().lower()
     url_env = (url_env or "").strip() or None
     if not _NAME.match(name):
         raise Refused("A name is 2 to 63 characters: a-z, 0-9 and hyphens, starting with a letter.", "name")
-    if capacity is None or not 1 <= capacity <= 100_000:
+    if capacity is None or not CAPACITY[0] <= capacity <= CAPACITY[1]:
         raise Refused("Capacity is a number of tenants from 1 to 100,000.", "capacity")
     if db.session.execute(select(Placement.id).where(Placement.name == name)).first():
         raise Refused(f"A placement named {name} exists.", "name")

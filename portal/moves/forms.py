@@ -1,7 +1,8 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField
+from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import NumberRange, Optional
+
+from portal.form_fields import WholeNumberField
 
 
 class MoveForm(FlaskForm):
@@ -9,6 +10,7 @@ class MoveForm(FlaskForm):
                                            SelectChoice("bridge", "bridge: a schema of its own"),
                                            SelectChoice("silo", "silo: a database of its own")])
     placement = SelectField("Server (silo only)", choices=[], default="")
-    max_freeze_ms = IntegerField("Longest write freeze (ms)", validators=[Optional(), NumberRange(50, 60_000)],
-                                 description="Writes wait at most this long at the switch; longer, the move catches "
-                                             "up again and retries (three times).")
+    max_freeze_ms = WholeNumberField("Longest write freeze (ms)", low=50, high=60_000, unit="milliseconds",
+                                     optional=True,
+                                     description="Writes wait at most this long at the switch; longer, the move "
+                                                 "catches up again and retries (three times).")

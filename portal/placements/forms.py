@@ -1,13 +1,16 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from portal.form_fields import WholeNumberField
+from portal.lifecycle.placements import CAPACITY
 
 
 class PlacementForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=63)])
     url_env = StringField("Environment variable with the owner URL", validators=[Optional(), Length(max=128)],
                           description="Blank: the registry's own server. The URL itself never enters the registry.")
-    capacity = IntegerField("Capacity (silo tenants)", validators=[DataRequired(), NumberRange(1, 100_000)])
+    capacity = WholeNumberField("Capacity (silo tenants)", low=CAPACITY[0], high=CAPACITY[1], unit="tenants")
 
 
 class DrainForm(FlaskForm):

@@ -16,6 +16,7 @@ from portal.tenancy.data import TenantSetting
 from portal.tenancy.lookup import forget_tenant
 from portal.tenancy.placement import tenant_session, tenant_transaction
 
+SESSION_MINUTES = (5, 10080)  # a sign-in lasts 5 minutes to 7 days
 DEFAULTS = {"display_colour": "#3b5bdb", "support_access": True, "session_minutes": 480}
 
 
@@ -60,8 +61,9 @@ def save(name, colour, support_access, session_minutes, actor):
     name = check_name(name)
     if not _COLOUR.match(colour or ""):
         raise Refused("A colour is # and six hexadecimal digits, like #3b5bdb.", "display_colour")
-    if session_minutes is None or not 5 <= session_minutes <= 10080:
-        raise Refused("A sign-in lasts from 5 minutes to 7 days (10080 minutes).", "session_minutes")
+    low, high = SESSION_MINUTES
+    if session_minutes is None or not low <= session_minutes <= high:
+        raise Refused(f"A sign-in lasts from {low} minutes to 7 days ({high} minutes).", "session_minutes")
     wanted = {"display_colour": colour.lower(), "support_access": bool(support_access),
               "session_minutes": session_minutes}
     before = current()

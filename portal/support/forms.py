@@ -1,8 +1,9 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
-from portal.support.services import MAX_MINUTES, NO_REASON, NO_TICKET, TOO_LONG
+from portal.form_fields import WholeNumberField
+from portal.support.services import MAX_MINUTES, NO_REASON, NO_TICKET
 
 
 class StartImpersonationForm(FlaskForm):
@@ -12,9 +13,8 @@ class StartImpersonationForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[DataRequired(NO_REASON), Length(max=500)],
                            description="Shown in the tenant's own audit log.")
     ticket = StringField("Ticket", validators=[DataRequired(NO_TICKET), Length(max=64)])
-    minutes = IntegerField("Minutes", default=15,
-                           validators=[InputRequired(TOO_LONG), NumberRange(1, MAX_MINUTES, TOO_LONG)],
-                           description=f"At most {MAX_MINUTES}; it ends by itself then.")
+    minutes = WholeNumberField("Minutes", default=15, low=1, high=MAX_MINUTES, unit="minutes",
+                               description=f"At most {MAX_MINUTES}; it ends by itself then.")
     write = BooleanField("Allow changes (write access)")
     write_reason = TextAreaField("Why changes are needed", validators=[Optional(), Length(max=500)],
                                  description="Required with write access; without it the impersonation is read-only.")

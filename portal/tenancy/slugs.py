@@ -17,23 +17,20 @@ RESERVED_SLUGS = frozenset(
 )
 
 
+SLUG_LENGTH = (3, 63)  # a DNS label, as SLUG_RE says
+SLUG_RULE = (f"Use {SLUG_LENGTH[0]} to {SLUG_LENGTH[1]} characters: lower-case letters a-z, digits 0-9 and hyphens "
+             "(never two in a row), starting with a letter and ending with a letter or a digit.")
+
+
 def slug_problem(slug):
-    """The reason `slug` is not acceptable, or None when it is."""
+    """The reason `slug` is not acceptable, or None when it is: one message, which says in
+    full what a slug may be whatever was wrong with it (upper case, a space, a "!", ...)."""
     if not slug:
         return "Enter a slug."
-    if len(slug) > 63:
-        return "A slug is at most 63 characters."
     if not slug.isascii():
-        return "Use only the letters a-z, digits and hyphens (no look-alike characters)."
-    if slug != slug.lower():
-        return "Use lower case letters only."
-    if not SLUG_RE.match(slug):
-        return (
-            "A slug is 3 to 63 characters: a-z, 0-9 and hyphens, "
-            "starting with a letter and not ending with a hyphen."
-        )
-    if "--" in slug:
-        return "A slug may not contain two hyphens in a row."
+        return f"Letters of other alphabets (look-alike characters) are not accepted. {SLUG_RULE}"
+    if not SLUG_RE.match(slug) or "--" in slug:
+        return SLUG_RULE
     if slug in RESERVED_SLUGS or slug.startswith("pg-") or slug.startswith("pg_"):
         return f"“{slug}” is reserved; choose another slug."
     return None

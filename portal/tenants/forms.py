@@ -3,10 +3,12 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from portal.tenancy.slugs import SLUG_RULE
+
 
 class CreateTenantForm(FlaskForm):
     slug = StringField("Slug", validators=[DataRequired()],
-                       description="3–63 characters: a-z, 0-9 and hyphens. It becomes the address.")
+                       description=f"{SLUG_RULE} It becomes the address.")
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     plan = SelectField("Plan", choices=[])
     tier = SelectField("Tier", choices=[], default="", description="Where its data lives; the plan names a default.")

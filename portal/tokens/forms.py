@@ -1,9 +1,10 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectMultipleField, StringField
+from wtforms import SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portal.form_fields import WholeNumberField
 from portal.tokens import services
 
 
@@ -11,4 +12,5 @@ class TokenForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=80)])
     scopes = SelectMultipleField("Scopes", choices=[SelectChoice(k, v) for k, v in services.SCOPES.items()],
                                  option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False))
-    days = IntegerField("Lasts (days; blank: until revoked)", validators=[Optional(), NumberRange(1, 365)])
+    days = WholeNumberField("Lasts (days; blank: until revoked)", low=services.DAYS[0], high=services.DAYS[1],
+                            unit="days", optional=True)

@@ -78,6 +78,9 @@ def _with_maker():
         TenantUser, and_(TenantUser.tenant_id == ApiToken.tenant_id, TenantUser.id == ApiToken.created_by_id))
 
 
+DAYS = (1, 365)  # how long a token may last; blank: until revoked
+
+
 def create(name, scopes, days, actor):
     """Make a token for the current tenant; return (token row, the token, shown once)."""
     tenant = require_tenant()
@@ -90,7 +93,7 @@ def create(name, scopes, days, actor):
     lacking = sorted(scope for scope in scopes if not SCOPE_PERMISSIONS[scope] <= set(actor.permissions))
     if lacking:
         raise Refused(f"Your role cannot grant {', '.join(lacking)}: a token may do only what you may.", "scopes")
-    if days is not None and not 1 <= days <= 365:
+    if days is not None and not DAYS[0] <= days <= DAYS[1]:
         raise Refused("A token lasts 1 to 365 days (blank: until revoked).", "days")
     secret = new_secret()
     with tenant_transaction() as session:

@@ -25,7 +25,8 @@ def test_staff_move_a_tenant_and_follow_it(moving_app, made):
     assert page.status_code == 200 and "What moves" in body and "orders" in body and "Estimate" in body
     token = csrf_token(body)
     for data, message in (({"tier": "cloud"}, "Not a valid choice"), ({"tier": "pool"}, "is already there"),
-                          ({"tier": "bridge", "max_freeze_ms": "10"}, "Number must be between 50 and 60000"),
+                          ({"tier": "bridge", "max_freeze_ms": "10"},
+                           "Enter a whole number of milliseconds from 50 to 60000"),
                           ({"tier": "bridge", "placement": str(placements.by_name("move-local").id)},
                            "Only silo tenants")):
         refused = client.post(f"/admin/tenants/{tenant.id}/move", data={**data, "csrf_token": token})

@@ -64,8 +64,11 @@ def test_superadmin_overrides_with_a_second_reason_and_the_tenant_log_says_so(ap
 
 
 BAD_INPUT = [
-    ({"minutes": "61"}, "minutes", services.TOO_LONG),
-    ({"minutes": "0"}, "minutes", services.TOO_LONG),
+    # Issue 14, item 11: one message for every wrong number, naming the bounds.
+    ({"minutes": "61"}, "minutes", "Enter a whole number of minutes from 1 to 60."),
+    ({"minutes": "0"}, "minutes", "Enter a whole number of minutes from 1 to 60."),
+    ({"minutes": "abc"}, "minutes", "Enter a whole number of minutes from 1 to 60."),
+    ({"minutes": "2.5"}, "minutes", "Enter a whole number of minutes from 1 to 60."),
     ({"reason": ""}, "reason", services.NO_REASON),
     ({"reason": None}, "reason", services.NO_REASON),
     ({"ticket": "  "}, "ticket", services.NO_TICKET),

@@ -1,4 +1,7 @@
 """Staff pages for placements and tenant upgrades."""
+import re
+
+import pytest
 from sqlalchemy import text, update
 
 from portal.dbsetup import owner_engine
@@ -32,6 +35,19 @@ def test_bad_placement_input_is_shown_beside_the_field(client, factory):
     response = _post(client, "/admin/placements", {"name": "Bad Name", "url_env": "", "capacity": "5"})
     assert response.status_code == 400 and "a-z, 0-9 and hyphens" in response.get_data(as_text=True)
     assert db.session.query(Placement).filter(Placement.name.in_(["eu-3", "Bad Name"])).count() == 0
+
+
+@pytest.mark.parametrize("capacity", ["abc", "0", "", "100001", "1.5"])
+def test_placement_capacity_gets_one_precise_message(client, factory, capacity):
+    # Issue 14, item 11: "abc" said "This field is required".
+    sign_in_staff(client, factory.staff("superadmin"))
+    response = _post(client, "/admin/placements", {"name": "eu-4", "url_env": "", "capacity": capacity})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert re.findall(r'<p class="error" id="capacity-error">(.*?)</p>', body) == [
+        "Enter a whole number of tenants from 1 to 100000."]
+    assert 'value="eu-4"' in body
+    assert db.session.query(Placement).filter_by(name="eu-4").count() == 0
 
 
 def test_operator_may_not_register_placements(client, factory):

@@ -1,5 +1,6 @@
 """API tokens: scopes, revocation, expiry, the tokens page, and a token that may do only
 what its maker may, checked at every request."""
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -82,8 +83,8 @@ def test_token_pages_show_the_secret_once_and_revoke(client, factory):
     made = client.post(f"/t/{tenant.slug}/tokens", data={
         "name": "deploy bot", "scopes": ["orders:read", "events:write"], "days": "30",
         "csrf_token": csrf_token(page.get_data(as_text=True))})
-    assert made.status_code == 200
-    token = made.get_data(as_text=True).split('id="api-token">')[1].split("<")[0]
+    assert made.status_code == 302  # redirect after the POST; the next page shows the token once
+    token = client.get(made.headers["Location"]).get_data(as_text=True).split('id="api-token">')[1].split("<")[0]
     assert client.get("/api/v1/me", headers=auth(token)).status_code == 200
     listing = client.get(f"/t/{tenant.slug}/tokens").get_data(as_text=True)
     assert "deploy bot" in listing and token not in listing  # shown once
@@ -99,6 +100,26 @@ def test_token_pages_show_the_secret_once_and_revoke(client, factory):
     assert client.post(f"/t/{tenant.slug}/tokens/{uuid.uuid4()}/revoke",
                        data={"csrf_token": csrf_token(listing)}).status_code == 404
     assert other
+
+
+@pytest.mark.parametrize("days", ["abc", "0", "366", "1.5", "-1"])
+def test_token_days_get_one_precise_message(client, factory, days):
+    # Issue 14, item 11: "abc" showed "Not a valid integer value." and "Number must be between 1 and 365.".
+    from tests.factories import csrf_token, sign_in_tenant
+
+    tenant = factory.tenant()
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    page = client.get(f"/t/{tenant.slug}/tokens")
+    response = client.post(f"/t/{tenant.slug}/tokens", data={
+        "name": "deploy bot", "scopes": ["orders:read"], "days": days,
+        "csrf_token": csrf_token(page.get_data(as_text=True))})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert re.findall(r'<p class="error" id="days-error">(.*?)</p>', body) == [
+        "Enter a whole number of days from 1 to 365, or leave it blank."]
+    assert 'value="deploy bot"' in body
+    with tenant_context(tenant):
+        assert _tokens() == []
 
 
 # A token is re-checked against its maker on every request (docs/api.md).

@@ -1,6 +1,8 @@
 """A tenant admin's settings page: name, colour, support access, sign-in lifetime."""
+import re
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -35,11 +37,32 @@ def test_bad_settings_are_refused_beside_the_field(client, factory):
     tenant = factory.tenant(name="Kept Name")
     sign_in_tenant(client, tenant, factory.admin(tenant))
     for fields, message in [({"display_colour": "red"}, "six hexadecimal digits"),
-                            ({"session_minutes": "1"}, "from 5 minutes to 7 days"),
+                            ({"session_minutes": "1"}, MINUTES),
                             ({"name": ""}, "This field is required")]:
         response = _save(client, tenant, **fields)
         assert response.status_code == 400 and message in response.get_data(as_text=True), fields
     assert db.session.get(Tenant, tenant.id).name == "Kept Name"
+
+
+MINUTES = "Enter a whole number of minutes from 5 to 10080."
+
+
+def _errors(body, field):
+    return re.findall(rf'<p class="error" id="{field}-error">(.*?)</p>', body)
+
+
+@pytest.mark.parametrize("minutes", ["0", "abc", "4", "10081", "2.5", "", " ", "-5", "1e3", "99999999999999999999"])
+def test_session_minutes_get_one_precise_message(client, factory, minutes):
+    # Issue 14, item 11: "0" and "abc" said "This field is required".
+    tenant = factory.tenant()
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    response = _save(client, tenant, name="Not Saved", session_minutes=minutes)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert _errors(body, "session_minutes") == [MINUTES]
+    assert "This field is required" not in body
+    assert f'name="session_minutes" type="number" value="{minutes}"' in body  # the input is kept
+    assert db.session.get(Tenant, tenant.id).name != "Not Saved"
 
 
 def test_sign_in_ends_after_the_tenants_session_lifetime(client, factory, monkeypatch):
