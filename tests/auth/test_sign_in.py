@@ -4,6 +4,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select, update
 
 from portal.auth.services import BAD_CREDENTIALS
+from portal.extensions import db
+from portal.models import AuditEvent
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_transaction
 from tests.factories import PASSWORD, csrf_token
@@ -186,3 +188,29 @@ def test_link_of_tenant_a_does_not_work_on_b(client, factory, app):
                                     "confirm": "a perfectly fine passphrase", "csrf_token": form_token})
     assert posted.status_code == 404
     assert _first_user(tenant).password_hash is None
+
+
+def test_the_audit_log_names_who_signed_in_and_who_set_a_password(client, factory, app):
+    # Issue 14, item 10: the tenant's audit log credited these to "system".
+    tenant, token = _open_link(factory, app)
+    first = _first_user(tenant)
+    assert _set_password(client, tenant, token, "a perfectly fine passphrase").status_code == 302
+    member = factory.user(tenant, role="member")
+    assert _post_login(app.test_client(), f"/t/{tenant.slug}/login", member.email, PASSWORD).status_code == 302
+    # A refused sign-in is no one's: it is not written as anyone's sign-in.
+    assert _post_login(app.test_client(), f"/t/{tenant.slug}/login", member.email, "wrong").status_code == 401
+
+    def actors(action):
+        return db.session.execute(select(AuditEvent.actor_kind, AuditEvent.actor_id, AuditEvent.actor_label)
+                                  .where(AuditEvent.tenant_id == tenant.id, AuditEvent.action == action)
+                                  .order_by(AuditEvent.id)).all()
+
+    assert actors("tenant_user.password_set") == [("tenant_user", str(first.id), first.email)]
+    assert actors("tenant_user.sign_in") == [("tenant_user", str(member.id), member.email)]
+    # The admin (signed in by setting the password) reads the log: each row names the person.
+    log = client.get(f"/t/{tenant.slug}/audit")
+    assert log.status_code == 200
+    rows = {row.split("tenant_user.", 1)[1].split("<", 1)[0]: row
+            for row in log.get_data(as_text=True).split("<tr")[1:] if "tenant_user." in row}
+    assert member.email in rows["sign_in"] and "system" not in rows["sign_in"]
+    assert first.email in rows["password_set"] and "system" not in rows["password_set"]
