@@ -9,8 +9,9 @@ from portal.plans.forms import AskForm, override_form
 from portal.services import entitlements
 from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
+from portal.tenants import routes as tenant_routes
 from portal.tenants.services import get_tenant
-from portal.view_helpers import confirmed_action
+from portal.view_helpers import confirmed_action, show_refusal
 
 staff_bp = Blueprint("plans_staff", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(staff_bp, {
@@ -24,10 +25,14 @@ guard_tenant_blueprint(bp, {"plan_page": "plan.view", "ask": "plan.update"})
 
 # -- staff ---------------------------------------------------------------------------------
 @staff_bp.route("/plans")
-def matrix(error=None, status=200):
+def matrix(errors=None, submitted=None, shrink=None, added=None, status=200):
+    """The matrix. Re-shown after a POST with `submitted` (the matrix as typed), its
+    `errors` beside their cells ({form key: message}), a `shrink` to confirm, or the add
+    form as typed (`added`, its errors under "code" and "name")."""
     rows = [(p, services.tenants_on(p.code)) for p in services.plans()]
     return render_template("plans/matrix.html", rows=rows, features=entitlements.FEATURES,
-                           limits=entitlements.LIMITS, form=FlaskForm(), error=error), status
+                           limits=entitlements.LIMITS, form=FlaskForm(), errors=errors or {}, submitted=submitted,
+                           shrink=shrink, added=added or {}), status
 
 
 @staff_bp.route("/plans", methods=["POST"])
@@ -35,9 +40,13 @@ def save():
     if not FlaskForm().validate_on_submit():
         abort(400)
     try:
-        changed = services.save_matrix(request.form, current_user)
+        changed = services.save_matrix(request.form, current_user, request.form.get("confirm_shrink"))
+    except services.MatrixRefused as exc:
+        return matrix(errors=exc.errors, submitted=request.form, status=400)
+    except services.ShrinkUnconfirmed as exc:  # nothing saved: the page asks to confirm
+        return matrix(submitted=request.form, shrink=exc.shrink, status=409)
     except Refused as exc:
-        return matrix(error=exc.message, status=400)
+        return matrix(errors={exc.field or "matrix": exc.message}, submitted=request.form, status=400)
     flash(f"Saved: {', '.join(changed)}." if changed else "Nothing changed.", "success")
     return redirect(url_for("plans_staff.matrix"))
 
@@ -45,10 +54,12 @@ def save():
 @staff_bp.route("/plans/new", methods=["POST"])
 def add():
     if FlaskForm().validate_on_submit():
+        typed = {k: request.form.get(k, "")[:200] for k in ("code", "name")}
         try:
-            plan = services.add_plan(request.form.get("code"), request.form.get("name"), current_user)
+            plan = services.add_plan(typed["code"], typed["name"], current_user)
         except Refused as exc:
-            return matrix(error=exc.message, status=400)
+            return matrix(errors={exc.field if exc.field in typed else "name": exc.message}, added=typed,
+                          status=400)
         flash(f"Plan {plan.name} added: set its features and limits.", "success")
     return redirect(url_for("plans_staff.matrix"))
 
@@ -68,6 +79,8 @@ def delete(code):
 
 @staff_bp.route("/tenants/<tenant_id>/overrides", methods=["POST"])
 def set_override(tenant_id):
+    """Save an override; refused, the tenant's page again (400) with the override form as
+    typed and its errors beside its fields (template variable `override_form`)."""
     tenant = get_tenant(tenant_id)
     form = override_form()
     if form.validate_on_submit():
@@ -75,12 +88,13 @@ def set_override(tenant_id):
             services.set_override(tenant, form.key.data, form.value.data, form.until.data, form.reason.data,
                                   current_user)
         except Refused as exc:
-            flash(exc.message, "error")
+            show_refusal(form, exc, "value")
         else:
             flash("Override saved.", "success")
-    else:
-        flash("; ".join(e for errors in form.errors.values() for e in errors), "error")
-    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+    elif "csrf_token" in form.errors:
+        abort(400)
+    return tenant_routes.render_detail(tenant, 400, override_form=form)
 
 
 @staff_bp.route("/tenants/<tenant_id>/overrides/<override_id>/delete", methods=["POST"])

@@ -1,13 +1,18 @@
 """Editing plans, overriding a tenant's plan, and plan change requests."""
+import hashlib
+import json
+import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from portal.analytics.events import track_event
 from portal.extensions import db
-from portal.models import LIMIT_RANGES, TENANT_TIERS, Plan, PlanRequest, Tenant, TenantOverride
-from portal.services import audit_events, entitlements
+from portal.models import LIMIT_RANGES, TENANT_TIERS, WITH_STORAGE, Plan, PlanRequest, Tenant, TenantOverride
+from portal.services import audit_events, entitlements, ratelimit
 from portal.services.errors import Refused
 from portal.services.metering import storage_bytes, user_count
 from portal.services.rows import registry_row
@@ -15,6 +20,7 @@ from portal.services.validation import check_text
 from portal.tenancy.context import TenantRef
 from portal.tenancy.lookup import forget_tenant
 
+log = logging.getLogger(__name__)
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 
 
@@ -48,31 +54,129 @@ def limit_value(name, raw, label, field, allow_none=False):
     return value
 
 
-def save_matrix(form, actor):
-    """Apply the matrix page: form keys `<plan>:<feature>` (checkboxes) and
-    `<plan>:<limit>` (numbers); refuse the whole change on any bad value."""
-    changes = {}
+class MatrixRefused(Refused):
+    """The matrix page had bad values: `errors` maps each bad cell (its form key) to its
+    message. Nothing was saved."""
+
+    def __init__(self, errors):
+        field, message = next(iter(errors.items()))
+        super().__init__(message, field)
+        self.errors = errors
+
+
+@dataclass
+class Shrink:
+    """Limits lowered below what tenants use now: `affected` lists the first SHRINK_SHOWN
+    (tenant, plan, limit label, usage, new limit), `total` counts them all; `digest` names
+    the lowering, for its confirmation; `by_plan` counts the tenants over it per plan."""
+    affected: list
+    total: int
+    digest: str
+    by_plan: dict
+
+    @property
+    def more(self):
+        return self.total - len(self.affected)
+
+
+class ShrinkUnconfirmed(Exception):
+    """The matrix lowers a limit below some tenant's use, and the page did not confirm
+    that lowering (`confirm_shrink`): nothing was saved."""
+
+    def __init__(self, shrink):
+        super().__init__(f"{shrink.total} tenant(s) would be over a lowered limit")
+        self.shrink = shrink
+
+
+SHRINK_SHOWN = 20
+# The limits measured against tenants' use when lowered: name -> use of a tenant (a TenantRef).
+_USE = {
+    "max_users": user_count,
+    "storage_mb": lambda ref: round(storage_bytes(ref) / 1_048_576, 2),
+    "api_calls_per_day": lambda ref: ratelimit.read(ref.id, "api", ratelimit.day_window()[0]),
+}
+
+
+def _read_matrix(form):
+    """The changes the matrix page asks for: {code: (plan, before, after)}; every bad
+    value is refused at once (MatrixRefused), each beside its cell."""
+    changes, errors = {}, {}
     for plan in plans():
         features = {name: form.get(f"{plan.code}:feature:{name}") == "on" for name in entitlements.FEATURES}
         limits = {}
         for name, label in entitlements.LIMITS.items():
-            limits[name] = limit_value(name, form.get(f"{plan.code}:{name}"), f"{plan.name} – {label}",
-                                       f"{plan.code}:{name}", allow_none=name == "max_users")
+            try:
+                limits[name] = limit_value(name, form.get(f"{plan.code}:{name}"), f"{plan.name} – {label}",
+                                           f"{plan.code}:{name}", allow_none=name == "max_users")
+            except Refused as exc:
+                errors[exc.field] = exc.message
         tier = form.get(f"{plan.code}:default_tier", plan.default_tier)
         if tier not in TENANT_TIERS:
-            raise Refused(f"{plan.name}: choose pool, bridge or silo as the default tier.")
+            errors[f"{plan.code}:default_tier"] = f"{plan.name}: choose pool, bridge or silo as the default tier."
         before = {"features": plan.features, **{n: getattr(plan, n) for n in entitlements.LIMITS},
                   "default_tier": plan.default_tier}
         after = {"features": features, **limits, "default_tier": tier}
-        if before != after:
+        if not errors and before != after:
             changes[plan.code] = (plan, before, after)
+    if errors:
+        raise MatrixRefused(errors)
+    return changes
+
+
+def shrinking(changes):
+    """The tenants (active or suspended, without an override of that limit) whose use
+    now is over a limit these changes lower (Shrink), or None."""
+    lowered = sorted((code, name, after[name]) for code, (_, before, after) in changes.items()
+                     for name in _USE if after[name] is not None
+                     and (before[name] is None or after[name] < before[name]))
+    if not lowered:
+        return None
+    affected = []
+    for code in sorted({code for code, _, _ in lowered}):
+        names = [(name, limit) for c, name, limit in lowered if c == code]
+        tenants = db.session.execute(select(Tenant).where(Tenant.plan_code == code, Tenant.status.in_(WITH_STORAGE))
+                                     .order_by(Tenant.slug)).scalars().all()
+        overridden = set(db.session.execute(select(TenantOverride.tenant_id, TenantOverride.key).where(
+            TenantOverride.tenant_id.in_([t.id for t in tenants]),
+            TenantOverride.key.in_([f"limit:{name}" for name, _ in names]),
+            or_(TenantOverride.expires_at.is_(None), TenantOverride.expires_at > func.now()))).all())
+        for tenant in tenants:
+            ref = TenantRef.of(tenant)
+            for name, limit in names:
+                if (tenant.id, f"limit:{name}") in overridden:
+                    continue
+                try:
+                    used = _USE[name](ref)
+                except (SQLAlchemyError, OSError) as exc:  # an unreachable silo: not measured
+                    log.warning("shrink check: %s of %s not measured: %s", name, tenant.slug, exc)
+                    continue
+                if used is not None and used > limit:
+                    affected.append((tenant, code, entitlements.LIMITS[name], used, limit))
+    digest = hashlib.sha256(json.dumps(lowered).encode()).hexdigest()[:32]
+    if not affected:
+        return None
+    by_plan = {code: len({t.id for t, c, *_ in affected if c == code}) for code in {c for _, c, *_ in affected}}
+    return Shrink(affected[:SHRINK_SHOWN], len(affected), digest, by_plan)
+
+
+def save_matrix(form, actor, confirm_shrink=None):
+    """Apply the matrix page: form keys `<plan>:feature:<feature>` (checkboxes) and
+    `<plan>:<limit>` (numbers); refuse the whole change on any bad value (MatrixRefused).
+    A limit lowered below some tenant's use now is saved only when `confirm_shrink` is
+    the digest of that lowering (the page's second submit); else ShrinkUnconfirmed."""
+    changes = _read_matrix(form)
+    shrink = shrinking(changes)
+    if shrink is not None and confirm_shrink != shrink.digest:
+        raise ShrinkUnconfirmed(shrink)
     for code, (plan, before, after) in changes.items():
         plan.features = after["features"]
         plan.default_tier = after["default_tier"]
         for name in entitlements.LIMITS:
             setattr(plan, name, after[name])
-        audit_events.record("plan.changed", actor=actor, target=code,
-                            details={k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]})
+        details = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+        if shrink is not None and shrink.by_plan.get(code):  # confirmed with this many tenants over it
+            details["tenants_over_limit"] = shrink.by_plan[code]
+        audit_events.record("plan.changed", actor=actor, target=code, details=details)
     db.session.commit()
     entitlements.forget()
     return list(changes)

@@ -1,10 +1,12 @@
 """The plans matrix page: superadmins edit, add, retire and delete plans; every change
 is audited; a bad value is refused with its message and saves nothing."""
+import re
+
 from portal.extensions import db
 from portal.models import Plan
 from portal.plans import services as plan_services
 from portal.services import entitlements
-from tests.quotas.conftest import events, plan, post_form, unique_code
+from tests.quotas.conftest import events, plan, post_form, unique_code, user_count
 
 MATRIX = "/admin/plans"
 
@@ -134,3 +136,108 @@ def test_retiring_a_plan_hides_it_from_the_new_tenant_form(client, factory, staf
     post_form(client, MATRIX, f"{MATRIX}/{code}/retire", {})
     assert not plan(code).is_retired
     assert f'value="{code}"' in client.get("/admin/tenants/new").get_data(as_text=True)
+
+
+def _cell(body, key):
+    """The matrix's input (or select) named `key`, as the page renders it."""
+    match = re.search(rf'<(?:input|select)[^>]*name="{re.escape(key)}"[^>]*>', body)
+    assert match, f"no cell {key}"
+    return match.group(0)
+
+
+def test_matrix_errors_are_beside_their_cells_with_the_input_kept(client, staff_client):
+    """Issue 14, item 7: each bad cell is marked (aria-invalid) and named by its message
+    (aria-describedby) in the cell; every cell keeps what was typed; nothing is saved."""
+    staff_client("superadmin")
+    before = _snapshot()
+    refused = post_form(client, MATRIX, MATRIX, _matrix_form(**{
+        "basic:requests_per_minute": "sixty", "professional:storage_mb": "-5", "enterprise:default_tier": "cloud",
+        "basic:max_users": "7", "basic:feature:analytics": True}))
+    assert refused.status_code == 400
+    body = refused.get_data(as_text=True)
+    for key, cell_id, message in (
+            ("basic:requests_per_minute", "m-basic-requests_per_minute",
+             "Basic – Requests a minute: enter a whole number."),
+            ("professional:storage_mb", "m-professional-storage_mb", "a limit cannot be negative."),
+            ("enterprise:default_tier", "m-enterprise-default_tier", "choose pool, bridge or silo")):
+        cell = _cell(body, key)
+        assert 'aria-invalid="true"' in cell and f'aria-describedby="{cell_id}-error"' in cell, key
+        assert re.search(rf'<p class="error" id="{cell_id}-error">[^<]*{re.escape(message)}', body), key
+    assert "3 values to correct" in body
+    # Good cells are not marked, and every cell keeps what was typed.
+    assert "aria-invalid" not in _cell(body, "basic:max_users") and 'value="7"' in _cell(body, "basic:max_users")
+    assert 'value="sixty"' in _cell(body, "basic:requests_per_minute")
+    assert "checked" in _cell(body, "basic:feature:analytics")
+    assert _snapshot() == before and events("plan.changed") == []
+
+
+def test_add_plan_errors_are_beside_the_field(client, staff_client):
+    staff_client("superadmin")
+    refused = post_form(client, MATRIX, f"{MATRIX}/new", {"code": "Bad Code!", "name": "Kept name"})
+    assert refused.status_code == 400
+    body = refused.get_data(as_text=True)
+    code_input = re.search(r'<input[^>]*id="code"[^>]*>', body).group(0)
+    assert 'aria-invalid="true"' in code_input and 'aria-describedby="code-error"' in code_input
+    assert 'value="Bad Code!"' in code_input
+    assert '<p class="error" id="code-error">A plan code is 2 to 32 characters' in body
+    assert 'value="Kept name"' in body
+    # The matrix itself shows the plans as they are (not as an empty post would).
+    assert "checked" in _cell(body, "enterprise:feature:analytics")
+    refused = post_form(client, MATRIX, f"{MATRIX}/new", {"code": unique_code(), "name": " "})
+    assert refused.status_code == 400
+    name_input = re.search(r'<input[^>]*id="name"[^>]*>', refused.get_data(as_text=True)).group(0)
+    assert 'aria-invalid="true"' in name_input
+
+
+def _users_up_to(factory, tenant, n):
+    while user_count(tenant) < n:
+        factory.user(tenant)
+
+
+def test_lowering_a_limit_below_use_warns_and_needs_confirmation(client, factory, staff_client, override):
+    """Issue 14, item 5: basic's users lowered to 2 while tenants have 4: the first submit
+    saves nothing and lists them (slug, use, new limit); a second, confirmed one saves."""
+    over, fits, shielded = (factory.tenant(plan="basic") for _ in range(3))
+    _users_up_to(factory, over, 4)
+    override(shielded, "limit:max_users", "50")  # an override of that limit: not affected
+    _users_up_to(factory, shielded, 4)
+    staff_client("superadmin")
+    before = _snapshot()
+    warned = post_form(client, MATRIX, MATRIX, _matrix_form(**{"basic:max_users": "2"}))
+    assert warned.status_code == 409
+    body = warned.get_data(as_text=True)
+    warning = body.split('id="shrink-warning"')[1].split("</section>")[0]
+    assert re.search(rf">{over.slug}</a></td><td>basic</td>\s*<td>Users</td><td class=\"num\">4</td>"
+                     r"<td class=\"num\">2</td>", warning)
+    assert fits.slug not in warning or user_count(fits) > 2
+    assert shielded.slug not in warning
+    assert 'value="2"' in _cell(body, "basic:max_users")  # the input is kept
+    assert _snapshot() == before and events("plan.changed") == []  # the first submit changes nothing
+    digest = re.search(r'name="confirm_shrink" value="([0-9a-f]+)"', warning).group(1)
+    # A confirmation of another lowering does not do for this one.
+    again = post_form(client, MATRIX, MATRIX, _matrix_form(**{"basic:max_users": "1", "confirm_shrink": digest}))
+    assert again.status_code == 409 and _snapshot() == before
+    saved = post_form(client, MATRIX, MATRIX, _matrix_form(**{"basic:max_users": "2", "confirm_shrink": digest}))
+    assert saved.status_code == 302
+    assert plan("basic").max_users == 2
+    [event] = events("plan.changed", target="basic")
+    assert event.details["max_users"] == {"from": 10, "to": 2} and event.details["tenants_over_limit"] >= 1
+    # Raising a limit, or lowering it to what tenants use, asks nothing.
+    assert post_form(client, MATRIX, MATRIX, _matrix_form(**{"basic:max_users": "10"})).status_code == 302
+    assert post_form(client, MATRIX, MATRIX, _matrix_form(**{"basic:max_users": "4"})).status_code == 302
+    assert plan("basic").max_users == 4
+
+
+def test_the_shrink_warning_lists_a_bounded_number(client, factory, staff_client, monkeypatch):
+    monkeypatch.setattr(plan_services, "SHRINK_SHOWN", 2)
+    tenants = [factory.tenant(plan="basic") for _ in range(4)]
+    for tenant in tenants:
+        _users_up_to(factory, tenant, 3)
+    staff_client("superadmin")
+    warned = post_form(client, MATRIX, MATRIX, _matrix_form(**{"basic:max_users": "2"}))
+    assert warned.status_code == 409
+    body = warned.get_data(as_text=True)
+    total = int(re.search(r"(\d+) tenants would be over a lowered limit", body).group(1))
+    assert total >= 4
+    assert body.split('id="shrink-tenants"')[1].split("</table>")[0].count("<tr><td>") == 2
+    assert f"… and {total - 2} more." in body

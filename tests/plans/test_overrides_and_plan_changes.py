@@ -1,5 +1,6 @@
 """Overrides (and their expiry), plan changes (downgrades refused with the numbers,
 requests approved by staff) and feature gating on pages and the API."""
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -57,11 +58,16 @@ def test_staff_override_form_refuses_a_past_date(client, factory, staff_client):
     tenant = factory.tenant(plan="basic")
     staff_client("operator")
     page = f"/admin/tenants/{tenant.id}"
+    past = (_utc_today() - timedelta(days=1)).isoformat()
     refused = post_form(client, page, f"{page}/overrides", {
-        "key": "limit:max_users", "value": "50", "until": (_utc_today() - timedelta(days=1)).isoformat(),
-        "reason": "a trial"})
-    assert refused.status_code == 302
-    assert "The end date must be in the future." in client.get(page).get_data(as_text=True)
+        "key": "limit:max_users", "value": "50", "until": past, "reason": "a trial"})
+    assert refused.status_code == 400  # the tenant's page again, the message beside the field
+    body = refused.get_data(as_text=True)
+    assert '<p class="error" id="until-error">The end date must be in the future.</p>' in body
+    assert re.search(rf'<input aria-invalid="true"[^>]*id="until"[^>]*value="{past}"', body)
+    assert 'value="50"' in body and re.search(r">\s*a trial</textarea>", body)  # the input is kept
+    assert 'value="limit:max_users" selected' in body or 'selected value="limit:max_users"' in body
+    assert "The end date must be in the future." not in client.get(page).get_data(as_text=True)  # no flash
     assert overrides(tenant.id) == []
     saved = post_form(client, page, f"{page}/overrides", {
         "key": "limit:max_users", "value": "50", "until": (_utc_today() + timedelta(days=7)).isoformat(),
@@ -69,6 +75,31 @@ def test_staff_override_form_refuses_a_past_date(client, factory, staff_client):
     assert saved.status_code == 302
     assert [(o.key, o.value) for o in overrides(tenant.id)] == [("limit:max_users", 50)]
     assert len(events("tenant.override_set", tenant_id=tenant.id)) == 1
+
+
+def test_staff_override_form_errors_are_beside_their_fields(client, factory, staff_client):
+    """Issue 14, item 7: the tenant's page again (400), each message beside its field
+    (aria-invalid), what was typed kept; nothing saved, nothing flashed."""
+    tenant = factory.tenant(plan="basic")
+    staff_client("operator")
+    page = f"/admin/tenants/{tenant.id}"
+    for data, field, message in (
+            ({"key": "limit:max_users", "value": "fifty", "reason": "support case"}, "value",
+             "Users: enter a whole number."),
+            ({"key": "feature:analytics", "value": "maybe", "reason": "support case"}, "value",
+             "A feature is on or off."),
+            ({"key": "limit:nonsense", "value": "1", "reason": "support case"}, "key", "Not a valid choice"),
+            ({"key": "limit:max_users", "value": "20", "reason": ""}, "reason", "This field is required"),
+            ({"key": "limit:max_users", "value": "20", "until": "31/12/2030", "reason": "x"}, "until",
+             "Not a valid date")):
+        refused = post_form(client, page, f"{page}/overrides", data)
+        assert refused.status_code == 400, data
+        body = refused.get_data(as_text=True)
+        assert re.search(rf'<p class="error" id="{field}-error">[^<]*{re.escape(message)}', body), (data, field)
+        assert re.search(rf'<(?:input|select|textarea) aria-invalid="true"[^>]*id="{field}"', body), field
+        if data["value"] != "20":
+            assert f'value="{data["value"]}"' in body
+    assert overrides(tenant.id) == [] and events("tenant.override_set", tenant_id=tenant.id) == []
 
 
 def test_set_override_with_a_staff_user_loaded_earlier(conn, factory):
