@@ -45,7 +45,7 @@ def test_max_users_override_lets_the_eleventh_user_in(client, factory, override)
     override(tenant, "limit:max_users", "11")
     sign_in_tenant(client, tenant, admin)
     added = _add_user(client, tenant, "eleventh@example.com")
-    assert added.status_code == 200, re.findall(r'class="error"[^>]*>([^<]*)<', added.get_data(as_text=True))
+    assert added.status_code == 302, re.findall(r'class="error"[^>]*>([^<]*)<', added.get_data(as_text=True))
     assert user_count(tenant) == 11
     refused = _add_user(client, tenant, "twelfth@example.com")
     assert refused.status_code == 400
@@ -156,3 +156,36 @@ def test_a_pool_tenant_s_storage_is_its_rows_and_grows_with_them(factory):
         factory.order(tenant, number=n, customer="A customer with a name")
     assert storage_bytes(tenant, fresh=True) > before
     assert storage_bytes(other, fresh=True) == other_before  # another tenant's rows are not counted
+
+
+def test_a_meter_at_or_over_its_limit_says_so(client, factory, override):
+    """Issue 14, item 5: "4 of 2" is a meter `over` that says "over the limit" in words, on
+    the tenant's Usage page and the staff Quotas page; at the limit, "at the limit"."""
+    tenant = factory.tenant(plan="basic")
+    admin = factory.admin(tenant)
+    while user_count(tenant) < 4:
+        factory.user(tenant)
+    override(tenant, "limit:max_users", "2")
+    sign_in_tenant(client, tenant, admin)
+    body = client.get(f"/t/{tenant.slug}/usage").get_data(as_text=True)
+    assert _meter(body, "Users") == ("4", "2")
+    users = re.search(r'<div class="([^"]*)" data-measure="Users">(.*?)</div>', body, re.S)
+    assert users.group(1) == "meter over" and '<strong class="over-label">over the limit</strong>' in users.group(2)
+    assert '<progress max="2" value="2"' in users.group(2)
+    storage = re.search(r'<div class="([^"]*)" data-measure="Storage">(.*?)</div>', body, re.S)
+    assert storage.group(1) == "meter" and "over-label" not in storage.group(2)  # under its limit: plain
+
+    override(tenant, "limit:max_users", "4")
+    body = client.get(f"/t/{tenant.slug}/usage").get_data(as_text=True)
+    users = re.search(r'<div class="([^"]*)" data-measure="Users">(.*?)</div>', body, re.S)
+    assert users.group(1) == "meter over" and '<strong class="over-label">at the limit</strong>' in users.group(2)
+
+    override(tenant, "limit:max_users", "2")
+    sign_in_staff(client, factory.staff("viewer"))
+    body = client.get("/admin/quotas").get_data(as_text=True)
+    row = body.split(f">{tenant.slug}</a>")[1].split("</tr>")[0]
+    users = re.search(r'<div class="([^"]*)" data-measure="users">(.*?)</div>', row, re.S)
+    assert users.group(1) == "meter over" and "4 / 2" in users.group(2)
+    assert '<strong class="over-label">over the limit</strong>' in users.group(2)
+    storage = re.search(r'<div class="([^"]*)" data-measure="storage_mb">', row)
+    assert storage.group(1) == "meter"
