@@ -1,5 +1,5 @@
 """Helpers shared by the views of the staff console and the tenant pages (no views of its own)."""
-from flask import abort, flash, request, url_for
+from flask import abort, flash, request, session, url_for
 from flask_wtf import FlaskForm
 
 from portal.services.errors import Refused
@@ -47,3 +47,22 @@ def tenant_path(tenant, endpoint, **values):
     """A path on `tenant`'s own pages, by its /t/<slug>/ prefix, built from the staff
     console (where url_for knows no tenant). This host serves every tenant's pages."""
     return f"/t/{tenant.slug}" + url_for(endpoint, **values)
+
+
+def keep_for_next_page(key, value):
+    """Hand `value` (JSON-able) to the page a POST redirects to: the POST answers 302
+    (a reload does not make the thing again) and the next page shows what it made, once."""
+    session[f"once:{key}"] = value
+
+
+def take_from_last_page(key):
+    """What keep_for_next_page left under `key`, removed as it is read: None on a reload,
+    on a second tab, or when nothing was made."""
+    return session.pop(f"once:{key}", None)
+
+
+def no_store(response):
+    """A page that shows a secret once: the browser keeps no copy of it (no cache, no
+    back-forward copy)."""
+    response.headers["Cache-Control"] = "no-store"
+    return response

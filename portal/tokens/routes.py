@@ -1,4 +1,4 @@
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
@@ -6,12 +6,11 @@ from portal.auth.guards import guard_tenant_blueprint
 from portal.services.errors import Refused
 from portal.tokens import services
 from portal.tokens.forms import TokenForm
-from portal.view_helpers import confirmed_action, show_refusal
+from portal.view_helpers import confirmed_action, keep_for_next_page, no_store, show_refusal, take_from_last_page
 
 bp = Blueprint("tokens", __name__, template_folder="templates")
-guard_tenant_blueprint(bp, {"index": "tokens.view", "create": "tokens.create", "revoke": "tokens.delete"})
-
-
+guard_tenant_blueprint(bp, {"index": "tokens.view", "create": "tokens.create", "created": "tokens.create",
+                            "revoke": "tokens.delete"})
 
 
 @bp.route("/tokens")
@@ -29,8 +28,21 @@ def create():
         except Refused as exc:
             show_refusal(form, exc, "name")
         else:
-            return render_template("tokens/created.html", row=row, token=token)
+            # Redirect after the POST (a reload makes no second token); the next page shows
+            # the secret once (it is kept only as a hash).
+            keep_for_next_page("token", {"name": row.name, "token": token})
+            return redirect(url_for("tokens.created"))
     return index(form, 400)
+
+
+@bp.get("/tokens/created")
+def created():
+    made = take_from_last_page("token")
+    if made is None:
+        flash("A token is shown once, on the page that follows its making; "
+              "if it was not copied, revoke it and make another.", "info")
+        return redirect(url_for("tokens.index"))
+    return no_store(make_response(render_template("tokens/created.html", name=made["name"], token=made["token"])))
 
 
 @bp.route("/tokens/<token_id>/revoke", methods=["POST"])

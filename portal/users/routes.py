@@ -7,14 +7,14 @@ from portal.roles.services import role_choices
 from portal.services.errors import Refused
 from portal.users import services
 from portal.users.forms import AddUserForm, RoleChoiceForm
-from portal.view_helpers import show_refusal
+from portal.view_helpers import keep_for_next_page, show_refusal, take_from_last_page
 
 # With no mail server configured, mail waits in the outbox (portal/services/mail.py).
 OUTBOX_NOTE = "No mail server is configured: the mail is in the portal's outbox, for the platform's staff to pass on."
 
 bp = Blueprint("users", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"index": "users.view", "detail": "users.view", "create": "users.create",
-                            "change": "users.update", "remove": "users.delete"})
+                            "invited": "users.create", "change": "users.update", "remove": "users.delete"})
 ACTIONS = {"disable": "disabled", "enable": "enabled", "reset": "new link sent", "resend": "invitation sent again",
            "role": "role changed"}
 
@@ -35,8 +35,22 @@ def create():
         except Refused as exc:
             show_refusal(form, exc, "email")
         else:
-            return render_template("users/invited.html", user=user, message=message)
+            # Redirect after the POST: a reload of what follows invites nobody again.
+            keep_for_next_page("invited", {
+                "email": user.email, "name": user.name, "role": dict(form.role.choices).get(user.role, user.role),
+                "expires": user.set_password_expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+                "outbox": message.transport == "outbox"})
+            return redirect(url_for("users.invited"))
     return render_template("users/new.html", form=form), (400 if form.errors else 200)
+
+
+@bp.get("/users/invited")
+def invited():
+    """The page after an invitation, once (a reload goes to the users list)."""
+    done = take_from_last_page("invited")
+    if done is None:
+        return redirect(url_for("users.index"))
+    return render_template("users/invited.html", invited=done)
 
 
 @bp.route("/users/<user_id>")

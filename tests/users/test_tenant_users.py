@@ -24,8 +24,8 @@ def test_admin_invites_a_user(client, factory):
     tenant = factory.tenant()
     sign_in_tenant(client, tenant, factory.admin(tenant))
     response = _add(client, tenant)
-    assert response.status_code == 200
-    body = response.get_data(as_text=True)
+    assert response.status_code == 302  # redirect after the POST (issue 14, item 13)
+    body = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Invitation sent to new.person@example.com" in body and "/set-password/" not in body
     listing = client.get(f"/t/{tenant.slug}/users").get_data(as_text=True)
     assert "new.person@example.com" in listing
@@ -49,7 +49,7 @@ def test_same_email_may_be_a_user_of_two_tenants(client, factory):
     a, b = factory.tenant(), factory.tenant()
     factory.user(a, email="shared@example.com")
     sign_in_tenant(client, b, factory.admin(b))
-    assert _add(client, b, email="shared@example.com").status_code == 200
+    assert _add(client, b, email="shared@example.com").status_code == 302
 
 
 def test_plan_user_limit_is_enforced(client, factory):
