@@ -7,6 +7,11 @@ for an unknown tenant gets 404, a suspended one 403, one being set up 503 (with
 Retry-After), a closed one (deprovisioning, archived, purged) 410: HTML pages, or JSON on
 `/api/`. Admin hosts (the base domain, `admin.`/`www.` under it, and
 PORTAL_ADMIN_HOSTS) carry no tenant: they serve the staff console.
+
+Static files (`/static/…`, under a tenant's prefix too) are the same for everyone and are
+never refused: not for a tenant's state (suspended, closed, being set up), nor for its
+rate limit (the gates), nor for an unknown tenant or host — so every refusal page keeps
+its stylesheet. (Nor are they counted: portal/quotas/limits.py.)
 """
 import re
 import uuid
@@ -51,6 +56,9 @@ class TenantResolver:
             with self.app.app_context():
                 tenant = self.resolve(environ)
         except Refusal as refusal:
+            if refusal.status != 400 and _static_path(environ):  # the refusal page's own stylesheet
+                environ["portal.tenant"] = None
+                return self.wsgi_app(environ, start_response)
             return self._refuse(environ, start_response, refusal)
         environ["portal.tenant"] = tenant
         static = environ.get("PATH_INFO", "").startswith(STATIC_PREFIX)
@@ -187,6 +195,17 @@ def token_tenant_id(authorization):
     scheme, _, token = (authorization or "").strip().partition(" ")
     match = API_TOKEN.match(token.strip()) if scheme == "Bearer" else None
     return uuid.UUID(match.group(1)) if match else None
+
+
+def _static_path(environ):
+    """Whether the request is for a static file, once any `/t/<slug>/` prefix is moved into
+    SCRIPT_NAME (it may be still in the path when the slug was refused)."""
+    path = environ.get("PATH_INFO", "") or "/"
+    match = _PREFIX.match(path)
+    if match and (match.group(2) or "").startswith(STATIC_PREFIX):
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"/t/{match.group(1)}"
+        environ["PATH_INFO"] = path = match.group(2)
+    return path.startswith(STATIC_PREFIX)
 
 
 def _is_api_path(path):

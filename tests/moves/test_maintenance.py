@@ -1,6 +1,8 @@
 """Maintenance mode: the tenant's writes are refused with 503 (the fence in the database
 refuses them even where a process has not seen the change), reads and sign-ins go on,
 its pages say so, every step is audited, and another tenant is untouched."""
+import re
+
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -77,5 +79,27 @@ def test_maintenance_and_a_move_exclude_each_other(moving_app, made):
         raise AssertionError("a move of a tenant in maintenance was accepted")
     except Refused as exc:
         assert "maintenance mode" in exc.message
+    finally:
+        states.end_maintenance(tenant, STAFF)
+
+
+
+def test_a_tenant_in_maintenance_gets_its_static_files(moving_app, made):
+    # Issue 14, item 1: static files are never refused, in maintenance neither: the
+    # maintenance refusal (503) is a styled page whose stylesheet answers.
+    tenant = made.tenant("pool")
+    client = moving_app.test_client()
+    states.start_maintenance(tenant, "Checking the disks", STAFF)
+    try:
+        refused = client.post(f"/t/{tenant.slug}/settings", data={"name": "x"})
+        body = refused.get_data(as_text=True)
+        assert refused.status_code == 503 and "In maintenance" in body
+        sheet = re.search(r'<link rel="stylesheet" href="([^"]+)">', body).group(1)
+        assert sheet == f"/t/{tenant.slug}/static/css/portal.css"
+        for path in (sheet, f"/t/{tenant.slug}/static/js/console.js"):
+            static = client.get(path)
+            assert static.status_code == 200, path
+        assert client.get(sheet).mimetype == "text/css"
+        assert client.head(sheet).status_code == 200
     finally:
         states.end_maintenance(tenant, STAFF)

@@ -3,8 +3,10 @@ field, nothing stored), for the roles that hold each permission."""
 import pytest
 from sqlalchemy import func, select
 
+from portal.plans import services as plan_services
 from portal.tenancy.data import Order
 from portal.tenancy.placement import tenant_session
+from portal.tenants.services import get_tenant
 from tests.factories import csrf_token, sign_in_tenant
 
 
@@ -70,3 +72,70 @@ def test_each_role_does_what_its_permissions_allow(client, factory):
     assert "New order" not in other.get(f"{base}/orders").get_data(as_text=True)
     with tenant_session(tenant) as session:
         assert session.execute(select(func.count()).select_from(Order)).scalar_one() == 1
+
+
+def test_the_list_offers_new_and_edit_only_to_who_may(client, factory):
+    tenant = factory.tenant()
+    order = factory.order(tenant, number=3)
+    base = f"/t/{tenant.slug}"
+    sign_in_tenant(client, tenant, factory.user(tenant, role="member"))  # orders.create and orders.update
+    listing = client.get(f"{base}/orders").get_data(as_text=True)
+    assert f'href="{base}/orders/new"' in listing and f'href="{base}/orders/{order.id}/edit"' in listing
+    viewer = client.application.test_client()
+    sign_in_tenant(viewer, tenant, factory.user(tenant, role="viewer"))
+    listing = viewer.get(f"{base}/orders").get_data(as_text=True)
+    assert "/orders/new" not in listing and "/edit" not in listing and ">Edit<" not in listing
+    assert viewer.get(f"{base}/orders/{order.id}/edit").status_code == 403
+
+
+@pytest.mark.parametrize("data, field, message", [
+    ({"customer": " ", "amount": "1", "status": "paid"}, "customer", "This field is required"),
+    ({"customer": "Kept Name", "amount": "12,50", "status": "paid"}, "amount", "Not a valid decimal value"),
+    ({"customer": "Kept Name", "amount": "10000001", "status": "paid"}, "amount", "Number must be between"),
+    ({"customer": "Kept Name", "amount": "5", "status": "lost"}, "status", "Not a valid choice"),
+    ({"customer": "Kept\u200bName", "amount": "5", "status": "paid"}, "customer", "printable"),
+])
+def test_a_member_s_bad_edit_is_refused_beside_the_field_input_kept(client, factory, data, field, message):
+    tenant = factory.tenant()
+    order = factory.order(tenant, customer="Before", amount_cents=100)
+    sign_in_tenant(client, tenant, factory.user(tenant, role="member"))
+    url = f"/t/{tenant.slug}/orders/{order.id}/edit"
+    refused = _post(client, url, url, data)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and message in body and f'id="{field}-error"' in body
+    assert 'aria-invalid="true"' in body
+    kept = data["customer"] if field != "customer" else data["amount"]
+    assert f'value="{kept}"' in body  # what was typed is still there
+    [stored] = _orders(tenant)
+    assert (stored.customer, stored.amount_cents, stored.status) == ("Before", 100, "open")
+
+
+def test_another_tenant_s_order_is_not_found_by_id(client, factory):
+    tenant_a, tenant_b = factory.tenant(), factory.tenant()
+    order = factory.order(tenant_a, customer="Only A's")
+    sign_in_tenant(client, tenant_b, factory.admin(tenant_b))
+    base = f"/t/{tenant_b.slug}"
+    for path in (f"/orders/{order.id}", f"/orders/{order.id}/edit"):
+        answer = client.get(f"{base}{path}")
+        assert answer.status_code == 404 and "Only A's" not in answer.get_data(as_text=True), path
+    token = csrf_token(client.get(f"{base}/orders/new").get_data(as_text=True))
+    changed = client.post(f"{base}/orders/{order.id}/edit",
+                          data={"customer": "Taken", "amount": "1", "status": "paid", "csrf_token": token})
+    assert changed.status_code == 404
+    [stored] = _orders(tenant_a)
+    assert (stored.customer, stored.status) == ("Only A's", "open")
+    assert _orders(tenant_b) == []
+
+
+def test_order_pages_count_against_the_quotas_as_the_api_does(client, factory):
+    """Over the storage quota a new order is refused on the page as on the API (one
+    pipeline counts both), and nothing is stored."""
+    tenant = factory.tenant(plan="basic")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    page = f"/t/{tenant.slug}/orders/new"
+    token = csrf_token(client.get(page).get_data(as_text=True))
+    plan_services.set_override(get_tenant(tenant.id), "limit:storage_mb", "0", None, "test",
+                               ("staff", None, "orders-test@staff.example"))
+    refused = client.post(page, data={"customer": "Over", "amount": "1", "csrf_token": token})
+    assert refused.status_code == 403 and "Storage quota reached" in refused.get_data(as_text=True)
+    assert _orders(tenant) == []

@@ -1,5 +1,7 @@
 """Tenant resolution: each method, their precedence, and the answers for tenants that
 cannot be served."""
+import re
+
 import pytest
 from sqlalchemy import update
 
@@ -159,3 +161,62 @@ def test_session_cookie_copied_to_another_tenant_is_anonymous(client, factory):
     client.set_cookie(f"session_t{b.id.hex}", cookie_a.value, path=f"/t/{b.slug}/")
     response = client.get(f"/t/{b.slug}/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+# Issue 14, item 1: refusal pages keep their stylesheet: static files are never refused.
+
+STYLESHEET = re.compile(r'<link rel="stylesheet" href="([^"]+)">')
+
+
+def _stylesheet_answers(client, page, **kwargs):
+    """The page links a stylesheet, and it answers 200 with CSS."""
+    href = STYLESHEET.search(page.get_data(as_text=True)).group(1)
+    css = client.get(href, **kwargs)
+    assert css.status_code == 200 and css.mimetype == "text/css", href
+    assert "--accent" in css.get_data(as_text=True)  # the portal's own stylesheet
+    return href
+
+
+def test_a_suspended_tenants_403_page_keeps_its_stylesheet(client, factory):
+    tenant = factory.tenant()
+    states.suspend(get_tenant(tenant.id), "unpaid invoices", ("system", None, "test"))
+    page = client.get(f"/t/{tenant.slug}/login")
+    assert page.status_code == 403 and page.mimetype == "text/html"
+    assert _stylesheet_answers(client, page) == f"/t/{tenant.slug}/static/css/portal.css"
+    assert client.get(f"/t/{tenant.slug}/static/js/console.js").status_code == 200
+    # On the tenant's own subdomain too.
+    host = f"http://{tenant.slug}.{BASE_DOMAIN}"
+    page = client.get("/login", base_url=host)
+    assert page.status_code == 403
+    assert _stylesheet_answers(client, page, base_url=host) == "/static/css/portal.css"
+    # A static file that does not exist is still not found, not a refusal.
+    assert client.get(f"/t/{tenant.slug}/static/css/nothing.css").status_code == 404
+
+
+@pytest.mark.parametrize("status, code", [("deprovisioning", 410), ("provisioning", 503), ("failed", 404)])
+def test_a_tenant_out_of_service_keeps_its_stylesheet(client, factory, status, code):
+    tenant = factory.tenant()
+    db.session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status=status))
+    db.session.commit()
+    client.application.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug)
+    page = client.get(f"/t/{tenant.slug}/login")
+    assert page.status_code == code
+    _stylesheet_answers(client, page)
+
+
+def test_an_unknown_tenant_or_host_keeps_its_stylesheet(client):
+    page = client.get("/t/no-such-tenant/login")
+    assert page.status_code == 404
+    _stylesheet_answers(client, page)
+    assert client.get("/t/no-such-tenant/static/css/portal.css").status_code == 200
+    host = f"http://no-such-tenant.{BASE_DOMAIN}"
+    page = client.get("/login", base_url=host)
+    assert page.status_code == 404 and "There is no tenant" in page.get_data(as_text=True)
+    _stylesheet_answers(client, page, base_url=host)
+    host = "http://shop.unknown-customer.example"  # a custom domain no tenant has
+    page = client.get("/login", base_url=host)
+    assert page.status_code == 404 and "No tenant is served" in page.get_data(as_text=True)
+    _stylesheet_answers(client, page, base_url=host)
+    # Only static files: anything else of an unknown tenant stays refused.
+    assert client.get("/t/no-such-tenant/staticx/portal.css").status_code == 404
+    assert "There is no tenant" in client.get("/t/no-such-tenant/static").get_data(as_text=True)
