@@ -1,15 +1,18 @@
 """The limits step of the request pipeline (portal/pipeline.py): every request of a tenant,
 in one place:
 
-- requests a minute (the plan's `requests_per_minute`), every tenant request;
+- requests a minute (the plan's `requests_per_minute`): every page and API call of the
+  tenant, not its static files (stylesheets, scripts);
 - API access (a plan feature) and API calls a day, on `/api/`, with
   X-RateLimit-Limit / -Remaining / -Reset headers;
 - storage: over quota, writes are refused (reads go on; signing in and out still work);
 - a write of a tenant a move has frozen waits for the switch (portal/lifecycle/fences.py);
 - and counts each tenant's slow statements (PORTAL_SLOW_STATEMENT_MS) for staff.
 
-Answers: 429 with Retry-After (JSON on the API, a page elsewhere), 403 for a feature the
-plan lacks or a full quota. Static files are never counted nor refused.
+Answers: 429 with Retry-After and "Try again in N seconds." (JSON on the API, elsewhere the
+styled error page of the layout), 403 for a feature the plan lacks or a full quota. Static
+files are never counted nor refused (the resolver lets them through before the gates; this
+step returns at once for them), so a refusal page keeps its stylesheet.
 """
 import logging
 import time
@@ -46,10 +49,10 @@ class OverLimit:
     end."""
 
     def __init__(self):
-        self._until = {}
+        self._until = {}  # tenant id: (monotonic end, the limit that was passed)
 
-    def block(self, tenant_id, seconds):
-        self._until[tenant_id] = time.monotonic() + seconds
+    def block(self, tenant_id, seconds, limit=None):
+        self._until[tenant_id] = (time.monotonic() + seconds, limit)
 
     def lift(self, tenant_id=None):
         if tenant_id is None:
@@ -59,7 +62,7 @@ class OverLimit:
 
     def gate(self, app, tenant, environ, start_response):
         """Answer 429 for a blocked tenant, before the app runs (a resolver gate)."""
-        until = self._until.get(tenant.id)
+        until, limit = self._until.get(tenant.id, (None, None))
         if until is None:
             return None
         left = until - time.monotonic()
@@ -67,8 +70,18 @@ class OverLimit:
             self._until.pop(tenant.id, None)
             return None
         retry = max(1, int(left + 0.999))
-        return wsgi_refusal(app, environ, start_response, 429, "Too many requests",
-                            f"Too many requests this minute; try again in {retry} s.", {"Retry-After": retry})
+        return wsgi_refusal(app, environ, start_response, 429, "Too many requests", minute_refusal(limit, retry),
+                            {"Retry-After": retry})
+
+
+def try_again(seconds):
+    """"Try again in N seconds." — said by every 429 the portal answers."""
+    return f"Try again in {seconds} second{'' if seconds == 1 else 's'}."
+
+
+def minute_refusal(limit, seconds):
+    allows = f"This workspace allows {limit} requests a minute" if limit is not None else "Too many requests"
+    return f"{allows} (pages and API calls). {try_again(seconds)}"
 
 
 def over_limit():
@@ -110,13 +123,12 @@ def enforce():
     if version is not None and version > tenant.placement_version:
         tenant = reload_tenant(tenant)  # a move has switched it: this request goes to the new place
     if not minute.allowed and minute.degraded:
-        return refusal(429, "Try again shortly", "Request limits cannot be checked just now; try again shortly.",
-                       {"Retry-After": 30})
+        return refusal(429, "Try again shortly",
+                       f"Request limits cannot be checked just now. {try_again(30)}", {"Retry-After": 30})
     if not minute.allowed:
-        over_limit().block(tenant.id, 60 - time.time() % 60)  # to the end of this very minute
-        return refusal(429, "Too many requests",
-                       f"This workspace allows {minute.limit} requests a minute; try again in "
-                       f"{minute.reset_seconds} s.", {"Retry-After": minute.reset_seconds})
+        over_limit().block(tenant.id, 60 - time.time() % 60, minute.limit)  # to the end of this very minute
+        return refusal(429, "Too many requests", minute_refusal(minute.limit, minute.reset_seconds),
+                       {"Retry-After": minute.reset_seconds})
     if tenant.maintenance_reason and request.method not in SAFE_METHODS and request.blueprint != "auth":
         return refusal(503, "In maintenance", f"This workspace is in maintenance ({tenant.maintenance_reason}): "
                        "changes are paused; reading goes on.", {"Retry-After": 30})
@@ -127,8 +139,9 @@ def enforce():
         g.api_calls = day
         if not day.allowed:
             return refusal(429, "Too many requests",
-                           f"The plan allows {day.limit} API calls a day (UTC); the count starts again "
-                           f"in {day.reset_seconds} s.", {"Retry-After": day.reset_seconds, **_headers(day)})
+                           f"The plan allows {day.limit} API calls a day (UTC); the count starts again at "
+                           f"00:00 UTC. {try_again(day.reset_seconds)}",
+                           {"Retry-After": day.reset_seconds, **_headers(day)})
     if request.method not in SAFE_METHODS and request.method != "DELETE" and request.blueprint != "auth" \
             and request.endpoint not in FREEING:
         limit_mb = granted.limit("storage_mb")

@@ -1,11 +1,13 @@
 """Per-tenant rate limits: requests a minute (exact under concurrency) and API calls a
 day (429 JSON with Retry-After and X-RateLimit-* headers; the UTC day's boundary)."""
+import re
 import threading
 from datetime import datetime, timezone
 
 from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
-from tests.quotas.conftest import fresh_minute
+from tests.factories import sign_in_tenant
+from tests.quotas.conftest import fresh_minute, plan
 
 THREADS, CALLS = 8, 50
 
@@ -129,3 +131,103 @@ def test_the_api_count_starts_again_at_the_utc_day_boundary(app, conn, factory, 
     assert morning.reset_seconds == 86_399
     # A non-UTC moment is placed by its UTC day.
     assert ratelimit.day_window(next_day)[0] == "20310315"
+
+
+# Issue 14, items 1 and 2: static files are neither counted nor refused; the web limits
+# are a team's; a 429 is a styled page that says when to retry, and JSON on the API.
+
+STATIC = ("css/portal.css", "js/console.js", "js/poll.js", "vendor/chart.js/chart.umd.min.js")
+STYLESHEET = re.compile(r'<link rel="stylesheet" href="([^"]+)">')
+TRY_AGAIN = re.compile(r"Try again in (\d+) seconds?\.")
+
+
+def _counted(redis_client, tenant):
+    return int(redis_client.get(rpm_key(tenant)) or 0)
+
+
+def test_static_files_are_neither_counted_nor_refused(client, factory, override, redis_client):
+    tenant = factory.tenant()
+    override(tenant, "limit:requests_per_minute", "3")
+    fresh_minute(15)
+    for n in range(20):  # far past the limit of 3
+        for path in STATIC:
+            assert client.get(f"/t/{tenant.slug}/static/{path}").status_code == 200, (n, path)
+    assert _counted(redis_client, tenant) == 0
+    for n in range(3):  # the whole budget is still there for pages
+        assert client.get(f"/t/{tenant.slug}/login").status_code == 200, n
+    assert _counted(redis_client, tenant) == 3
+    refused = client.get(f"/t/{tenant.slug}/login")
+    assert refused.status_code == 429
+    # Refused for the rest of the minute (early, in the middleware): its static files are not.
+    early = client.get(f"/t/{tenant.slug}/orders")
+    assert early.status_code == 429
+    for page in (refused, early):
+        href = STYLESHEET.search(page.get_data(as_text=True)).group(1)
+        css = client.get(href)
+        assert css.status_code == 200 and css.mimetype == "text/css"
+    for path in STATIC:
+        assert client.get(f"/t/{tenant.slug}/static/{path}").status_code == 200, path
+    assert _counted(redis_client, tenant) == 4  # the refused page was counted; no static file was
+
+
+def test_the_plans_web_limits_are_a_teams(conn, factory):
+    # A person browsing briskly loads a page every two seconds: basic's ten users at that
+    # pace are 300 a minute; professional's 1,200 are forty people at once (or all hundred
+    # users at a page every five seconds). docs/plans-and-limits.md gives the figures.
+    figures = {code: (plan(code).max_users, plan(code).requests_per_minute)
+               for code in ("basic", "professional", "enterprise")}
+    assert figures == {"basic": (10, 300), "professional": (100, 1200), "enterprise": (None, 6000)}
+    tenant = factory.tenant(plan="basic")
+    assert entitlements.for_tenant(tenant.id, "basic").limit("requests_per_minute") == 300
+
+
+def test_one_person_browsing_a_basic_tenant_is_not_refused(client, factory, redis_client):
+    # The 429 came after 58 page loads when stylesheets were counted against 60 a minute.
+    tenant = factory.tenant(plan="basic")
+    member = factory.user(tenant)
+    fresh_minute(20)
+    sign_in_tenant(client, tenant, member)
+    pages = ("/", "/orders")
+    for n in range(60):
+        page = client.get(f"/t/{tenant.slug}{pages[n % len(pages)]}")
+        assert page.status_code == 200, n
+        for path in STATIC:  # what the browser fetches with each page (were it not cached)
+            assert client.get(f"/t/{tenant.slug}/static/{path}").status_code == 200
+    assert _counted(redis_client, tenant) == 62  # the sign-in page, its POST and 60 pages: no assets
+
+
+def test_a_429_is_a_styled_page_that_says_when_to_retry(client, factory, override):
+    tenant = factory.tenant()
+    member = factory.user(tenant)
+    override(tenant, "limit:requests_per_minute", "4")
+    fresh_minute(10)
+    sign_in_tenant(client, tenant, member)  # 2 requests
+    assert client.get(f"/t/{tenant.slug}/").status_code == 200
+    assert client.get(f"/t/{tenant.slug}/orders").status_code == 200
+    for path in ("/orders", "/", "/login"):  # the refusal, then the early ones of the same minute
+        refused = client.get(f"/t/{tenant.slug}{path}")
+        assert refused.status_code == 429 and refused.mimetype == "text/html", path
+        body = refused.get_data(as_text=True)
+        assert body.lstrip().lower().startswith("<!doctype html>")  # the layout, not bare text
+        assert STYLESHEET.search(body).group(1) == f"/t/{tenant.slug}/static/css/portal.css"
+        assert 'class="card error-page"' in body  # the error template
+        retry = int(refused.headers["Retry-After"])
+        assert 1 <= retry <= 60
+        said = int(TRY_AGAIN.search(body).group(1))
+        assert said in (retry, retry - 1, retry + 1), (said, retry)  # the same wait, in words
+        assert "4 requests a minute" in body
+
+
+def test_the_apis_429_stays_json(client, factory, override):
+    tenant = factory.tenant()
+    override(tenant, "limit:requests_per_minute", "2")
+    fresh_minute(10)
+    for _ in range(2):
+        assert _api(client, tenant).status_code == 200
+    for _ in range(2):  # the refusal, then an early one
+        refused = _api(client, tenant)
+        assert refused.status_code == 429 and refused.mimetype == "application/json"
+        error = refused.json["error"]
+        assert error["code"] == 429 and "2 requests a minute" in error["message"]
+        assert TRY_AGAIN.search(error["message"])
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
