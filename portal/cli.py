@@ -318,10 +318,23 @@ def placements_drain(name, to_name, jobs):
 @staff_cli.command("create")
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice(STAFF_ROLES))
-@click.option("--password", default=None, help="default: a generated one, printed once")
-def staff_create(email, role, password):
-    user, password = create_staff_user(email, role, password)
-    click.echo(f"created staff user {user.email} ({user.role}); password: {password}")
+@click.option("--password", default=None,
+              help="a password you choose (never printed back; it stays in the shell's history: "
+                   "prefer --prompt-password)")
+@click.option("--prompt-password", is_flag=True, help="type the password at a hidden prompt, twice")
+def staff_create(email, role, password, prompt_password):
+    """Create a staff user. A password you give is never printed back; with none, one is
+    generated and shown once."""
+    if password is not None and prompt_password:
+        _fail("Give --password or --prompt-password, not both.")
+    if prompt_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user, chosen = create_staff_user(email, role, password)
+    click.echo(f"created staff user {user.email} ({user.role})")
+    if password is None:
+        click.echo(f"generated password, shown only this once (stored only as a hash): {chosen}")
+    else:
+        click.echo("password: the one you gave (not shown)")
 
 
 @support_cli.command("expire")

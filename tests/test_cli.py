@@ -69,3 +69,31 @@ def test_lifecycle_commands_mirror_the_pages(runner, tmp_path):
     again = runner.invoke(args=["tenants", "purge", slug])
     assert again.exit_code != 0 and "Only an archived tenant" in again.output
     assert runner.invoke(args=["tenants", "discard", copy]).exit_code != 0  # not failed: refused
+
+
+def test_staff_create_never_prints_a_password_it_was_given(runner):
+    # Issue 14, item 14: the CLI printed the password back.
+    typed = "a typed secret passphrase"
+    given = runner.invoke(args=["staff", "create", "cli-given@staff.example", "--role", "viewer",
+                                "--password", typed])
+    assert given.exit_code == 0, given.output
+    assert typed not in given.output and "the one you gave (not shown)" in given.output
+    prompted = runner.invoke(args=["staff", "create", "cli-prompt@staff.example", "--role", "viewer",
+                                   "--prompt-password"], input=f"{typed}\n{typed}\n")
+    assert prompted.exit_code == 0, prompted.output
+    assert typed not in prompted.output and "created staff user cli-prompt@staff.example" in prompted.output
+    from portal.services.passwords import verify_password  # the prompted password is the one stored
+    user = db.session.query(StaffUser).filter_by(email="cli-prompt@staff.example").one()
+    assert verify_password(user.password_hash, typed)
+    both = runner.invoke(args=["staff", "create", "cli-both@staff.example", "--role", "viewer",
+                               "--password", typed, "--prompt-password"])
+    assert both.exit_code != 0 and "not both" in both.output and typed not in both.output
+
+
+def test_staff_create_shows_a_generated_password_once_labelled(runner):
+    result = runner.invoke(args=["staff", "create", "cli-gen@staff.example", "--role", "viewer"])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "password" in line]
+    assert line.startswith("generated password, shown only this once")
+    generated = line.rsplit(": ", 1)[1]
+    assert len(generated) >= 12 and result.output.count(generated) == 1

@@ -1,3 +1,5 @@
+import re
+
 from flask import Blueprint, current_app, render_template, request
 from flask_login import current_user
 
@@ -20,4 +22,5 @@ def index():
 @bp.route("/outbox/<message_id>")
 def detail(message_id):
     message, slug = services.read_message(message_id, current_user)
-    return render_template("outbox/detail.html", message=message, slug=slug)
+    links = re.findall(r"https?://\S+", message.body)  # to pass on: each with a copy button
+    return render_template("outbox/detail.html", message=message, slug=slug, links=links)

@@ -3,16 +3,19 @@ tenant's first admin), mailed, and read back when followed.
 
 A link carries a single-use random token; only its SHA-256 is kept on the user, with its
 expiry (SET_PASSWORD_LINK_HOURS) and when it was used, so that a used link is told apart
-from one nobody was given. Links are absolute: at the address the current request came
-to, else under PORTAL_PUBLIC_URL (`/t/<slug>/...`), else at the tenant's subdomain.
+from one nobody was given. Links are absolute: at the address the current request of that
+tenant came to; else under PORTAL_PUBLIC_URL (`/t/<slug>/...`); else, from the staff
+console, under the console's own address (it serves every tenant's `/t/<slug>/` pages);
+else at the tenant's subdomain.
 """
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app, has_request_context, request, url_for
 from sqlalchemy import select
 
 from portal.services import mail
 from portal.services.secret_tokens import digest, new_secret
+from portal.tenancy.context import get_current_tenant
 from portal.tenancy.data import TenantUser
 
 # What a token is: open, used, or expired.
@@ -31,12 +34,16 @@ def open_link(user):
 
 
 def link_url(tenant, token):
-    """The absolute link for `token` of `tenant`."""
-    if has_request_context():
+    """The absolute link for `token` of `tenant`. (A staff request knows no tenant:
+    url_for would give the console's /set-password/..., which no tenant answers.)"""
+    here = get_current_tenant() if has_request_context() else None
+    if here is not None and here.id == tenant.id:
         return url_for("auth.tenant_set_password", token=token, _external=True)
     cfg = current_app.config
     if cfg["PORTAL_PUBLIC_URL"]:
         return f"{cfg['PORTAL_PUBLIC_URL'].rstrip('/')}/t/{tenant.slug}/set-password/{token}"
+    if has_request_context():
+        return f"{request.host_url.rstrip('/')}/t/{tenant.slug}/set-password/{token}"
     return f"{cfg['PREFERRED_URL_SCHEME']}://{tenant.slug}.{cfg['PORTAL_BASE_DOMAIN']}/set-password/{token}"
 
 
