@@ -1,11 +1,14 @@
-from flask import Blueprint, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_staff_blueprint
+from portal.jobs import services
 from portal.lifecycle import dispatch
 from portal.lifecycle.exports import export_file
+from portal.models.job import JOB_STATES
 from portal.services import jobqueue
 from portal.services.errors import Refused
+from portal.view_helpers import page_number
 
 bp = Blueprint("jobs", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "tenants.view", "fragment": "tenants.view", "download": "tenants.export",
@@ -14,7 +17,12 @@ guard_staff_blueprint(bp, {"index": "tenants.view", "fragment": "tenants.view", 
 
 @bp.route("/jobs")
 def index():
-    return render_template("jobs/index.html", jobs=jobqueue.recent())
+    """Jobs, newest first, filtered by kind, state and tenant slug (a GET form: the URL
+    is the filter), each with its tenant and what it produced."""
+    filters, errors = services.read_filters(request.args)
+    page = services.search_jobs(filters, page=page_number(), per_page=current_app.config["PAGE_SIZE"])
+    return render_template("jobs/index.html", page=page, filters=filters, errors=errors,
+                           kinds=services.kinds(), states=JOB_STATES, products=services.products(page.items))
 
 
 @bp.route("/jobs/<job_id>/fragment")
