@@ -97,7 +97,10 @@ def test_superadmin_edits_the_feature_matrix(page, staff_user, plans_restored):
     page.get_by_label("Basic Storage (MB)", exact=True).fill("abc")
     page.get_by_label("Professional API calls a day", exact=True).fill(str(professional_api_calls + 1))
     save_matrix(page)
-    expect(page.get_by_role("alert")).to_contain_text("Basic – Storage (MB): enter a whole number.")
+    expect(page.get_by_role("alert")).to_contain_text("1 value to correct")
+    storage_cell = page.get_by_label("Basic Storage (MB)", exact=True)
+    expect(storage_cell).to_have_attribute("aria-invalid", "true")  # the message beside it, named by it
+    expect(storage_cell).to_have_accessible_description(re.compile(r"^Basic – Storage \(MB\): enter a whole number\."))
     expect(page.get_by_label("Basic Storage (MB)", exact=True)).to_have_value("abc")
     expect(page.get_by_label("Professional API calls a day", exact=True)).to_have_value(
         str(professional_api_calls + 1))

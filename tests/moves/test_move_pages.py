@@ -1,6 +1,7 @@
 """The move from the staff console: what moves and the target, bad input beside its field
 with nothing recorded, the live page by phase with its figures, cancel and the old copy
 dropped early; the placements page's drain; a plan change offering the move."""
+import re
 
 from sqlalchemy import select
 
@@ -84,6 +85,8 @@ def test_the_placements_page_drains_a_server(moving_app, made):
     client = staff_client(moving_app, "superadmin")
     page = client.get("/admin/placements").get_data(as_text=True)
     assert "move-second" in page and "Drain" in page
+    # Issue 14, item 3: draining asks first (console.js: data-confirm).
+    assert re.search(r'<form[^>]*/drain"[^>]*data-confirm="Drain move-second\? Its 1 tenant\(s\) move', page)
     second, local = placements.by_name("move-second"), placements.by_name("move-local")
     same = client.post(f"/admin/placements/{second.id}/drain", data={"to": str(second.id),
                                                                      "csrf_token": csrf_token(page)})

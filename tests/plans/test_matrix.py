@@ -6,6 +6,7 @@ from portal.extensions import db
 from portal.models import Plan
 from portal.plans import services as plan_services
 from portal.services import entitlements
+from portal.tenants.services import get_tenant
 from tests.quotas.conftest import events, plan, post_form, unique_code, user_count
 
 MATRIX = "/admin/plans"
@@ -241,3 +242,20 @@ def test_the_shrink_warning_lists_a_bounded_number(client, factory, staff_client
     assert total >= 4
     assert body.split('id="shrink-tenants"')[1].split("</table>")[0].count("<tr><td>") == 2
     assert f"… and {total - 2} more." in body
+
+
+def test_retire_delete_and_reject_ask_to_confirm(client, factory, staff_client):
+    """Issue 14, item 3: the forms of irreversible actions carry data-confirm (console.js
+    asks before they are sent; tests/browser/test_confirmations.py clicks them)."""
+    tenant = factory.tenant(plan="basic")
+    staff_client("superadmin")
+    code = unique_code()
+    post_form(client, MATRIX, f"{MATRIX}/new", {"code": code, "name": "Trial"})
+    body = client.get(MATRIX).get_data(as_text=True)
+    assert re.search(rf'action="/admin/plans/{code}/delete"[^>]*\s+data-confirm="Delete the plan Trial \({code}\)\? '
+                     r'This cannot be undone\.">', body)
+    assert re.search(r'action="/admin/plans/basic/retire"[^>]*\s+data-confirm="Retire Basic\?', body)
+    plan_services.request_change(get_tenant(tenant.id), "professional", ("tenant_user", None, "admin@x.example"))
+    body = client.get("/admin/plan-requests").get_data(as_text=True)
+    assert re.search(rf'/reject"[^>]*\s+data-confirm="Reject {tenant.slug}\'s request to move to '
+                     r'professional\?', body)
