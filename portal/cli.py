@@ -221,7 +221,7 @@ def tenants_deprovision(slug, confirm):
 @click.argument("slug")
 def tenants_purge(slug):
     """Purge an archived tenant now."""
-    job = retire.request_purge(_tenant(slug), ("system", None, "cli"))
+    job = retire.request_purge(_tenant(slug), slug, ("system", None, "cli"))  # typing the slug is the confirmation
     _run_job(job, retire.purge)
     click.echo(f"{slug}: purged")
 
@@ -232,7 +232,7 @@ def tenants_purge_expired():
     scheduler does the same on its own)."""
     due = retire.expired()
     for tenant in due:
-        _run_job(retire.request_purge(tenant, ("system", None, "retention")), retire.purge)
+        _run_job(retire.request_purge(tenant, tenant.slug, ("system", None, "retention")), retire.purge)
         click.echo(f"{tenant.slug}: purged")
     click.echo(f"{len(due)} tenant(s) purged")
 

@@ -99,8 +99,11 @@ def expired():
     ).scalars().all()
 
 
-def request_purge(tenant, actor=None):
-    """Purge an archived tenant now, before its retention ends (staff)."""
+def request_purge(tenant, confirm_slug, actor=None):
+    """Purge an archived tenant now, before its retention ends (staff); for good, so the
+    slug must be typed to confirm, as for deprovisioning."""
+    if (confirm_slug or "").strip() != tenant.slug:
+        raise Refused(f"Type the tenant's slug ({tenant.slug}) to confirm.", "confirm")
     if tenant.status != "archived":
         raise Refused(f"Only an archived tenant can be purged; this one is {tenant.status}.")
     job = jobqueue.create("purge", tenant.id, ["export file", "registry"], audit_events.actor_label(actor),

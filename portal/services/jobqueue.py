@@ -7,6 +7,7 @@ marked `interrupted` (by the next worker to start, and when a page looks at them
 retry runs them again: every step is idempotent.
 """
 import logging
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -68,10 +69,31 @@ def get_job(raw_id):
     return registry_row(Job, raw_id)
 
 
-def latest_for_tenant(tenant_id):
-    return db.session.execute(
-        select(Job).where(Job.tenant_id == tenant_id).order_by(Job.created_at.desc()).limit(1)
-    ).scalar_one_or_none()
+def latest_for_tenant(tenant_id, exclude=None):
+    """The tenant's latest job (but `exclude`, a job the page shows otherwise)."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if exclude is not None:
+        query = query.where(Job.id != exclude.id)
+    return db.session.execute(query.order_by(Job.created_at.desc()).limit(1)).scalar_one_or_none()
+
+
+def scheduled_purge(tenant_id):
+    """The purge an archived tenant's retention scheduled (queued for its end), if any; a
+    purge staff asked for now (params.now) is work under way, not this."""
+    jobs = db.session.execute(
+        select(Job).where(Job.tenant_id == tenant_id, Job.kind == "purge", Job.state == "queued")
+        .order_by(Job.created_at.desc())
+    ).scalars().all()
+    return next((job for job in jobs if not (job.params or {}).get("now")), None)
+
+
+def latest_export(tenant_id, kind="export"):
+    """The tenant's latest succeeded job of `kind` whose export file is still there."""
+    jobs = db.session.execute(
+        select(Job).where(Job.tenant_id == tenant_id, Job.kind == kind, Job.state == "succeeded")
+        .order_by(Job.created_at.desc()).limit(1)
+    ).scalars().all()
+    return next((job for job in jobs if (job.result or {}).get("path") and os.path.exists(job.result["path"])), None)
 
 
 def recent_of_kind(kind, limit=10):

@@ -10,6 +10,7 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.audit.services import recent_for_tenant
 from portal.auth.guards import guard_staff_blueprint
+from portal.auth.staff_roles import role_may
 from portal.domains import services as domains
 from portal.domains.forms import DomainForm
 from portal.lifecycle import exports, moves, provisioning, retire, states
@@ -107,17 +108,30 @@ def create():
 @bp.route("/tenants/<tenant_id>")
 def detail(tenant_id):
     tenant = services.get_tenant(tenant_id)
-    return _render_detail(tenant)
+    return render_detail(tenant)
 
 
-def _render_detail(tenant, status=200, **forms):
-    job = jobqueue.latest_for_tenant(tenant.id)
+# The staff tenant page's sections (tabs), in order; each is a panel of tenants/detail.html.
+SECTIONS = (("overview", "Overview"), ("plan", "Plan and limits"), ("domains", "Domains"), ("data", "Data"),
+            ("danger", "Danger zone"))
+
+
+def render_detail(tenant, status=200, **forms):
+    """The staff tenant page; `forms` re-shows one as posted, with its errors (here, and
+    from the override form of portal/plans/)."""
+    archived = tenant.status == "archived"
+    # An archived tenant's latest job is its purge, scheduled for the end of retention: not
+    # work under way. The page says when it runs and links the deprovisioning's export.
+    scheduled_purge = jobqueue.scheduled_purge(tenant.id) if archived else None
+    job = jobqueue.latest_for_tenant(tenant.id, exclude=scheduled_purge)
     rename_form = forms.get("rename_form") or RenameForm(name=tenant.name)
     plan_form = forms.get("plan_form") or ChangePlanForm(plan=tenant.plan_code)
     plan_form.plan.choices = _plan_choices()
+    can_update = role_may(current_user.role, "tenants.update")
     return render_template(
         "tenants/detail.html",
         tenant=tenant,
+        sections=[(key, label) for key, label in SECTIONS if key != "danger" or can_update],
         summary=services.tenant_summary(tenant),
         storage=services.storage_facts(tenant),
         rename_form=rename_form,
@@ -126,14 +140,17 @@ def _render_detail(tenant, status=200, **forms):
         maintenance_form=forms.get("maintenance_form") or ReasonForm(prefix="maintenance"),
         domain_form=forms.get("domain_form") or DomainForm(),
         confirm_form=forms.get("confirm_form") or ConfirmForm(),
+        purge_form=forms.get("purge_form") or ConfirmForm(prefix="purge"),
         plain_form=FlaskForm(),
         events=recent_for_tenant(tenant.id),
         job=job,
+        scheduled_purge=scheduled_purge,
+        export_job=jobqueue.latest_export(tenant.id, "deprovision") if archived else None,
         move=moves.under_way(tenant.id) or next(iter(moves.moves_of(tenant.id, 1)), None),
         first_admin=services.first_admin(tenant),
         granted=entitlements.for_tenant(tenant.id, tenant.plan_code),
         overrides=plan_services.overrides_of(tenant),
-        override_form=override_form(),
+        override_form=forms.get("override_form") or override_form(),
         features=entitlements.FEATURES,
         limits=entitlements.LIMITS,
         with_storage=WITH_STORAGE,
@@ -157,7 +174,7 @@ def _apply(tenant, form, form_key, action):
             show_refusal(form, exc)
         else:
             return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-    return _render_detail(tenant, 400, **{form_key: form})
+    return render_detail(tenant, 400, **{form_key: form})
 
 
 @bp.route("/tenants/<tenant_id>/rename", methods=["POST"])
@@ -268,14 +285,23 @@ def deprovision(tenant_id):
             jobqueue.enqueue(job)
             flash("Deprovisioning started: the export is kept for the retention period.", "success")
             return redirect(url_for("tenants.detail", tenant_id=tenant.id))
-    return _render_detail(tenant, 400, confirm_form=form)
+    return render_detail(tenant, 400, confirm_form=form)
 
 
 @bp.route("/tenants/<tenant_id>/purge", methods=["POST"])
 def purge(tenant_id):
     tenant = services.get_tenant(tenant_id)
-    confirmed_action(lambda: jobqueue.enqueue(retire.request_purge(tenant, current_user)), "Purge started.")
-    return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+    form = ConfirmForm(prefix="purge")
+    if form.validate_on_submit():
+        try:
+            job = retire.request_purge(tenant, form.confirm.data, current_user)
+        except Refused as exc:
+            show_refusal(form, exc)  # a wrong slug beside the field; a wrong state for the page
+        else:
+            jobqueue.enqueue(job)
+            flash("Purge started.", "success")
+            return redirect(url_for("tenants.detail", tenant_id=tenant.id))
+    return render_detail(tenant, 400, purge_form=form)
 
 
 @bp.route("/tenants/import", methods=["GET", "POST"])

@@ -82,7 +82,7 @@ def create_tiered_tenant_via_ui(page, made, tier, placement=None):
 
     # Either a "ready" page linking to the tenant, or straight to the tenant's page.
     ready = page.get_by_role("heading", name=f"Browser {slug} is ready")
-    expect(ready.or_(page.locator("dl.facts"))).to_be_visible()
+    expect(ready.or_(page.locator("#registry-facts"))).to_be_visible()
     if ready.is_visible():
         page.get_by_role("link", name=f"Open {slug}").click()
     expect(page).to_have_url(re.compile(r"/admin/tenants/[0-9a-f-]{36}$"))

@@ -125,9 +125,25 @@ def test_deprovision_then_purge(app, client, staff, factory, make_tiered, run_jo
     download = staff.get(f"/admin/jobs/{job.id}/download")
     assert download.status_code == 200 and download.mimetype == "application/zip"
 
-    # Purge: the export goes, the row stays as `purged`.
+    # The archived tenant's page says so honestly: the export linked, the purge scheduled
+    # (not a job "queued 0%" that the page polls), and only what can be done offered.
+    page = staff.get(f"/admin/tenants/{ref.id}").get_data(as_text=True)
+    assert f'/admin/jobs/{job.id}/download' in page and 'id="archived-state"' in page
+    assert "a purge job is scheduled" in page
+    assert "data-poll" not in page
+    for offered in ("/rename", "/plan\"", "/domains\"", "/suspend", "/deprovision", "/overrides"):
+        assert offered not in page, offered
+    assert 'id="purge-form"' in page
+
+    # Purge is for good: the slug must be typed; without it or with another, nothing starts.
     export_path = tenant.export_path
-    assert _post(staff, ref.id, "purge").status_code == 302
+    jobs_before = db.session.execute(select(Job.id).where(Job.tenant_id == ref.id)).all()
+    for typed in ("", "not-" + ref.slug):
+        refused = _post(staff, ref.id, "purge", **{"purge-confirm": typed})
+        assert refused.status_code == 400
+        assert 'id="purge-confirm-error"' in refused.get_data(as_text=True)
+    assert db.session.execute(select(Job.id).where(Job.tenant_id == ref.id)).all() == jobs_before
+    assert _post(staff, ref.id, "purge", **{"purge-confirm": ref.slug}).status_code == 302
     purge_job = jobqueue.latest_for_tenant(ref.id)
     assert (purge_job.kind, purge_job.state) == ("purge", "queued")
     assert run_jobs() >= 1
@@ -144,9 +160,9 @@ def test_deprovision_then_purge(app, client, staff, factory, make_tiered, run_jo
     # Nothing more to do: purging again is refused, naming the state.
     db.session.refresh(tenant)
     jobs_before = db.session.execute(select(Job.id).where(Job.tenant_id == ref.id)).all()
-    response = _post(staff, ref.id, "purge")
-    assert response.status_code == 302
-    assert "this one is purged" in staff.get(f"/admin/tenants/{ref.id}").get_data(as_text=True)
+    response = _post(staff, ref.id, "purge", **{"purge-confirm": ref.slug})
+    assert response.status_code == 400
+    assert "this one is purged" in response.get_data(as_text=True)
     assert db.session.execute(select(Job.id).where(Job.tenant_id == ref.id)).all() == jobs_before
 
 

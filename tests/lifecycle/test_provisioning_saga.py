@@ -167,7 +167,7 @@ def test_purging_an_active_tenant_is_refused(app, conn, factory):
     tenant = _active(factory)
     jobs_before = job_count()
     with pytest.raises(Refused, match="this one is active"):
-        retire.request_purge(tenant)
+        retire.request_purge(tenant, tenant.slug)
     db.session.refresh(tenant)
     assert tenant.status == "active" and job_count() == jobs_before
 
@@ -215,7 +215,7 @@ def test_every_refusal_names_the_state(app, conn, factory):
     tenant = _active(factory)
     states.suspend(tenant, "unpaid invoices")
     for attempt in (lambda: states.suspend(tenant, "again"), lambda: provisioning.discard(tenant),
-                    lambda: retire.request_purge(tenant)):
+                    lambda: retire.request_purge(tenant, tenant.slug)):
         with pytest.raises(Refused, match="this one is suspended"):
             attempt()
     states.resume(tenant, "paid")

@@ -2,6 +2,9 @@
 // - a form with data-confirm="<question>" asks before it is sent (irreversible actions);
 // - a button with data-copy="<css selector>" copies that element's value or text;
 // - the menu button opens and closes the sidebar on small screens;
+// - tabs ([data-tabs]: a role=tablist of buttons over role=tabpanel sections): without
+//   script every section shows; with it, one at a time — the one in the URL's #, else one
+//   holding a field with an error, else the one last open on this page, else the first;
 // - a table box (.table-wrap, tabindex=0 so a keyboard can scroll it) leaves the tab
 //   order while its table fits.
 (function () {
@@ -56,4 +59,36 @@
   }
   tabStops();
   window.addEventListener("resize", tabStops);
+
+  document.querySelectorAll("[data-tabs]").forEach(function (holder) {
+    var list = holder.querySelector('[role="tablist"]');
+    var tabs = Array.prototype.slice.call(list.querySelectorAll('[role="tab"]'));
+    var panel = function (tab) { return document.getElementById(tab.getAttribute("aria-controls")); };
+    var key = "tab:" + window.location.pathname;
+    function show(tab, focus) {
+      tabs.forEach(function (other) {
+        var on = other === tab;
+        other.setAttribute("aria-selected", on ? "true" : "false");
+        other.setAttribute("tabindex", on ? "0" : "-1");
+        panel(other).hidden = !on;
+      });
+      if (focus) tab.focus();
+      try { sessionStorage.setItem(key, tab.id); } catch (e) { /* private mode: no memory */ }
+    }
+    var byPanel = function (id) { return tabs.filter(function (t) { return t.getAttribute("aria-controls") === id; })[0]; };
+    var withError = tabs.filter(function (t) { return panel(t).querySelector('[aria-invalid="true"], .has-error'); })[0];
+    var remembered = null;
+    try { remembered = document.getElementById(sessionStorage.getItem(key)); } catch (e) { /* none */ }
+    var first = byPanel(window.location.hash.slice(1)) || withError ||
+                (tabs.indexOf(remembered) >= 0 ? remembered : null) || tabs[0];
+    list.hidden = false;
+    show(first, false);
+    tabs.forEach(function (tab, i) {
+      tab.addEventListener("click", function () { show(tab, false); history.replaceState(null, "", "#" + tab.getAttribute("aria-controls")); });
+      tab.addEventListener("keydown", function (event) {
+        var step = {ArrowRight: 1, ArrowLeft: -1}[event.key];
+        if (step) { event.preventDefault(); show(tabs[(i + step + tabs.length) % tabs.length], true); }
+      });
+    });
+  });
 })();
