@@ -4,13 +4,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: run test bench lint install-run install-test chromium clean
+.PHONY: run test bench lint screenshots install-run install-test chromium clean
 
 run: $(VENV)/.run-installed
 	$(PY) -m portal.devserver
 
 test: $(VENV)/.test-installed chromium
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The pictures in README.md and docs/, taken again by the browser test that checks those pages.
+screenshots: $(VENV)/.test-installed chromium
+	PORTAL_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/browser/test_screenshots.py
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
