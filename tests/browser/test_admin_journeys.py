@@ -45,6 +45,7 @@ def test_admin_settings_user_token_and_audit_log(page, live_app, made_through_ui
     page.get_by_role("link", name="Back to tokens").click()
     row = page.locator("#tokens tbody tr", has_text="deploy bot")
     expect(row).to_contain_text("orders:read")
+    page.once("dialog", lambda dialog: dialog.accept())  # it asks first (issue 14, item 3)
     row.get_by_role("button", name="Revoke").click()
     expect(page.locator("#tokens tbody tr", has_text="deploy bot")).to_contain_text("revoked")
 

@@ -112,6 +112,7 @@ def test_admin_resets_disables_enables_and_removes_a_member(page, live_app, made
 
     nav.get_by_role("link", name="Users", exact=True).click()
     page.get_by_role("link", name=member).click()
+    page.once("dialog", lambda dialog: dialog.accept())  # it asks first (issue 14, item 3)
     page.get_by_role("button", name="Remove").click()
     expect(page.locator(".flash-success")).to_contain_text(f"{member}: removed.")
     expect(users).not_to_contain_text(member)
@@ -168,6 +169,7 @@ def test_admin_edits_and_deletes_a_custom_role(page, live_app, made_through_ui):
     expect(page.get_by_label("analytics.view", exact=True)).to_be_checked()
     page.get_by_role("link", name="Cancel").click()
 
+    page.once("dialog", lambda dialog: dialog.accept())  # it asks first (issue 14, item 3)
     page.locator("tr[id^='role-r-']").get_by_role("button", name="Delete").click()
     expect(page.locator(".flash-error")).to_contain_text("1 user holds this role: give them another role first.")
     expect(page.locator("tr[id^='role-r-']")).to_be_visible()
@@ -179,6 +181,7 @@ def test_admin_edits_and_deletes_a_custom_role(page, live_app, made_through_ui):
     expect(page.locator("#users tr", has_text=clerk)).to_contain_text("member")
 
     nav.get_by_role("link", name="Roles", exact=True).click()
+    page.once("dialog", lambda dialog: dialog.accept())  # it asks first (issue 14, item 3)
     page.locator("tr[id^='role-r-']").get_by_role("button", name="Delete").click()
     expect(page.locator(".flash-success")).to_contain_text("Role deleted.")
     expect(page.locator("tr[id^='role-r-']")).to_have_count(0)
