@@ -96,7 +96,7 @@ def walk(page, expected_home):
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("role", STAFF_ROLES)
-def test_each_staff_role_walks_its_navigation(browser, base_url, staff_accounts, role, width):
+def test_each_staff_role_walks_its_navigation(browser, base_url, staff_accounts, walk_tenant, role, width):
     context = browser.new_context(base_url=base_url, viewport=WIDTHS[width])
     page = context.new_page()
     try:
@@ -108,6 +108,19 @@ def test_each_staff_role_walks_its_navigation(browser, base_url, staff_accounts,
         page.get_by_role("button", name="Sign in").click()
         expect(page).to_have_url(re.compile(r"/admin/tenants$"))
         walk(page, "/admin/tenants")
+        # A tenant's page too (it has no link of its own: the Tenants link is marked), each tab.
+        page.goto(f"/admin/tenants?q={walk_tenant}")
+        page.get_by_role("link", name=walk_tenant, exact=True).click()
+        expect(page.locator('nav a[aria-current="page"]')).to_have_text("Tenants")
+        tabs = page.get_by_role("tab")
+        names = [tab.inner_text() for tab in tabs.all()]
+        assert names[:4] == ["Overview", "Plan and limits", "Domains", "Data"]
+        assert ("Danger zone" in names) == (role in ("superadmin", "operator"))
+        for name in names:
+            page.get_by_role("tab", name=name).click()
+            expect(page.get_by_role("tabpanel")).to_have_count(1)
+            assert page_overflow(page) <= 0, name
+            assert not serious_violations(page), name
         expect(page.locator(".signout .who")).to_contain_text(staff_accounts[role])
         expect(page.locator(".signout .role")).to_have_text(role)
     finally:
