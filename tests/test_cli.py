@@ -25,7 +25,7 @@ def test_tenants_create_list_suspend_resume(runner):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["tenants", "create", "bad slug", "--plan", "basic", "--admin-email", "a@b.example"], "a-z, 0-9"),
+    (["tenants", "create", "bad slug", "--plan", "basic", "--admin-email", "a@b.example"], "letters a-z, digits 0-9"),
     (["tenants", "create", "www", "--plan", "basic", "--admin-email", "a@b.example"], "reserved"),
     (["tenants", "create", "fine-slug", "--plan", "gold", "--admin-email", "a@b.example"], "Choose one of the plans"),
     (["tenants", "create", "fine-slug", "--plan", "basic", "--admin-email", "nope"], "valid email"),
