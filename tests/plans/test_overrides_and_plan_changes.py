@@ -64,7 +64,8 @@ def test_staff_override_form_refuses_a_past_date(client, factory, staff_client):
     assert refused.status_code == 400  # the tenant's page again, the message beside the field
     body = refused.get_data(as_text=True)
     assert '<p class="error" id="until-error">The end date must be in the future.</p>' in body
-    assert re.search(rf'<input aria-describedby="until-error" aria-invalid="true"[^>]*id="until"[^>]*value="{past}"', body)
+    assert re.search(rf'<input aria-describedby="until-error" aria-invalid="true"[^>]*id="until"[^>]*value="{past}"',
+                     body)
     assert 'value="50"' in body and re.search(r">\s*a trial</textarea>", body)  # the input is kept
     assert 'value="limit:max_users" selected' in body or 'selected value="limit:max_users"' in body
     assert "The end date must be in the future." not in client.get(page).get_data(as_text=True)  # no flash
@@ -96,7 +97,8 @@ def test_staff_override_form_errors_are_beside_their_fields(client, factory, sta
         assert refused.status_code == 400, data
         body = refused.get_data(as_text=True)
         assert re.search(rf'<p class="error" id="{field}-error">[^<]*{re.escape(message)}', body), (data, field)
-        assert re.search(rf'<(?:input|select|textarea) aria-describedby="{field}-error" aria-invalid="true"[^>]*id="{field}"', body), field
+        invalid = rf'<(?:input|select|textarea) aria-describedby="{field}-error" aria-invalid="true"[^>]*id="{field}"'
+        assert re.search(invalid, body), field
         if data["value"] != "20":
             assert f'value="{data["value"]}"' in body
     assert overrides(tenant.id) == [] and events("tenant.override_set", tenant_id=tenant.id) == []
