@@ -1,4 +1,9 @@
-"""Steps many browser journeys share: a tenant made for the test, its first admin signed in."""
+"""Steps many browser journeys share: a tenant made for the test, its first admin signed in,
+a staff member or a tenant user signed in."""
+import re
+
+from playwright.sync_api import expect
+
 from portal.extensions import db
 from portal.lifecycle.provisioning import create_tenant
 from portal.services.passwords import hash_password
@@ -31,3 +36,21 @@ def first_admin_signs_in(page, slug, token):
     page.get_by_label("New password").fill(ADMIN_PASSWORD)
     page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Set password").click()
+
+
+def staff_signs_in(page, email, password):
+    """A staff member signs in to the console: on the tenant list."""
+    page.goto("/admin/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/admin/tenants$"))
+
+
+def user_signs_in(page, slug, email, password):
+    """A tenant's user signs in: on the tenant's home."""
+    page.goto(f"/t/{slug}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(rf"/t/{re.escape(slug)}/$"))

@@ -1,14 +1,13 @@
 """Checkboxes sit beside their label (issue 14, item 12): on the tenant's Settings page
 and the staff impersonation form, at 1366 px and at 390 px, each box is on the line of
 its label (their vertical centres within a few pixels) and left of it."""
-import re
 
 import pytest
 from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.tenants.services import get_tenant_by_slug
-from tests.browser.helpers import make_tenant
+from tests.browser.helpers import make_tenant, staff_signs_in, user_signs_in
 from tests.factories import PASSWORD, unique_slug
 
 pytestmark = pytest.mark.browser
@@ -64,11 +63,7 @@ def test_the_settings_checkbox_sits_beside_its_label(browser, base_url, box_tena
     context = browser.new_context(base_url=base_url, viewport=WIDTHS[width])
     page = context.new_page()
     try:
-        page.goto(f"/t/{slug}/login")
-        page.get_by_label("Email").fill(admin_email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(rf"/t/{slug}/$"))
+        user_signs_in(page, slug, admin_email, PASSWORD)
         page.goto(f"/t/{slug}/settings")
         box = page.get_by_role("checkbox", name=SETTINGS_BOX)
         assert_beside_its_label(page, box)
@@ -87,11 +82,7 @@ def test_the_impersonation_checkbox_sits_beside_its_label(browser, base_url, sta
     context = browser.new_context(base_url=base_url, viewport=WIDTHS[width])
     page = context.new_page()
     try:
-        page.goto("/admin/login")
-        page.get_by_label("Email").fill(email)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(r"/admin/tenants$"))
+        staff_signs_in(page, email, password)
         page.goto(f"/admin/tenants/{tenant_id}/impersonate")
         box = page.get_by_role("checkbox", name=WRITE_BOX)
         assert_beside_its_label(page, box)

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from portal.auth.services import create_staff_user
 from portal.extensions import db
-from tests.browser.helpers import make_tenant
+from tests.browser.helpers import make_tenant, staff_signs_in
 from tests.factories import PASSWORD, unique_slug
 
 pytestmark = pytest.mark.browser
@@ -151,11 +151,7 @@ def test_the_sidebar_hides_what_a_role_cannot_open(browser, base_url, staff_acco
     for role in ("support", "viewer", "superadmin"):
         context = browser.new_context(base_url=base_url)
         page = context.new_page()
-        page.goto("/admin/login")
-        page.get_by_label("Email").fill(staff_accounts[role])
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(r"/admin/tenants$"))
+        staff_signs_in(page, staff_accounts[role], PASSWORD)
         seen[role] = {label for label, _ in sidebar_links(page)}
         context.close()
     assert "Placements" not in seen["support"] and "Outbox" in seen["support"]

@@ -7,7 +7,7 @@ import tempfile
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import ADMIN_PASSWORD
+from tests.browser.helpers import ADMIN_PASSWORD, staff_signs_in
 from tests.factories import unique_slug
 
 pytestmark = pytest.mark.browser
@@ -17,11 +17,7 @@ SCREENSHOT = os.path.join(tempfile.gettempdir(), "browser-home.png")
 
 def sign_in_staff(page, staff_user):
     email, password = staff_user
-    page.goto("/admin/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/admin/tenants$"))
+    staff_signs_in(page, email, password)
     expect(page.locator("header")).to_contain_text(email)
 
 

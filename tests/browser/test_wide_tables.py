@@ -5,11 +5,10 @@ import re
 import uuid
 
 import pytest
-from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.services import jobqueue
-from tests.browser.helpers import make_tenant
+from tests.browser.helpers import make_tenant, staff_signs_in
 from tests.factories import unique_slug
 
 pytestmark = pytest.mark.browser
@@ -72,11 +71,7 @@ def test_ids_and_dates_stay_on_one_line(browser, base_url, staff_user, wide_tena
     context = browser.new_context(base_url=base_url, viewport=WIDTHS[width])
     page = context.new_page()
     try:
-        page.goto("/admin/login")
-        page.get_by_label("Email").fill(email)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(r"/admin/tenants$"))
+        staff_signs_in(page, email, password)
         check_page(page, "/admin/tenants", ids_expected=False)
         check_page(page, "/admin/jobs", ids_expected=True)  # the purged tenant's id
         check_page(page, f"/admin/audit?tenant={wide_tenant}", ids_expected=True)  # its provisioning's job

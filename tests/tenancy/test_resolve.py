@@ -115,13 +115,19 @@ def test_suspended_tenant_403_with_page(client, factory):
     assert api.status_code == 403 and api.is_json
 
 
-@pytest.mark.parametrize("status, code", [
-    ("deprovisioning", 410), ("archived", 410), ("purged", 410), ("failed", 404), ("provisioning", 503)])
-def test_tenants_not_in_service(client, factory, status, code):
+def _tenant_in_state(client, factory, status):
+    """A new tenant put in `status` (committed), the app's lookup cache told."""
     tenant = factory.tenant()
     db.session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status=status))
     db.session.commit()
     client.application.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug)
+    return tenant
+
+
+@pytest.mark.parametrize("status, code", [
+    ("deprovisioning", 410), ("archived", 410), ("purged", 410), ("failed", 404), ("provisioning", 503)])
+def test_tenants_not_in_service(client, factory, status, code):
+    tenant = _tenant_in_state(client, factory, status)
     response = client.get(f"/t/{tenant.slug}/login")
     assert response.status_code == code
     assert tenant.name not in response.get_data(as_text=True)
@@ -195,10 +201,7 @@ def test_a_suspended_tenants_403_page_keeps_its_stylesheet(client, factory):
 
 @pytest.mark.parametrize("status, code", [("deprovisioning", 410), ("provisioning", 503), ("failed", 404)])
 def test_a_tenant_out_of_service_keeps_its_stylesheet(client, factory, status, code):
-    tenant = factory.tenant()
-    db.session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status=status))
-    db.session.commit()
-    client.application.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug)
+    tenant = _tenant_in_state(client, factory, status)
     page = client.get(f"/t/{tenant.slug}/login")
     assert page.status_code == code
     _stylesheet_answers(client, page)
