@@ -1,15 +1,13 @@
 """The dashboard as a tenant and staff see it: its date range, read through the
 tenant-aware cache, the reports of `advanced_reports`, CSV of any table."""
-import csv
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from portal.analytics import queries
 from portal.analytics.events import retention_days
-from portal.services import cache, entitlements
+from portal.services import cache, csv_export, entitlements
 from portal.services.errors import Refused
 
 DEFAULT_DAYS = 30
@@ -171,18 +169,7 @@ def csv_of(tenant, report, table):
     data, _ = results(tenant, report)
     rows = {"events": data["by_name"], "daily": data["daily"], "hourly": data.get("hourly") or [],
             "funnel": data.get("funnel") or [], "breakdown": data.get("breakdown") or []}[table]
-    out = io.StringIO()
     columns = {"events": ["name", "events", "users"], "daily": ["day", "events", "dau", "wau", "mau"],
                "hourly": ["hour", "events", "users"], "funnel": ["name", "users"],
                "breakdown": ["value", "events", "users"]}[table]
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-    return out.getvalue()
-
-
-def _cell(value):
-    """A CSV cell a spreadsheet will not run: text starting with =, +, -, @, a tab or a
-    carriage return gets a quote."""
-    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return csv_export.table_text(columns, rows)
