@@ -1,18 +1,20 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.jobs import services
-from portal.lifecycle import dispatch
+from portal.lifecycle import cancelling, dispatch
 from portal.lifecycle.exports import export_file
 from portal.models.job import JOB_STATES
 from portal.services import jobqueue
 from portal.services.errors import Refused
-from portal.view_helpers import page_number
+from portal.view_helpers import confirmed_action, page_number
 
 bp = Blueprint("jobs", __name__, url_prefix="/admin", template_folder="templates")
+bp.add_app_template_global(cancelling.cancellable, "job_cancellable")
 guard_staff_blueprint(bp, {"index": "tenants.view", "fragment": "tenants.view", "download": "tenants.export",
-                           "retry": "tenants.create"})
+                           "retry": "tenants.create", "cancel": "tenants.update"})
 
 
 @bp.route("/jobs")
@@ -48,6 +50,20 @@ def retry(job_id):
             flash(exc.message, "error")
         else:
             flash("Queued again.", "success")
+    if job.tenant_id:
+        return redirect(url_for("tenants.detail", tenant_id=job.tenant_id))
+    return redirect(url_for("jobs.index"))
+
+
+@bp.route("/jobs/<job_id>/cancel", methods=["POST"])
+def cancel(job_id):
+    """Cancel a queued or running job where its kind allows (an export; a move before its
+    switch); a refusal is flashed with its reason, and nothing changes."""
+    job = jobqueue.get_job(job_id)
+    confirmed_action(lambda: cancelling.cancel(job, current_user), lambda words: words)
+    back = request.form.get("back", "")
+    if back == "jobs":
+        return redirect(url_for("jobs.index"))
     if job.tenant_id:
         return redirect(url_for("tenants.detail", tenant_id=job.tenant_id))
     return redirect(url_for("jobs.index"))

@@ -32,8 +32,8 @@ def execute(job_id):
 
 def _execute(job_id):
     job = jobqueue.get(job_id)
-    if job is None or job.state == "succeeded":
-        return None  # removed, or already done by an earlier delivery
+    if job is None or job.state in ("succeeded", "cancelled"):
+        return None  # removed, already done by an earlier delivery, or cancelled while queued
     jobqueue.run(job, HANDLERS[job.kind])
     return job.state
 
@@ -44,7 +44,7 @@ def retry(job):
     state = jobqueue.shown_state(job)
     if state not in ("failed", "interrupted"):
         raise Refused(f"Only a failed or interrupted job can be retried; this one is {state}.")
-    job.state = "queued"
+    job.state, job.cancel_requested = "queued", False  # (a cancel asked of its last run is over)
     db.session.commit()
     jobqueue.enqueue(job)
     return job

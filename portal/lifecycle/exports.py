@@ -17,12 +17,14 @@ import os
 import uuid
 import zipfile
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import delete
 
 from portal.extensions import db
 from portal.lifecycle import copying
+from portal.lifecycle.saga import Step, StepFailed, run_steps
 from portal.models import WITH_STORAGE, Tenant
 from portal.services import audit_events, jobqueue
 from portal.services.errors import NotFound, Refused
@@ -47,14 +49,20 @@ def member(table):
     return f"tables/{table.name}.csv"
 
 
-def write_export(tenant, progress=None):
-    """Write the zip of `tenant` (a Tenant); return (path, manifest). Every table is read
-    in one transaction: a consistent snapshot of the tenant."""
-    ref = TenantRef.of(tenant)
+def export_path(tenant):
+    """A new file's path for an export of `tenant` (its folder made)."""
     folder = os.path.join(export_dir(), str(tenant.id))
     os.makedirs(folder, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    path = os.path.join(folder, f"{tenant.slug}-{stamp}.zip")
+    return os.path.join(folder, f"{tenant.slug}-{stamp}.zip")
+
+
+def write_export(tenant, progress=None, path=None, stop=None):
+    """Write the zip of `tenant` (a Tenant), at `path` (default: a new one); return (path,
+    manifest). Every table is read in one transaction: a consistent snapshot of the
+    tenant. `stop()`, if given, is called between tables (it raises to end the export)."""
+    ref = TenantRef.of(tenant)
+    path = path or export_path(tenant)
     manifest = {"format": FORMAT, "exported_at": datetime.now(timezone.utc).isoformat(),
                 "tenant": {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name,
                            "plan": tenant.plan_code, "tier": tenant.tier}, "tables": {}}
@@ -63,6 +71,8 @@ def write_export(tenant, progress=None):
         copying.snapshot(session)
         sums = copying.checksums(session, EXPORTED_TABLES)
         for n, table in enumerate(EXPORTED_TABLES):
+            if stop is not None:
+                stop()
             with archive.open(member(table), "w") as out:
                 rows, sha256 = copying.copy_out(session, table, out)
             manifest["tables"][table.name] = {"rows": rows, "sha256": sha256, "checksum": sums[table.name][1]}
@@ -143,15 +153,47 @@ def delete_rows(tenant, ref=None):
             session.execute(delete(table))
 
 
+class ExportCancelled(Exception):
+    """A running export found staff cancelled it (lifecycle/cancelling.py)."""
+
+
+def _stop_if_cancelled(job):
+    """Between tables: ExportCancelled if staff asked the job to stop."""
+    db.session.refresh(job, ["cancel_requested"])
+    if job.cancel_requested:
+        raise ExportCancelled("cancelled by staff: the partial export was removed")
+
+
+def _remove_partial(context):
+    if context.path and os.path.exists(context.path):
+        os.remove(context.path)
+
+
 def run_export(job, progress):
+    """An export job: one step, whose undo removes a partial file (a failure, or a cancel
+    found between tables)."""
     tenant = db.session.get(Tenant, job.tenant_id)
     if tenant is None or tenant.status not in ("active", "suspended", "deprovisioning"):
         raise Refused(f"Only an active or suspended tenant can be exported; this one is "
                       f"{tenant.status if tenant else 'gone'}.")
-    progress.step("export", "running")
-    path, manifest = write_export(tenant, progress)
-    progress.step("export", "done")
-    progress.finish("succeeded", path=path, tables=manifest["tables"], bytes=os.path.getsize(path))
+    context = SimpleNamespace(tenant=tenant, path=None, manifest=None)
+
+    def export(ctx):
+        _stop_if_cancelled(job)  # (asked while queued, as a worker took it)
+        ctx.path = export_path(tenant)
+        ctx.path, ctx.manifest = write_export(tenant, progress, ctx.path, stop=lambda: _stop_if_cancelled(job))
+
+    try:
+        run_steps([Step("export", export, _remove_partial)], context, progress)
+    except StepFailed as failure:
+        if isinstance(failure.__cause__, ExportCancelled):
+            audit_events.record("job.cancelled", actor=("system", None, job.created_by), tenant_id=tenant.id,
+                                target=tenant.slug, details={"job": str(job.id), "kind": job.kind, "was": "running"})
+            progress.finish("cancelled", error=failure.reason)
+            return
+        raise
+    path = context.path
+    progress.finish("succeeded", path=path, tables=context.manifest["tables"], bytes=os.path.getsize(path))
 
 
 def export_file(job):
