@@ -34,7 +34,6 @@ FEATURES = {
     "advanced_reports": "Advanced reports (funnels, breakdowns, CSV)",
     "custom_domains": "Custom domains",
     "audit_export": "Audit log export",
-    "sso": "Single sign-on",
 }
 
 
