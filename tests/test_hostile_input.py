@@ -51,12 +51,13 @@ app logged (or raised), with the innermost line of portal code it passed.
 import logging
 
 import pytest
+from sqlalchemy import select
 
 from portal.extensions import db
 from portal.lifecycle import states
 from portal.lifecycle.exports import export_file
 from portal.lifecycle.provisioning import create_tenant
-from portal.models import PlanRequest, Tenant, TenantDomain
+from portal.models import AuditEvent, PlanRequest, Tenant, TenantDomain
 from portal.plans import services as plan_services
 from portal.services import entitlements, mail
 from portal.tenancy.context import TenantRef, tenant_context
@@ -94,7 +95,9 @@ def world(app, client, factory):
     ids = {"tenant_id": tenant.id, "user_id": member.id, "order_id": order.id, "job_id": job.id,
            "key": factory.role(ref, "walker-role", {"orders.view"}), "token_id": token_row.id, "domain_id": domain.id,
            "action": "role", "code": "basic", "override_id": override.id, "request_id": change.id,
-           "decision": "approve", "message_id": message.id, "token": link}
+           "decision": "approve", "message_id": message.id, "token": link,
+           "event_id": db.session.execute(select(AuditEvent.id).where(AuditEvent.tenant_id == tenant.id)
+                                          .limit(1)).scalar_one()}
     with open(export_file(job), "rb") as archive:
         archive = archive.read()
     db.session.commit()

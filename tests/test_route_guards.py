@@ -3,9 +3,11 @@ routes against another tenant's ids, slug, host and header."""
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from portal.auth.staff_roles import PERMISSIONS
-from portal.models import STAFF_ROLES
+from portal.extensions import db
+from portal.models import STAFF_ROLES, AuditEvent
 from tests.conftest import BASE_DOMAIN
 from tests.factories import sign_in_staff, sign_in_tenant
 from tests.routes import STAFF_BLUEPRINTS, TENANT_BLUEPRINTS, leaks, tenant_get_urls
@@ -60,7 +62,12 @@ SIGNS_OUT = {"staff.end_everywhere"}
 
 def _staff_ids(tenant):
     return {"tenant_id": tenant.id, "code": "basic", "override_id": uuid.uuid4(), "request_id": uuid.uuid4(),
-            "decision": "approve", "job_id": uuid.uuid4()}
+            "decision": "approve", "job_id": uuid.uuid4(), "event_id": _an_event_of(tenant)}
+
+
+def _an_event_of(tenant):
+    """An audit event of `tenant` (its creation's): the audit detail page's id."""
+    return db.session.execute(select(AuditEvent.id).where(AuditEvent.tenant_id == tenant.id).limit(1)).scalar_one()
 
 
 def test_staff_routes_need_sign_in(app, client, factory):
