@@ -12,7 +12,8 @@ from portal.extensions import db
 from portal.lifecycle import exports, moves, placements, provisioning, retire, states, upgrade
 from portal.models import STAFF_ROLES, TENANT_TIERS
 from portal.services import jobqueue, password_links
-from portal.services.errors import Refused
+from portal.services.errors import NotFound, Refused
+from portal.staff import services as staff_services
 from portal.support import services as support
 from portal.tenants import services as registry
 
@@ -335,6 +336,60 @@ def staff_create(email, role, password, prompt_password):
         click.echo(f"generated password, shown only this once (stored only as a hash): {chosen}")
     else:
         click.echo("password: the one you gave (not shown)")
+
+
+def _staff_member(email):
+    try:
+        return staff_services.by_email(email)
+    except NotFound as exc:
+        _fail(exc.message)
+
+
+@staff_cli.command("list")
+def staff_list():
+    """Every staff member: role, state, last sign-in, live sessions (as the Staff page)."""
+    rows = staff_services.list_staff()
+    click.echo(f"{'email':<40} {'role':<11} {'state':<19} {'last sign-in':<17} sessions")
+    for row in rows:
+        last = f"{row.member.last_login_at:%Y-%m-%d %H:%M}" if row.member.last_login_at else "never"
+        click.echo(f"{row.member.email:<40} {row.member.role:<11} {row.state:<19} {last:<17} {row.sessions}")
+    click.echo(f"{len(rows)} staff member(s)")
+
+
+@staff_cli.command("invite")
+@click.argument("email")
+@click.option("--role", required=True, help=", ".join(STAFF_ROLES))
+@click.option("--name", default="", help="how the console greets them")
+def staff_invite(email, role, name):
+    """Invite a staff member: a set-password link by mail, or kept in the outbox."""
+    done = staff_services.invite(email, role, staff_services.CLI, name=name)
+    click.echo(f"invited {done.member.email} ({done.member.role}); mail: {done.message.transport}")
+    if done.message.transport == "outbox":
+        click.echo(f"no mail server: the link (also in the outbox) is {done.link}")
+
+
+@staff_cli.command("role")
+@click.argument("email")
+@click.argument("role")
+def staff_role(email, role):
+    """Give a staff member another role (fewer permissions: their sessions end)."""
+    member = staff_services.change_role(_staff_member(email).id, role, staff_services.CLI)
+    click.echo(f"{member.email}: {member.role}")
+
+
+def _staff_change(verb, action, said):
+    @staff_cli.command(verb)
+    @click.argument("email")
+    def command(email):
+        result = action(_staff_member(email).id, staff_services.CLI)
+        click.echo(said(email, result))
+
+    command.__doc__ = f"{verb.replace('-', ' ').capitalize()} a staff member (the rules of the Staff page)."
+
+
+_staff_change("disable", staff_services.disable, lambda email, _: f"{email}: disabled, signed out everywhere")
+_staff_change("enable", staff_services.enable, lambda email, _: f"{email}: enabled")
+_staff_change("end-sessions", staff_services.end_sessions, lambda email, n: f"{email}: {n} session(s) ended")
 
 
 @support_cli.command("expire")

@@ -24,7 +24,7 @@ STAFF_NAV = (
     ("Plans and limits", (("plans_staff.matrix", "Plans"), ("plans_staff.requests", "Plan requests"),
                           ("quotas_staff.pressure", "Quotas"), ("quotas_staff.top", "Top consumers"))),
     ("Operations", (("placements.index", "Placements"), ("upgrades.index", "Upgrades"),
-                    ("jobs.index", "Jobs"), ("outbox.index", "Outbox"))),
+                    ("jobs.index", "Jobs"), ("outbox.index", "Outbox"), ("staff.people", "Staff"))),
     ("Audit", (("audit_staff.index", "Audit log"), ("staff.sessions", "Your sessions"))),
 )
 TENANT_NAV = (

@@ -60,6 +60,7 @@ from portal.lifecycle.provisioning import create_tenant
 from portal.models import AuditEvent, PlanRequest, Tenant, TenantDomain
 from portal.plans import services as plan_services
 from portal.services import entitlements, mail
+from portal.staff import services as staff_services
 from portal.tenancy.context import TenantRef, tenant_context
 from portal.tokens import services as tokens
 from tests.conftest import BASE_DOMAIN, clear_redis
@@ -104,6 +105,9 @@ def world(app, client, factory):
     staff, superadmin = app.test_client(), factory.staff("superadmin")
     sign_in_staff(staff, superadmin)
     sign_in_tenant(client, ref, admin)
+    # Staff management: a member to act on, and an open invitation to the console.
+    invited = staff_services.invite(f"walked-{slug}@staff.example", "operator", SYSTEM)
+    ids.update(staff_id=factory.staff("operator").id, invitation=invited.link.rsplit("/", 1)[1])
     return {"tenant": ref, "ids": ids, "staff": staff, "admin": client, "token": secret, "archive": archive,
             "email": {"staff": superadmin.email, "tenant": admin.email},
             "extra_pages": [f"/admin/tenants/{suspended.id}"]}

@@ -5,9 +5,14 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from portal.auth import services
 from portal.auth.forms import SetPasswordForm, SignInForm
 from portal.auth.guards import safe_next
+from portal.extensions import db
 from portal.services import password_links, sessions, tenant_settings
+from portal.services.errors import Refused
 from portal.services.throttle import Throttled
+from portal.staff import links as staff_links
+from portal.staff import services as staff
 from portal.tenancy.context import get_current_tenant, require_tenant
+from portal.view_helpers import show_refusal
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -116,3 +121,35 @@ def _link_closed(tenant, state, user):
     return render_template("auth/link_closed.html", title="Link expired",
                            message=f"This invitation expired on {expired}. Ask an admin of {tenant.name} "
                                    f"for a new one."), 410
+
+
+@bp.route("/admin/set-password/<invitation>", methods=["GET", "POST"])
+def staff_set_password(invitation):
+    """An invited staff member chooses their password (portal/staff/links.py), by the rules
+    of a tenant user's, and is signed in to the console."""
+    member, state = staff_links.staff_for_token(db.session, invitation)
+    if state != staff_links.OPEN:
+        return _staff_link_closed(state)
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            member = staff.set_password(invitation, form.password.data)
+        except staff.LinkClosed as exc:  # used or expired since the page was shown
+            return _staff_link_closed(exc.state)
+        except Refused as exc:
+            show_refusal(form, exc, "password")
+        else:
+            sessions.start_staff(member)
+            flash("Your password is set. Welcome to the staff console!", "success")
+            return redirect(url_for("tenants.index"))
+    return render_template("staff/set_password.html", form=form, email=member.email), (400 if form.errors else 200)
+
+
+def _staff_link_closed(state):
+    """Not valid (unknown, used, or its holder disabled: 404) or expired (410)."""
+    if state is None:
+        return render_template("staff/link_closed.html", title="Link not valid",
+                               message="This link is not valid: it may have been used already. Sign in, or ask "
+                                       "a superadmin for a new invitation."), 404
+    return render_template("staff/link_closed.html", title="Link expired",
+                           message="This invitation has expired. Ask a superadmin for a new one."), 410

@@ -1,0 +1,117 @@
+"""Staff management in the browser (issue 15): a superadmin invites a staff member, the
+invitee follows the outbox link, sets a password and signs in; the superadmin changes
+their role (they are signed out: fewer permissions) and then disables them, after a
+confirmation; the disabled member is out and cannot sign in again."""
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_journeys import sign_in_staff
+
+pytestmark = pytest.mark.browser
+
+INVITEE_PASSWORD = "a new staff member's passphrase"
+
+
+def _answer_confirmation(page, asked):
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", answer)
+
+
+def _signs_in(page, email, password):
+    page.goto("/admin/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_superadmin_invites_changes_role_and_disables(page, new_context, live_app, staff_user):
+    invitee = f"staff-{uuid.uuid4().hex[:8]}@staff.example"
+    sign_in_staff(page, staff_user)
+
+    # Invite, from the sidebar's Staff link.
+    page.get_by_role("navigation").get_by_role("link", name="Staff", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/admin/staff$"))
+    page.get_by_role("link", name="Invite staff").click()
+    page.get_by_label("Email").fill("not an email")
+    page.get_by_label("Role").select_option("operator")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.locator("#email-error")).to_contain_text("valid email")
+    page.get_by_label("Email").fill(invitee)
+    page.get_by_label("Name").fill("Ola Operator")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page).to_have_url(re.compile(r"/admin/staff$"))
+    expect(page.get_by_role("status")).to_contain_text(f"Invitation sent to {invitee}")
+    expect(page.get_by_role("status")).to_contain_text("outbox")
+    expect(page.locator("main")).not_to_contain_text("/set-password/")
+    row = page.locator("#staff tbody tr", has_text=invitee)
+    expect(row).to_contain_text("operator")
+    expect(row).to_contain_text("invited")
+
+    # The link, from the outbox (no mail server here).
+    page.get_by_role("navigation").get_by_role("link", name="Outbox").click()
+    page.get_by_label("Recipient").fill(invitee)
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("link", name="You are invited to the Tenancy Portal staff console").click()
+    expect(page.locator("#message-to")).to_have_text(invitee)
+    link = re.search(r"https?://\S+/admin/set-password/[A-Za-z0-9_-]+",
+                     page.locator("#message-body").inner_text()).group(0)
+
+    # The invitee, in a browser of their own, sets a password: signed in to the console.
+    guest = new_context().new_page()
+    guest.goto(link)
+    expect(guest.get_by_role("heading", name="Set your password")).to_be_visible()
+    guest.get_by_label("New password").fill("short")
+    guest.get_by_label("Repeat the password").fill("short")
+    guest.get_by_role("button", name="Set password").click()
+    expect(guest.locator("#password-error")).to_have_text("Use at least 12 characters.")
+    guest.get_by_label("New password").fill(INVITEE_PASSWORD)
+    guest.get_by_label("Repeat the password").fill(INVITEE_PASSWORD)
+    guest.get_by_role("button", name="Set password").click()
+    expect(guest).to_have_url(re.compile(r"/admin/tenants$"))
+    expect(guest.locator("header .who")).to_contain_text(invitee)
+    expect(guest.locator("header .role")).to_have_text("operator")
+    # The link worked once.
+    again = new_context().new_page()
+    again.goto(link)
+    expect(again.locator("#link-state")).to_contain_text("not valid")
+
+    # The superadmin makes them a viewer: fewer permissions, so their session ends.
+    page.get_by_role("navigation").get_by_role("link", name="Staff", exact=True).click()
+    page.get_by_role("link", name=invitee).click()
+    expect(page.locator("#member-state")).to_have_text("active")
+    expect(page.locator("#member-sessions")).to_have_text("1")
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_role("button", name="Change role").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{invitee} is now a viewer")
+    expect(page.locator("#member-role")).to_have_text("viewer")
+    guest.reload()
+    expect(guest).to_have_url(re.compile(r"/admin/login"))
+    _signs_in(guest, invitee, INVITEE_PASSWORD)
+    expect(guest).to_have_url(re.compile(r"/admin/tenants$"))
+    expect(guest.locator("header .role")).to_have_text("viewer")
+
+    # Disabled, after a confirmation: out at once, and no way back in.
+    disable = page.locator("form", has=page.get_by_role("button", name="Disable"))
+    expect(disable).to_have_attribute("data-confirm", re.compile(rf"Disable {re.escape(invitee)}\?"))
+    asked = []
+    _answer_confirmation(page, asked)
+    page.get_by_role("button", name="Disable").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{invitee} is disabled")
+    expect(page.locator("#member-state")).to_have_text("disabled")
+    assert asked and invitee in asked[0]
+    guest.reload()
+    expect(guest).to_have_url(re.compile(r"/admin/login"))
+    _signs_in(guest, invitee, INVITEE_PASSWORD)
+    expect(guest.locator("main")).to_contain_text("do not match")
+
+    # The list says so.
+    page.get_by_role("navigation").get_by_role("link", name="Staff", exact=True).click()
+    row = page.locator("#staff tbody tr", has_text=invitee)
+    expect(row).to_contain_text("viewer")
+    expect(row).to_contain_text("disabled")
