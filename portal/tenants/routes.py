@@ -1,8 +1,19 @@
 """Staff console: the tenant registry."""
 import uuid
+from datetime import datetime, timezone
 
 import redis
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
@@ -20,15 +31,16 @@ from portal.plans import services as plan_services
 from portal.plans.forms import override_form
 from portal.services import cache, entitlements, jobqueue
 from portal.services.errors import Refused
-from portal.tenants import services
+from portal.tenants import listing, services
 from portal.tenants.forms import ChangePlanForm, ConfirmForm, CreateTenantForm, ImportForm, ReasonForm, RenameForm
-from portal.view_helpers import confirmed_action, page_number, show_refusal
+from portal.view_helpers import confirmed_action, show_refusal
 
 bp = Blueprint("tenants", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(
     bp,
     {
         "index": "tenants.view",
+        "list_csv": "tenants.view",
         "detail": "tenants.view",
         "create": "tenants.create",
         "rename": "tenants.update",
@@ -69,18 +81,26 @@ def _placement_choices():
 @bp.route("/")
 @bp.route("/tenants")
 def index():
+    """The registry in keyset pages (portal/tenants/listing.py): ?after= / ?before= a
+    row's cursor, ?last=1 the last page."""
     args = request.args
-    page_no = page_number()
-    filters = {k: args.get(k, "") for k in ("q", "status", "plan", "tier")}
-    filters["q"] = filters["q"].strip()[:100]
-    sort = args.get("sort", "slug") if args.get("sort") in services.SORTS else "slug"
-    direction = "desc" if args.get("dir") == "desc" else "asc"
-    page = services.search_tenants(**filters, sort=sort, direction=direction, page=page_no,
-                                   per_page=current_app.config["PAGE_SIZE"])
+    filters = listing.Filters.from_args(args)
+    page = listing.keyset_page(filters, after=args.get("after"), before=args.get("before"),
+                               last=args.get("last") == "1", per_page=current_app.config["PAGE_SIZE"])
     return render_template(
-        "tenants/index.html", page=page, filters=filters, sort=sort, direction=direction,
-        plans=plan_services.plans(), statuses=TENANT_STATUSES, tiers=TENANT_TIERS,
+        "tenants/index.html", page=page, filters=filters, base_args=filters.args(), sort=filters.sort,
+        direction=filters.direction, plans=plan_services.plans(), statuses=TENANT_STATUSES, tiers=TENANT_TIERS,
+        search_mode=listing.search_mode(),
     )
+
+
+@bp.route("/tenants.csv")
+def list_csv():
+    """The list with its filters and sort, every row, as CSV streamed as it is read."""
+    filters = listing.Filters.from_args(request.args)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Response(stream_with_context(listing.csv_stream(filters)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="tenants-{stamp}.csv"'})
 
 
 @bp.route("/tenants/new", methods=["GET", "POST"])

@@ -1,0 +1,77 @@
+"""The staff console at 10,000 tenants: search by slug or name through an index, and
+indexes for the tenant list's keyset pages.
+
+- Search: trigram GIN indexes (pg_trgm) on `slug` and `lower(name)`, which serve
+  `LIKE '%…%'` anywhere in the text. Creating the extension needs privileges this
+  migration's role (the owner) may not have on every server: it is tried in a
+  savepoint, and where it fails the fallback is btree indexes (text_pattern_ops) on
+  `lower(slug)` and `lower(name)`, which serve prefix search (`LIKE '…%'`). The app
+  finds out at run time which pair exists (portal/tenants/listing.py).
+- Keyset pages (`after=<sort value, id>`): one btree per sort key with the id after it,
+  so "the rows after this one" is an index range, the last page as cheap as the first.
+  (Slug is unique and has its index already.)
+
+The downgrade drops the indexes and leaves the extension (something else may use it).
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-01
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+S = "registry"
+TRIGRAM = ("ix_tenants_slug_trgm", "ix_tenants_name_trgm")
+PREFIX = ("ix_tenants_slug_prefix", "ix_tenants_name_prefix")
+KEYSET = {
+    "ix_tenants_keyset_name": "lower(name), id",
+    "ix_tenants_keyset_created": "created_at, id",
+    "ix_tenants_keyset_plan": "plan_code, id",
+    "ix_tenants_keyset_status": "status, id",
+}
+
+
+def trigram_schema(conn):
+    """The schema pg_trgm lives in, creating it if it may (in a savepoint: a refusal
+    leaves the migration's transaction as it was); None where it may not."""
+    savepoint = conn.begin_nested()
+    try:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+    except sa.exc.DBAPIError:
+        savepoint.rollback()
+    else:
+        savepoint.commit()
+    return conn.execute(sa.text(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_trgm'")).scalar_one_or_none()
+
+
+def create_search_indexes(conn, trigram=True):
+    """The search indexes: trigram where pg_trgm is there (or may be made), else the
+    prefix fallback. Returns which: "trigram" or "prefix"."""
+    schema = trigram_schema(conn) if trigram else None
+    if schema is not None:
+        ops = f'"{schema}".gin_trgm_ops'
+        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {TRIGRAM[0]} ON {S}.tenants USING gin (slug {ops})"))
+        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {TRIGRAM[1]} ON {S}.tenants USING gin (lower(name) {ops})"))
+        return "trigram"
+    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {PREFIX[0]} ON {S}.tenants (lower(slug) text_pattern_ops)"))
+    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {PREFIX[1]} ON {S}.tenants (lower(name) text_pattern_ops)"))
+    return "prefix"
+
+
+def upgrade():
+    conn = op.get_bind()
+    create_search_indexes(conn)
+    for name, columns in KEYSET.items():
+        op.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {S}.tenants ({columns})")
+
+
+def downgrade():
+    for name in (*KEYSET, *TRIGRAM, *PREFIX):
+        op.execute(f"DROP INDEX IF EXISTS {S}.{name}")
