@@ -1,7 +1,6 @@
 """Tenancy Portal: the control plane of a multi-tenant SaaS."""
 import logging
 
-import redis
 from flask import Flask
 
 from portal.config import load_config
@@ -31,6 +30,7 @@ def register_extensions(app):
     """The extensions, and what belongs to this app alone (app.extensions): its Redis
     client, its silo engines, its caches. Nothing of one app is kept at module level."""
     from portal.auth.principals import RealmSessionInterface, load_user
+    from portal.metrics import CountingRedis
     from portal.quotas.limits import count_slow_statement
     from portal.services import entitlements
     from portal.tenancy.engines import SiloEngines
@@ -42,7 +42,7 @@ def register_extensions(app):
     login_manager.user_loader(load_user)
     login_manager.session_protection = "basic"
     app.session_interface = RealmSessionInterface()
-    app.extensions["portal.redis"] = redis.Redis.from_url(
+    app.extensions["portal.redis"] = CountingRedis.from_url(  # its failures counted (portal/metrics.py)
         cfg["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
     )
     slow = app.extensions["portal.slow_statements"] = SlowStatements(cfg["SLOW_STATEMENT_MS"], count_slow_statement)
@@ -62,7 +62,9 @@ def register_blueprints(app):
         audit,
         auth,
         domains,
+        health,
         jobs,
+        metrics,
         moves,
         orders,
         outbox,
@@ -86,6 +88,8 @@ def register_blueprints(app):
         app.register_blueprint(module.bp)
     for module in (audit, plans, quotas, support, analytics):  # the staff faces of features that serve both
         app.register_blueprint(module.staff_bp)
+    for module in (health, metrics):  # /healthz, /readyz, /metrics: any host, no tenant, no sign-in
+        app.register_blueprint(module.bp)
     app.jinja_env.globals["tenant_settings"] = tenant_settings.current  # the tenant layout's colour
     app.jinja_env.globals["job_state"] = jobqueue.shown_state
     csrf.exempt(api.bp)

@@ -92,6 +92,12 @@ def load_config(overrides=None):
         "ENTITLEMENTS_CACHE_SECONDS": _int("PORTAL_ENTITLEMENTS_CACHE_SECONDS", 5),
         "RATE_LIMIT_FAIL_OPEN": _env("PORTAL_RATE_LIMIT_FAIL_OPEN", "1") != "0",
         "STORAGE_CACHE_SECONDS": _int("PORTAL_STORAGE_CACHE_SECONDS", 60),
+        # /metrics (portal/metrics.py): the addresses or networks that may read it (asking
+        # straight, not through a proxy), a bearer token that may read it from anywhere, and
+        # how many of the top tenants (by requests, by database time) it names (0 to 100).
+        "METRICS_ALLOW": _env("PORTAL_METRICS_ALLOW", "127.0.0.1,::1"),
+        "METRICS_TOKEN": _env("PORTAL_METRICS_TOKEN"),
+        "METRICS_TOP_TENANTS": _int("PORTAL_METRICS_TOP_TENANTS", 10),
         # A tenant statement at least this slow is counted against the tenant (top consumers).
         "SLOW_STATEMENT_MS": _int("PORTAL_SLOW_STATEMENT_MS", 500),
         # Tenant lookup cache: a short in-process cache in front of Redis.

@@ -2,6 +2,7 @@
 through portal/answers.py (a page, or JSON on the API)."""
 import logging
 
+from flask import request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
@@ -9,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from portal.answers import refusal
 from portal.extensions import db
 from portal.lifecycle.fences import REFUSED as FENCE_REFUSED
+from portal.metrics import refused
 from portal.services import entitlements
 from portal.services.errors import NotFound
 from portal.tenancy.context import NoTenantBound
@@ -63,6 +65,7 @@ def register(app):
             # A fence around the tenant's rows refused the write (portal/lifecycle/fences.py).
             db.session.rollback()
             moving = "maintenance" not in str(exc.orig)
+            refused(request.environ, "move_freeze" if moving else "maintenance")
             return refusal(503, "Changes paused", "This workspace is being moved: changes are paused for a "
                            "moment. Try again in a second; reading goes on." if moving else
                            "This workspace is in maintenance: changes are paused; reading goes on.",

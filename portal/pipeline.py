@@ -17,21 +17,27 @@
    refused unless granted;
 6. the blueprint's guard (portal/auth/guards.py), then the view;
 7. after the view, newest hook first: the impersonated request's audit event, the
-   API's rate-limit headers, the request id on the answer.
+   API's rate-limit headers, the request id on the answer, who it was;
+8. around it all (portal/metrics.py, outermost): each answer counted, and its log line
+   written, once sent. `/healthz`, `/readyz` and `/metrics` pass the resolver untouched
+   (any host, no tenant, no limit).
 
 docs/architecture.md draws it.
 """
 from flask import request
 from flask_login import current_user
 
+from portal import metrics
 from portal.answers import refusal
 from portal.extensions import csrf
-from portal.logs import assign_request_id, echo_request_id
+from portal.logs import assign_request_id, echo_request_id, note_principal
 from portal.quotas import limits
 from portal.support import impersonation
 from portal.tenancy.lookup import TenantLookup
 from portal.tenancy.resolve import TenantResolver
 
+# Answered to anyone alike: no one is loaded for them (health checks send no cookie anyway).
+NO_PRINCIPAL = {"static", "health.healthz", "health.readyz", "metrics.scrape"}
 NUL_REFUSED = "Text may not contain a NUL character (\\0)."
 
 
@@ -52,8 +58,11 @@ def install(app):
     impersonation.install_sign_out(app)
     # after_request hooks run newest first: audit, then the headers, then the request id.
     app.after_request(echo_request_id)
+    app.after_request(note_principal)  # who it was, for the request's log line
     app.after_request(limits.rate_limit_headers)
     app.after_request(impersonation.audit)
+    # Outermost, so that it sees every answer (the resolver's too): counted and logged.
+    metrics.install(app)
 
 
 def refuse_nul():
@@ -68,7 +77,7 @@ def refuse_nul():
 
 def load_principal():
     """Who is signed in: loaded here, once, so every later step and the view see the same."""
-    if request.endpoint != "static":
+    if request.endpoint not in NO_PRINCIPAL:
         current_user._get_current_object()
     return None
 

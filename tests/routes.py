@@ -8,6 +8,8 @@ STAFF_BLUEPRINTS = {"tenants", "audit_staff", "placements", "upgrades", "jobs", 
                     "support_staff", "staff", "moves", "analytics_staff"}
 TENANT_BLUEPRINTS = {"selfservice", "orders", "users", "roles", "plans", "quotas", "tokens", "domains", "support",
                      "audit", "analytics"}
+# /healthz, /readyz, /metrics: no tenant, no sign-in (tests/test_health.py, tests/test_metrics.py).
+OPERATIONS_BLUEPRINTS = {"health", "metrics"}
 
 
 def rules(app, blueprints):

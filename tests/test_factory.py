@@ -1,7 +1,7 @@
 """The factory: each app keeps its own settings and state (tests build several apps in
 one process), and the request pipeline is installed in its order, in one step."""
-from portal import create_app
-from portal.logs import assign_request_id, echo_request_id
+from portal import create_app, metrics
+from portal.logs import assign_request_id, echo_request_id, note_principal
 from portal.pipeline import load_principal, refuse_nul
 from portal.quotas import limits
 from portal.support import impersonation
@@ -34,9 +34,11 @@ def test_two_apps_keep_their_own_settings_and_state(app, servers):
 def test_the_pipeline_is_installed_in_its_order(app):
     steps = app.before_request_funcs[None]
     assert steps[:4] + steps[5:] == [assign_request_id, refuse_nul, limits.enforce, load_principal,
-                                     impersonation.enforce]
+                                     impersonation.enforce, metrics.note_endpoint]
     assert steps[4].__qualname__ == "CSRFProtect.init_app.<locals>.csrf_protect"
     # after_request hooks run newest first: the audit of the request, the headers, the request id.
     ours = [hook for hook in app.after_request_funcs[None] if hook.__module__.startswith("portal.")]
-    assert ours == [echo_request_id, limits.rate_limit_headers, impersonation.audit]
-    assert [gate.__self__ for gate in app.wsgi_app.gates] == [app.extensions["portal.over_limit"]]
+    assert ours == [echo_request_id, note_principal, limits.rate_limit_headers, impersonation.audit]
+    # Outermost, the request counting (and log line) around the resolver with its gates.
+    assert isinstance(app.wsgi_app, metrics.RequestMetrics)
+    assert [gate.__self__ for gate in app.wsgi_app.wsgi_app.gates] == [app.extensions["portal.over_limit"]]

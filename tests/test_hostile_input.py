@@ -67,9 +67,9 @@ from tests.conftest import BASE_DOMAIN, clear_redis
 from tests.factories import sign_in_staff, sign_in_tenant, unique_slug
 from tests.hostile import API_SAMPLES, QUERY_CORPUS
 from tests.hostile_walker import Walker, open_
-from tests.routes import STAFF_BLUEPRINTS, TENANT_BLUEPRINTS, rules
+from tests.routes import OPERATIONS_BLUEPRINTS, STAFF_BLUEPRINTS, TENANT_BLUEPRINTS, rules
 
-BLUEPRINTS = sorted(STAFF_BLUEPRINTS) + sorted(TENANT_BLUEPRINTS) + ["auth", "api"]
+BLUEPRINTS = sorted(STAFF_BLUEPRINTS) + sorted(TENANT_BLUEPRINTS) + ["auth", "api"] + sorted(OPERATIONS_BLUEPRINTS)
 SYSTEM = ("system", None, "test")
 
 

@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.models import STAFF_ROLES, AuditEvent
 from tests.conftest import BASE_DOMAIN
 from tests.factories import sign_in_staff, sign_in_tenant
-from tests.routes import STAFF_BLUEPRINTS, TENANT_BLUEPRINTS, leaks, tenant_get_urls
+from tests.routes import OPERATIONS_BLUEPRINTS, STAFF_BLUEPRINTS, TENANT_BLUEPRINTS, leaks, tenant_get_urls
 from tests.routes import fill as _fill
 from tests.routes import rules as _rules
 
@@ -18,7 +18,7 @@ from tests.routes import rules as _rules
 def test_every_blueprint_is_walked(app):
     """A blueprint is a staff face or a tenant face (or sign-in, or the API): the walkers
     find it in tests/routes.py, and its guard in the blueprint."""
-    assert set(app.blueprints) == STAFF_BLUEPRINTS | TENANT_BLUEPRINTS | {"auth", "api"}
+    assert set(app.blueprints) == STAFF_BLUEPRINTS | TENANT_BLUEPRINTS | OPERATIONS_BLUEPRINTS | {"auth", "api"}
     for name in STAFF_BLUEPRINTS:
         assert hasattr(app.blueprints[name], "staff_permissions"), name
     for name in TENANT_BLUEPRINTS:
@@ -164,3 +164,15 @@ def test_api_names_no_other_tenant(client, factory):
     assert response.status_code == 400 and b.slug not in response.get_data(as_text=True)
     response = client.get("/api/v1/status", headers={"X-Tenant-ID": str(uuid.uuid4())})
     assert response.status_code == 404 and response.is_json
+
+
+def test_operations_routes_need_no_sign_in_and_show_nothing_to_strangers(app, client):
+    """/healthz and /readyz answer anyone; /metrics only its allowed addresses (404 to others)."""
+    far = {"REMOTE_ADDR": "203.0.113.9"}
+    for rule in _rules(app, OPERATIONS_BLUEPRINTS):
+        response = client.get(rule.rule, environ_base=far)
+        if rule.endpoint == "metrics.scrape":
+            assert response.status_code == 404, rule.rule
+            assert client.get(rule.rule).status_code == 200  # from loopback
+        else:
+            assert response.status_code == 200, rule.rule

@@ -59,6 +59,7 @@ from portal.lifecycle.exports import delete_rows
 from portal.lifecycle.fences import Fence
 from portal.lifecycle.placements import choose_for_silo
 from portal.lifecycle.saga import maybe_fail
+from portal.metrics import MOVE_DURATION, MOVE_FREEZE
 from portal.models import TENANT_TIERS, WITH_STORAGE, Job, Placement, Tenant, TenantMove
 from portal.services import audit_events, jobqueue
 from portal.services.errors import Refused
@@ -226,6 +227,8 @@ class Mover:
                               ("validate", self.validate_freeze_switch)):
                 self._phase(phase, do)
         except MoveAborted as stop:
+            MOVE_DURATION.labels("cancelled" if isinstance(stop, MoveCancelled) else "failed").observe(
+                time.perf_counter() - started)
             self.undo(str(stop), cancelled=isinstance(stop, MoveCancelled))
             self.progress.finish("cancelled" if isinstance(stop, MoveCancelled) else "failed", error=str(stop))
             return
@@ -237,6 +240,7 @@ class Mover:
         except Exception as exc:
             message = str(getattr(exc, "orig", exc)).strip().splitlines()[0] or type(exc).__name__
             log.exception("move of %s failed", self.tenant.slug)
+            MOVE_DURATION.labels("failed").observe(time.perf_counter() - started)
             db.session.rollback()
             self.undo(message)
             self.progress.finish("failed", error=message)
@@ -244,6 +248,7 @@ class Mover:
         finally:
             self.fence.close()
         self.figures["total_seconds"] = round(time.perf_counter() - started, 3)
+        MOVE_DURATION.labels("switched").observe(time.perf_counter() - started)
         self._save(figures=self.figures)
         self.progress.finish("succeeded", move=str(self.move.id), **self.figures)
 
@@ -455,6 +460,7 @@ class Mover:
         publish(tenant, self.target_storage)  # the tenant's next request goes to the new place
         fences.end_freeze(tenant.id)  # and the writes held meanwhile go there: the freeze ends here
         self.figures["freeze_ms"] = round((time.perf_counter() - frozen_at) * 1000, 1)
+        MOVE_FREEZE.observe(self.figures["freeze_ms"] / 1000)
         self.figures["freeze_parts_ms"]["switch"] = round(
             self.figures["freeze_ms"] - sum(self.figures["freeze_parts_ms"].values()), 1)
         try:

@@ -7,6 +7,7 @@ and leaves the tenant `failed` with the step and the reason; staff retry or disc
 runs `provision`. `create_tenant` does both at once, for the CLI and tests.
 """
 import logging
+import time
 import uuid
 
 from flask import current_app
@@ -18,6 +19,7 @@ from portal.lifecycle.exports import delete_rows, discard_upload, load_rows, ver
 from portal.lifecycle.placements import choose_for_silo
 from portal.lifecycle.saga import Step, StepFailed, run_steps, undo_steps
 from portal.lifecycle.storage import drop_role, drop_storage_only, make_role, make_storage, set_role_limits
+from portal.metrics import PROVISIONING
 from portal.models import TENANT_TIERS, Tenant
 from portal.services import audit_events, entitlements, jobqueue, password_links, tenant_settings
 from portal.services.errors import Refused
@@ -237,9 +239,11 @@ def provision(job, progress, handed=None):
         progress.finish("failed", error=f"the tenant is {tenant.status if tenant else 'gone'}, not provisioning")
         return
     ctx = _Context(tenant, job, handed)
+    started = time.perf_counter()
     try:
         run_steps(_steps(job.kind), ctx, progress)
     except StepFailed as failure:
+        PROVISIONING.labels(job.kind, "failed").observe(time.perf_counter() - started)
         db.session.rollback()
         tenant = db.session.get(Tenant, job.tenant_id)
         tenant.status, tenant.failed_step, tenant.status_reason = "failed", failure.step, failure.reason
@@ -250,6 +254,7 @@ def provision(job, progress, handed=None):
         forget_tenant(tenant)
         progress.finish("failed", error=f"{failure.step}: {failure.reason}")
         return
+    PROVISIONING.labels(job.kind, "succeeded").observe(time.perf_counter() - started)
     audit_events.record("tenant.created", actor=("system", None, job.created_by), tenant_id=tenant.id,
                         target=tenant.slug, details={"tier": tenant.tier, "job": str(job.id)})
     db.session.commit()

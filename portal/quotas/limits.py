@@ -25,6 +25,7 @@ from portal.answers import refusal, wsgi_refusal
 from portal.errors import feature_refusal
 from portal.extensions import redis_holder
 from portal.lifecycle import fences
+from portal.metrics import SLOW_STATEMENTS, refused
 from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
 from portal.services.metering import storage_bytes
@@ -70,6 +71,7 @@ class OverLimit:
             self._until.pop(tenant.id, None)
             return None
         retry = max(1, int(left + 0.999))
+        refused(environ, "rate_limit")
         return wsgi_refusal(app, environ, start_response, 429, "Too many requests", minute_refusal(limit, retry),
                             {"Retry-After": retry})
 
@@ -90,6 +92,7 @@ def over_limit():
 
 def count_slow_statement(tenant_id, elapsed_ms, statement):
     """A slow statement of a tenant: counted per UTC day, with the slowest kept."""
+    SLOW_STATEMENTS.inc()
     day, left = ratelimit.day_window()
     try:
         client = redis_holder.client
@@ -123,21 +126,26 @@ def enforce():
     if version is not None and version > tenant.placement_version:
         tenant = reload_tenant(tenant)  # a move has switched it: this request goes to the new place
     if not minute.allowed and minute.degraded:
+        refused(request.environ, "rate_limit_unchecked")
         return refusal(429, "Try again shortly",
                        f"Request limits cannot be checked just now. {try_again(30)}", {"Retry-After": 30})
     if not minute.allowed:
         over_limit().block(tenant.id, 60 - time.time() % 60, minute.limit)  # to the end of this very minute
+        refused(request.environ, "rate_limit")
         return refusal(429, "Too many requests", minute_refusal(minute.limit, minute.reset_seconds),
                        {"Retry-After": minute.reset_seconds})
     if tenant.maintenance_reason and request.method not in SAFE_METHODS and request.blueprint != "auth":
+        refused(request.environ, "maintenance")
         return refusal(503, "In maintenance", f"This workspace is in maintenance ({tenant.maintenance_reason}): "
                        "changes are paused; reading goes on.", {"Retry-After": 30})
     if request.blueprint == "api":
         if not granted.has("api_access"):
+            refused(request.environ, "feature")
             return feature_refusal("api_access")
         day = ratelimit.api_call_today(tenant.id, granted.limit("api_calls_per_day"))
         g.api_calls = day
         if not day.allowed:
+            refused(request.environ, "api_quota")
             return refusal(429, "Too many requests",
                            f"The plan allows {day.limit} API calls a day (UTC); the count starts again at "
                            f"00:00 UTC. {try_again(day.reset_seconds)}",
@@ -146,6 +154,7 @@ def enforce():
             and request.endpoint not in FREEING:
         limit_mb = granted.limit("storage_mb")
         if limit_mb is not None and storage_bytes(tenant) > limit_mb * 1_048_576:
+            refused(request.environ, "storage_quota")
             return refusal(403, "Storage quota reached",
                            f"This workspace uses more than its {limit_mb} MB of storage: changes are "
                            "refused until some data is removed or the plan is raised; reading goes on.")

@@ -16,6 +16,7 @@ import redis
 from flask import current_app
 
 from portal.extensions import redis_holder
+from portal.metrics import RATE_LIMIT_UNCHECKED
 from portal.services.keys import frozen_key, placement_version_key, tenant_key
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def hit(tenant_id, name, window, seconds_left, limit, with_version=False):
                                            args=[seconds_left * 1000 + 1000, "0" if limit is None else "1"])
     except redis.RedisError as exc:
         fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"] or limit is None
+        RATE_LIMIT_UNCHECKED.labels("open" if fail_open else "closed").inc()
         log.warning("rate limit %s: Redis unreachable, failing %s: %s", name, "open" if fail_open else "closed", exc)
         return Decision(fail_open, limit, 0, seconds_left, degraded=True)
     version, frozen = (int(version) if version is not None else None), bool(frozen)

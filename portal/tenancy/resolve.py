@@ -12,6 +12,10 @@ Static files (`/static/…`, under a tenant's prefix too) are the same for every
 never refused: not for a tenant's state (suspended, closed, being set up), nor for its
 rate limit (the gates), nor for an unknown tenant or host — so every refusal page keeps
 its stylesheet. (Nor are they counted: portal/quotas/limits.py.)
+
+The operations endpoints (`/healthz`, `/readyz`, `/metrics`, exactly these paths) pass
+untouched, on any host, Host header or none: a load balancer or Prometheus asks by
+address, and they answer for the process, never for a tenant.
 """
 import re
 import uuid
@@ -22,6 +26,7 @@ from portal.tenancy.slugs import is_valid_slug
 
 _PREFIX = re.compile(r"^/t/([^/]+)(/.*)?$")
 STATIC_PREFIX = "/static/"
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _TENANTLESS_LABELS = ("admin", "www")
 _STATUS_ANSWERS = {
     "provisioning": (503, "Being set up", "This tenant is being set up; try again in a minute."),
@@ -32,11 +37,15 @@ _STATUS_ANSWERS = {
     "purged": (410, "Tenant closed", "This tenant has been closed."),
 }
 
+_REFUSAL_REASONS = {"suspended": "suspension", "provisioning": "provisioning", "deprovisioning": "closed",
+                    "archived": "closed", "purged": "closed"}
+
 
 class Refusal(Exception):
-    def __init__(self, status, title, message, detail=None):
+    def __init__(self, status, title, message, detail=None, reason=None):
         super().__init__(message)
         self.status, self.title, self.message, self.detail = status, title, message, detail
+        self.reason = reason  # for portal_refusals_total (portal/metrics.py): a tenant's state
 
 
 class TenantResolver:
@@ -52,6 +61,9 @@ class TenantResolver:
         self.gates = list(gates)
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") in OPERATIONS_PATHS:
+            environ["portal.tenant"] = None
+            return self.wsgi_app(environ, start_response)
         try:
             with self.app.app_context():
                 tenant = self.resolve(environ)
@@ -173,10 +185,12 @@ class TenantResolver:
         if tenant.status in _STATUS_ANSWERS:
             status, title, message = _STATUS_ANSWERS[tenant.status]
             detail = tenant.status_reason if tenant.status == "suspended" else None
-            raise Refusal(status, title, message, detail=detail)
+            raise Refusal(status, title, message, detail=detail, reason=_REFUSAL_REASONS.get(tenant.status))
 
     # -- answering ----------------------------------------------------------------
     def _refuse(self, environ, start_response, refusal):
+        if refusal.reason:
+            environ["portal.refusal"] = refusal.reason
         try:
             _host(environ)
         except Refusal:  # the page's links are built for a host: not the one refused
