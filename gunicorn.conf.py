@@ -1,4 +1,16 @@
-"""Production settings for `gunicorn wsgi:app`; each can be overridden from the environment."""
+"""Production settings for `gunicorn wsgi:app`; each can be overridden from the environment.
+
+Health checks (portal/health.py; any host, no sign-in, no rate limit): point the load
+balancer's health check at `GET /readyz` (200 when the registry database and Redis answer
+and the migrations are at head; 503 with a JSON list of what is wrong), and a liveness
+probe, if any, at `GET /healthz` (the process answers; restart it only when this fails).
+
+Metrics (portal/metrics.py, docs/operations.md): with several workers, set
+PROMETHEUS_MULTIPROC_DIR to an empty directory (created and emptied before gunicorn starts,
+e.g. a tmpfs, the same for the job worker of this host) so that `/metrics` adds up every
+worker's counts; `child_exit` below marks a dead worker's live gauges gone. Unset, each
+worker answers with its own counts only.
+"""
 import multiprocessing
 import os
 
@@ -9,7 +21,18 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
-accesslog = "-"
+# Each request's line is the portal's own JSON line (portal/logs.py): gunicorn's access log
+# would repeat it; GUNICORN_ACCESSLOG=- turns it back on.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 # Trust X-Forwarded-* only from the load balancer's addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server, worker):
+    """A worker ended: its live gauges (database connections in use, pools, silo engines)
+    leave the sums of /metrics (prometheus-client's multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,12 +1,17 @@
 """`make run`: servers (embedded unless DATABASE_URL and REDIS_URL are set), migrations,
 demo data once, a job worker beside the web process, then the portal on
-http://127.0.0.1:5000/ (PORT to change)."""
+http://127.0.0.1:5000/ (PORT to change); the sign-in lines are printed once /readyz says
+the portal is ready."""
 import argparse
 import atexit
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 
 from portal.embedded import ensure_servers
 
@@ -43,12 +48,32 @@ def main():
     worker = subprocess.Popen([sys.executable, "-m", "portal.worker"])
     atexit.register(stop_process, worker)
     where = "embedded PostgreSQL and Redis under " + instance if embedded else "DATABASE_URL and REDIS_URL"
-    print(f"\nTenancy Portal on http://{args.host}:{args.port}/  ({where}; job worker pid {worker.pid})",
-          flush=True)
-    for line in logins:
-        print("  " + line, flush=True)
-    print(flush=True)
+    banner = [f"\nTenancy Portal on http://{args.host}:{args.port}/  ({where}; job worker pid {worker.pid})",
+              *("  " + line for line in logins), ""]
+    # The logins are printed once the portal says it is ready (/readyz), not before.
+    threading.Thread(target=announce_when_ready, args=(args.host, args.port, banner), daemon=True).start()
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+
+
+def announce_when_ready(host, port, lines, seconds=120):
+    """Print `lines` once http://host:port/readyz answers 200; what is wrong if it does not
+    within `seconds`."""
+    asked = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{'[' + asked + ']' if ':' in asked else asked}:{port}/readyz"
+    deadline, last = time.monotonic() + seconds, "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    print("\n".join(lines), flush=True)
+                    return True
+        except urllib.error.HTTPError as refused:  # 503: what is wrong, in its body
+            last = refused.read().decode(errors="replace")[:500]
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    print(f"The portal is not ready after {seconds} s ({url}): {last}", file=sys.stderr, flush=True)
+    return False
 
 
 def stop_process(process):
