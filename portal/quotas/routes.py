@@ -1,10 +1,13 @@
-from flask import Blueprint, render_template
+from datetime import datetime, timezone
+
+from flask import Blueprint, current_app, render_template, request
 
 from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
 from portal.quotas import services
 from portal.services import entitlements
 from portal.services.metering import usage
 from portal.tenancy.context import require_tenant
+from portal.view_helpers import page_number
 
 bp = Blueprint("quotas", __name__, template_folder="templates")
 guard_tenant_blueprint(bp, {"usage_page": "plan.view"})
@@ -22,9 +25,17 @@ def usage_page():
 
 @staff_bp.route("/quotas")
 def pressure():
-    return render_template("quotas/pressure.html", rows=services.pressure())
+    """Every served tenant's use of its limits, in pages, sorted by any column (?sort=, ?dir=)."""
+    sort = services.Sort.from_args(request.args, services.PRESSURE_SORTS, "pressure")
+    page, readable = services.pressure(sort, page_number(), current_app.config["PAGE_SIZE"])
+    return render_template("quotas/pressure.html", page=page, rows=page.items, sort=sort, readable=readable,
+                           sorts=services.PRESSURE_SORTS)
 
 
 @staff_bp.route("/top")
 def top():
-    return render_template("quotas/top.html", **services.top_consumers())
+    """Every served tenant's consumption, in pages, sorted by any column (?sort=, ?dir=)."""
+    sort = services.Sort.from_args(request.args, services.TOP_SORTS, "requests")
+    page, readable = services.top_consumers(sort, page_number(), current_app.config["PAGE_SIZE"])
+    return render_template("quotas/top.html", page=page, rows=page.items, sort=sort, readable=readable,
+                           sorts=services.TOP_SORTS, at=datetime.now(timezone.utc))

@@ -22,12 +22,17 @@ from portal.tenancy.names import database_name, schema_name
 from portal.tenancy.placement import placement_owner_url, tenant_session
 
 log = logging.getLogger(__name__)
+# How long the staff console's quota pages show a tenant's last measure of its users and
+# storage (portal/quotas/services.py reads them from Redis and measures nothing itself).
+SEEN_SECONDS = 7 * 86400
 
 
 def user_count(tenant, session=None):
     """How many users `tenant` has (in `session`, when one is open on it already)."""
     if session is not None:
-        return session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
+        counted = session.execute(select(func.count()).select_from(TenantUser)).scalar_one()
+        remember_seen(tenant.id, "users", counted)
+        return counted
     with tenant_session(tenant) as session:
         return user_count(tenant, session)
 
@@ -53,6 +58,16 @@ def remember_storage(tenant_id, measured):
     try:
         redis_holder.client.set(tenant_key(tenant_id, "storage-bytes"), measured,
                                 ex=current_app.config["STORAGE_CACHE_SECONDS"])
+    except redis.RedisError:
+        pass
+    remember_seen(tenant_id, "storage", measured)
+
+
+def remember_seen(tenant_id, name, value):
+    """Keep the last measure of `name` ("users", "storage") for SEEN_SECONDS: what the
+    staff console's quota pages show for the tenant."""
+    try:
+        redis_holder.client.set(tenant_key(tenant_id, f"{name}-seen"), value, ex=SEEN_SECONDS)
     except redis.RedisError:
         pass
 
