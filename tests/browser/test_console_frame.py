@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from portal.auth.services import create_staff_user
 from portal.extensions import db
-from tests.browser.helpers import make_tenant, staff_signs_in
+from tests.browser.helpers import make_tenant, staff_signs_in, user_signs_in
 from tests.factories import PASSWORD, unique_slug
 
 pytestmark = pytest.mark.browser
@@ -174,3 +174,21 @@ def test_the_landing_page_sends_staff_to_the_console(page, base_url, staff_accou
     expect(page).to_have_url(re.compile(r"/admin/tenants$"))
     page.goto("/")  # signed in: straight to the console
     expect(page).to_have_url(re.compile(r"/admin/tenants$"))
+
+
+def test_flash_messages_pass_axe(browser, base_url, walk_tenant):
+    """A success and an error message meet the contrast bar too (the walk sees none)."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    try:
+        user_signs_in(page, walk_tenant, f"admin@{walk_tenant}.example", PASSWORD)
+        page.goto(f"/t/{walk_tenant}/settings")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".flash-success")).to_be_visible()
+        assert not serious_violations(page)
+        page.goto(f"/t/{walk_tenant}/data")
+        page.evaluate("""() => document.querySelector('main').insertAdjacentHTML('afterbegin',
+            '<div class="flash flash-error" role="status">An error, as the pages show one.</div>')""")
+        assert not serious_violations(page)
+    finally:
+        context.close()
