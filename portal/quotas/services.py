@@ -10,7 +10,9 @@ opens a tenant's storage: a figure no one has measured lately shows as not measu
 Sorted by the tenant or its plan, the database picks the page and Redis is read for its
 rows only. Sorted by a figure held in Redis, the page can only be chosen once every
 served tenant's figure is known: the registry rows of all of them come in the one query,
-their keys in one pipeline of MGETs (MGET_BATCH keys each), and the sort is made here."""
+that figure's key of each in one pipeline of MGETs (MGET_BATCH keys each; by pressure,
+all four figures of each, and the page reuses them), the sort is made here, and the
+page's other figures come in one more pipeline."""
 from dataclasses import dataclass
 
 import redis
@@ -51,7 +53,8 @@ class Sort:
 
 def _served(sort, page, per_page, with_limits):
     """(count of all served tenants, rows): the page's rows when `sort` is the registry's,
-    else every served tenant's. One statement."""
+    else every served tenant's. One statement. A row is (id as text, slug, name,
+    plan_code[, the plan's four limits, its limit overrides in force or None])."""
     paged = sort.key in REGISTRY_ORDER
     order = outer_order = ""
     if paged:
@@ -71,7 +74,7 @@ def _served(sort, page, per_page, with_limits):
         WITH served AS (SELECT id, slug, name, plan_code FROM registry.tenants WHERE status = ANY(:served)),
              total AS (SELECT count(*) AS n FROM served),
              chosen AS (SELECT * FROM served {order} {window})
-        SELECT total.n AS total, c.id, c.slug, c.name, c.plan_code {limits}
+        SELECT total.n AS total, c.id::text AS id, c.slug, c.name, c.plan_code {limits}
         FROM total LEFT JOIN chosen c ON true {joins}
         {outer_order}"""),
         {"served": list(WITH_STORAGE), "per_page": per_page, "offset": (page - 1) * per_page}).all()
@@ -79,60 +82,60 @@ def _served(sort, page, per_page, with_limits):
     return total, [row for row in rows if row.id is not None]
 
 
-def _redis_values(keys):
-    """The values of `keys` (None where absent) in one pipeline of MGETs; None when Redis
-    cannot be read."""
-    try:
-        pipe = redis_holder.client.pipeline(transaction=False)
-        for i in range(0, len(keys), MGET_BATCH):
-            pipe.mget(keys[i:i + MGET_BATCH])
-        return [value for batch in pipe.execute() for value in batch]
-    except redis.RedisError:
-        return None
-
-
-def _int(value):
-    return None if value is None else int(value)
-
-
-def _measured(rows, names):
-    """{tenant id: {name: value}} of each row's Redis figures `names` (of users, storage
-    (bytes), api, rpm, slow); a counter absent is 0 in its window, a measure absent is
-    None (not measured); every figure None when Redis cannot be read."""
+def _key_templates(names):
+    """Each figure's Redis key with "%s" for the tenant id (keys.tenant_key's form)."""
     minute, _ = ratelimit.minute_window()
     day, _ = ratelimit.day_window()
     parts = {"users": ("users-seen",), "storage": ("storage-seen",), "api": ("api", day), "rpm": ("rpm", minute),
              "slow": ("slow", day)}
-    keys = [tenant_key(row.id, *parts[name]) for row in rows for name in names]
-    values = _redis_values(keys)
-    result, n = {}, len(names)
-    for i, row in enumerate(rows):
-        if values is None:
-            result[row.id] = dict.fromkeys(names)
-            continue
-        own = zip(names, values[i * n:(i + 1) * n], strict=True)
-        result[row.id] = {name: 0 if v is None and name in COUNTERS else _int(v) for name, v in own}
-    return result, values is not None
+    return [tenant_key("%s", *parts[name]) for name in names]
 
 
-def _in_order(items, value_of, sort):
-    """`items` in `sort` order of `value_of(item)`, unknown figures last whatever the
-    direction, ties by slug."""
-    known = [item for item in items if value_of(item) is not None]
-    unknown = [item for item in items if value_of(item) is None]
-    known.sort(key=lambda item: item["tenant"].slug)
-    known.sort(key=value_of, reverse=sort.direction == "desc")  # stable: ties stay by slug
-    return known + sorted(unknown, key=lambda item: item["tenant"].slug)
+def _figures(rows, names, slowest=False):
+    """[{name: value}] of each row's Redis figures `names` (of users, storage (bytes),
+    api, rpm, slow), and with `slowest` its slowest statement today; a counter absent is
+    0 in its window, a measure absent None (not measured). All in one pipeline: MGETs of
+    MGET_BATCH keys, and a ZREVRANGE a row for `slowest`. None when Redis cannot be read."""
+    templates = _key_templates(names)
+    keys = [template % row.id for row in rows for template in templates]
+    day, _ = ratelimit.day_window()
+    try:
+        pipe = redis_holder.client.pipeline(transaction=False)
+        for i in range(0, len(keys), MGET_BATCH):
+            pipe.mget(keys[i:i + MGET_BATCH])
+        if slowest:
+            for row in rows:
+                pipe.zrevrange(tenant_key(row.id, "slowest", day), 0, 0, withscores=True)
+        replies = pipe.execute()
+    except redis.RedisError:
+        return None
+    batches = -(-len(keys) // MGET_BATCH)
+    values = [value for batch in replies[:batches] for value in batch]
+    counters = [name in COUNTERS for name in names]
+    n, found = len(names), []
+    for i in range(len(rows)):
+        own = values[i * n:(i + 1) * n]
+        found.append({name: (0 if counter else None) if v is None else int(v)
+                      for name, counter, v in zip(names, counters, own, strict=True)})
+    if slowest:
+        for figures, best in zip(found, replies[batches:], strict=True):
+            figures["slowest"] = (best[0][0], round(best[0][1])) if best else None
+    return found
 
 
-def _one_page(items, total, page, per_page, sort):
-    """Page `page` of `items` (all of them unless the database made the page); a page
-    past the last shows as the last does."""
-    pages = max(1, -(-total // per_page))
-    page = min(page, pages)
-    if sort.key not in REGISTRY_ORDER:
-        items = items[(page - 1) * per_page:page * per_page]
-    return Page(items=items, total=total, page=page, per_page=per_page)
+def _choose(rows, total, sort, page, per_page, value_of):
+    """(page number, the page's rows): when the database made the page, its rows; else
+    `rows` ordered by `value_of(row, i)` (None: unknown, last whatever the direction; ties
+    by slug) and cut. A page past the last shows as the last does."""
+    page = min(page, max(1, -(-total // per_page)))
+    if sort.key in REGISTRY_ORDER:
+        return page, rows
+    keyed = [(value_of(row, i), row) for i, row in enumerate(rows)]
+    known = sorted((k for k in keyed if k[0] is not None), key=lambda k: k[1].slug)
+    known.sort(key=lambda k: k[0], reverse=sort.direction == "desc")  # stable: ties stay by slug
+    unknown = sorted((k for k in keyed if k[0] is None), key=lambda k: k[1].slug)
+    ordered = [row for _, row in known + unknown]
+    return page, ordered[(page - 1) * per_page:page * per_page]
 
 
 def _percent(used, limit):
@@ -142,39 +145,73 @@ def _percent(used, limit):
 def _limits(row):
     """The row's four limits with its overrides in force applied (bounded as
     portal.services.entitlements does)."""
-    overrides = row.overrides or {}
-    found = {}
+    if not row.overrides:
+        return row.max_users, row.storage_mb, row.api_calls_per_day, row.requests_per_minute
+    found = []
     for name in LIMITS:
-        plan_value = getattr(row, name)
-        key = f"limit:{name}"
-        found[name] = bounded_limit(name, overrides[key], plan_value) if key in overrides else plan_value
-    return found
+        plan_value, key = getattr(row, name), f"limit:{name}"
+        found.append(bounded_limit(name, row.overrides[key], plan_value) if key in row.overrides else plan_value)
+    return tuple(found)
+
+
+PRESSURE_FIGURES = ("users", "storage", "api", "rpm")
+PRESSURE_COLUMN = {"users": 0, "storage": 1, "api": 2, "rpm": 3}
+
+
+def _pressure_of(limits, figures):
+    """(measures {key: (used, limit)}, percents, pressure: the highest percent, 0 if none)."""
+    storage = figures["storage"]
+    measures = {
+        "users": (figures["users"], limits[0]),
+        "storage_mb": (None if storage is None else round(storage / MB, 2), limits[1]),
+        "api_today": (figures["api"], limits[2]),
+        "rpm": (figures["rpm"], limits[3]),
+    }
+    percents = {k: _percent(used, limit) for k, (used, limit) in measures.items()}
+    return measures, percents, max((p for p in percents.values() if p is not None), default=0)
+
+
+def _pressure_only(limits, figures):
+    """_pressure_of(...)[2] without the page's dictionaries (for every served tenant)."""
+    top, storage = 0, figures["storage"]
+    for used, limit in ((figures["users"], limits[0]), (None if storage is None else round(storage / MB, 2), limits[1]),
+                        (figures["api"], limits[2]), (figures["rpm"], limits[3])):
+        if used is not None and limit:
+            top = max(top, round(100 * used / limit, 1))
+    return top
 
 
 def pressure(sort, page=1, per_page=50):
     """(Page of rows, Redis readable): each served tenant's use of its limits and its
     pressure (its highest percent of a limit)."""
     total, rows = _served(sort, page, per_page, with_limits=True)
-    figures, readable = _measured(rows, ("users", "storage", "api", "rpm"))
+    everyone = None
+    if sort.key == "pressure":  # every figure of everyone: read once, the page's reused
+        everyone = _figures(rows, PRESSURE_FIGURES)
+        page, chosen = _choose(rows, total, sort, page, per_page, lambda row, i: None if everyone is None else
+                               _pressure_only(_limits(row), everyone[i]))
+    elif sort.key in PRESSURE_COLUMN:
+        one = _figures(rows, (sort.key,))
+        page, chosen = _choose(rows, total, sort, page, per_page,
+                               lambda row, i: None if one is None else one[i][sort.key])
+    else:
+        page, chosen = _choose(rows, total, sort, page, per_page, None)
+    if everyone is not None:
+        index = {row.id: i for i, row in enumerate(rows)}
+        figures = [everyone[index[row.id]] for row in chosen]
+    else:
+        figures = _figures(chosen, PRESSURE_FIGURES)
+    readable = figures is not None
     items = []
-    for row in rows:
-        got, limits = figures[row.id], _limits(row)
-        storage = got["storage"]
-        measures = {
-            "users": (got["users"], limits["max_users"]),
-            "storage_mb": (None if storage is None else round(storage / MB, 2), limits["storage_mb"]),
-            "api_today": (got["api"], limits["api_calls_per_day"]),
-            "rpm": (got["rpm"], limits["requests_per_minute"]),
-        }
-        percents = {k: _percent(used, limit) for k, (used, limit) in measures.items()}
-        top = max((p for p in percents.values() if p is not None), default=0)
+    for i, row in enumerate(chosen):
+        measures, percents, top = _pressure_of(_limits(row), figures[i] if readable else
+                                               dict.fromkeys(PRESSURE_FIGURES))
         items.append({"tenant": row, "measures": measures, "percents": percents, "pressure": top})
-    column = {"users": "users", "storage": "storage_mb", "api": "api_today", "rpm": "rpm"}.get(sort.key)
-    if column is not None:
-        items = _in_order(items, lambda item: item["measures"][column][0], sort)
-    elif sort.key == "pressure":
-        items = _in_order(items, lambda item: item["pressure"], sort)
-    return _one_page(items, total, page, per_page, sort), readable
+    return Page(items=items, total=total, page=page, per_page=per_page), readable
+
+
+TOP_FIGURES = ("rpm", "api", "storage", "slow")
+TOP_COLUMN = {"requests": "rpm", "api": "api", "storage": "storage", "slow": "slow"}
 
 
 def top_consumers(sort, page=1, per_page=50):
@@ -182,28 +219,17 @@ def top_consumers(sort, page=1, per_page=50):
     calls today, last measured storage, slow statements today (each at least
     PORTAL_SLOW_STATEMENT_MS) and, for the page's rows, its slowest statement today."""
     total, rows = _served(sort, page, per_page, with_limits=False)
-    figures, readable = _measured(rows, ("rpm", "api", "storage", "slow"))
-    items = [{"tenant": row, "requests": figures[row.id]["rpm"], "api": figures[row.id]["api"],
-              "storage": figures[row.id]["storage"], "slow": figures[row.id]["slow"], "slowest": None}
-             for row in rows]
-    if sort.key != "tenant":
-        items = _in_order(items, lambda item: item[sort.key], sort)
-    result = _one_page(items, total, page, per_page, sort)
-    _add_slowest(result.items)
-    return result, readable
-
-
-def _add_slowest(items):
-    """Each item's slowest statement today, (statement, ms), in one pipeline."""
-    if not items:
-        return
-    day, _ = ratelimit.day_window()
-    try:
-        pipe = redis_holder.client.pipeline(transaction=False)
-        for item in items:
-            pipe.zrevrange(tenant_key(item["tenant"].id, "slowest", day), 0, 0, withscores=True)
-        found = pipe.execute()
-    except redis.RedisError:
-        return
-    for item, best in zip(items, found, strict=True):
-        item["slowest"] = (best[0][0], round(best[0][1])) if best else None
+    if sort.key in TOP_COLUMN:
+        name = TOP_COLUMN[sort.key]
+        one = _figures(rows, (name,))
+        page, chosen = _choose(rows, total, sort, page, per_page, lambda row, i: None if one is None else one[i][name])
+    else:
+        page, chosen = _choose(rows, total, sort, page, per_page, None)
+    figures = _figures(chosen, TOP_FIGURES, slowest=True)
+    readable = figures is not None
+    items = []
+    for i, row in enumerate(chosen):
+        got = figures[i] if readable else dict.fromkeys((*TOP_FIGURES, "slowest"))
+        items.append({"tenant": row, "requests": got["rpm"], "api": got["api"], "storage": got["storage"],
+                      "slow": got["slow"], "slowest": got["slowest"]})
+    return Page(items=items, total=total, page=page, per_page=per_page), readable

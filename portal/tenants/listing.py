@@ -14,12 +14,13 @@ btree indexes for prefix search instead. Which pair exists is read once per app
 The CSV is the list with the page's filters and sort, every row, streamed as the rows come
 from a server-side cursor (`yield_per`)."""
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
 from flask import current_app
-from sqlalchemy import func, or_, select, text, tuple_
+from sqlalchemy import Connection, func, or_, select, text, tuple_
 
 from portal.extensions import db
 from portal.models import TENANT_STATUSES, TENANT_TIERS, Tenant
@@ -34,6 +35,7 @@ SORTS = {
 }
 CSV_COLUMNS = ("id", "slug", "name", "status", "tier", "plan", "created_at", "archived_at")
 MAX_CURSOR = 400
+CSV_BATCH = 500  # rows fetched from the server-side cursor, and written, at a time
 
 
 @dataclass
@@ -188,14 +190,26 @@ def _page(rows, total, per_page, previous, following, refused=False):
                       cursor_refused=refused)
 
 
-def csv_stream(filters, batch=500):
+def csv_stream(filters, batch=None):
     """The CSV text of the whole filtered list in its sort, yielded as rows come from a
-    server-side cursor (`yield_per`): memory is one batch whatever the list's length."""
+    server-side cursor (`yield_per`): memory is one batch whatever the list's length.
+
+    The cursor has a connection and transaction of its own, held while the body streams:
+    the request's session is committed and handed back before the body is read, and a
+    commit would end a server-side cursor on it."""
     column = SORTS[filters.sort]
     order = (column.asc(), Tenant.id.asc()) if filters.direction == "asc" else (column.desc(), Tenant.id.desc())
     query = (select(Tenant.id, Tenant.slug, Tenant.name, Tenant.status, Tenant.tier, Tenant.plan_code,
-                    Tenant.created_at, Tenant.archived_at)
-             .where(*where(filters)).order_by(*order).execution_options(yield_per=batch))
-    rows = ((str(r.id), r.slug, r.name, r.status, r.tier, r.plan_code, r.created_at.isoformat(),
-             r.archived_at.isoformat() if r.archived_at else "") for r in db.session.execute(query))
-    return csv_export.stream(CSV_COLUMNS, rows, batch=batch)
+                    Tenant.created_at, Tenant.archived_at).where(*where(filters)).order_by(*order))
+    # Tests hold every change in one connection's transaction: read it there.
+    test_bind = current_app.extensions.get("portal.test_bind")
+    return _streamed(test_bind if test_bind is not None else db.engine, query, batch or CSV_BATCH)
+
+
+def _streamed(bind, query, batch):
+    own = not isinstance(bind, Connection)
+    with (bind.connect() if own else nullcontext(bind)) as conn, (conn.begin() if own else nullcontext()):
+        result = conn.execute(query.execution_options(yield_per=batch))  # this statement's, not the connection's
+        rows = ((str(r.id), r.slug, r.name, r.status, r.tier, r.plan_code, r.created_at.isoformat(),
+                 r.archived_at.isoformat() if r.archived_at else "") for r in result)
+        yield from csv_export.stream(CSV_COLUMNS, rows, batch=batch)
