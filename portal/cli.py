@@ -363,7 +363,9 @@ def staff_list():
 def staff_invite(email, role, name):
     """Invite a staff member: a set-password link by mail, or kept in the outbox."""
     done = staff_services.invite(email, role, staff_services.CLI, name=name)
-    click.echo(f"invited {done.member.email} ({done.member.role}); mail: {done.message.transport}")
+    expires = password_links.invitation_expires(done.member)
+    click.echo(f"invited {done.member.email} ({done.member.role}); mail: {done.message.transport}; "
+               f"the link works once and expires on {expires:%Y-%m-%d %H:%M} UTC")
     if done.message.transport == "outbox":
         click.echo(f"no mail server: the link (also in the outbox) is {done.link}")
 

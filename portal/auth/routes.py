@@ -9,7 +9,6 @@ from portal.extensions import db
 from portal.services import password_links, sessions, tenant_settings
 from portal.services.errors import Refused
 from portal.services.throttle import Throttled
-from portal.staff import links as staff_links
 from portal.staff import services as staff
 from portal.tenancy.context import get_current_tenant, require_tenant
 from portal.view_helpers import show_refusal
@@ -125,17 +124,17 @@ def _link_closed(tenant, state, user):
 
 @bp.route("/admin/set-password/<invitation>", methods=["GET", "POST"])
 def staff_set_password(invitation):
-    """An invited staff member chooses their password (portal/staff/links.py), by the rules
-    of a tenant user's, and is signed in to the console."""
-    member, state = staff_links.staff_for_token(db.session, invitation)
-    if state != staff_links.OPEN:
-        return _staff_link_closed(state)
+    """An invited staff member chooses their password (portal/services/password_links.py),
+    by the rules of a tenant user's, and is signed in to the console."""
+    member, state = password_links.staff_for_token(db.session, invitation)
+    if state != password_links.OPEN:
+        return _staff_link_closed(state, member)
     form = SetPasswordForm()
     if form.validate_on_submit():
         try:
             member = staff.set_password(invitation, form.password.data)
         except staff.LinkClosed as exc:  # used or expired since the page was shown
-            return _staff_link_closed(exc.state)
+            return _staff_link_closed(exc.state, exc.member)
         except Refused as exc:
             show_refusal(form, exc, "password")
         else:
@@ -145,11 +144,17 @@ def staff_set_password(invitation):
     return render_template("staff/set_password.html", form=form, email=member.email), (400 if form.errors else 200)
 
 
-def _staff_link_closed(state):
-    """Not valid (unknown, used, or its holder disabled: 404) or expired (410)."""
+def _staff_link_closed(state, member):
+    """Why the link does not work, as a tenant user's: unknown or its holder disabled
+    (404), used or expired (410). Nothing about the member is shown."""
     if state is None:
         return render_template("staff/link_closed.html", title="Link not valid",
-                               message="This link is not valid: it may have been used already. Sign in, or ask "
-                                       "a superadmin for a new invitation."), 404
+                               message="This link is not valid. Sign in, or ask a superadmin for a new "
+                                       "invitation."), 404
+    if state == password_links.USED:
+        return render_template("staff/link_closed.html", title="Link already used",
+                               message="This link has already been used. Sign in, or ask a superadmin for a "
+                                       "new invitation."), 410
+    expired = member.set_password_expires_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return render_template("staff/link_closed.html", title="Link expired",
-                           message="This invitation has expired. Ask a superadmin for a new one."), 410
+                           message=f"This invitation expired on {expired}. Ask a superadmin for a new one."), 410

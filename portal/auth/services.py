@@ -99,7 +99,7 @@ def set_password_with_token(tenant, token, password):
         if problem:
             raise PasswordRejected(problem)
         user.password_hash = hash_password(password)
-        user.set_password_used_at = datetime.now(timezone.utc)
+        password_links.mark_used(user)
         sessions.end_tenant_user(session, user.id)  # a new password: every earlier sign-in ends
     audit_events.record("tenant_user.password_set", actor=tenant_actor(user), tenant_id=tenant.id, target=user.email)
     db.session.commit()

@@ -18,7 +18,14 @@ class StaffUser(db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(120), default="")
     role: Mapped[str] = mapped_column(String(16))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # NULL until an invited member follows their set-password link.
+    password_hash: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    # The set-password link (portal/services/password_links.py), as a tenant user's: the
+    # sha256 of its single-use token (unique), its expiry, and when it was used (a used
+    # link is told apart from an unknown one). NULL when none was made.
+    set_password_token_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True, unique=True)
+    set_password_expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    set_password_used_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_login_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -21,11 +21,9 @@ def hash_password(password):
 def verify_password(password_hash, password):
     """Whether `password` matches `password_hash`. With no hash (no such account, or one
     that has not set a password yet) the same verification runs against a hash made once
-    per cost setting, so that every refusal costs the same time (one verify, no hashing).
-    A value that is no Argon2 hash (an invited staff member's pending link,
-    portal/staff/links.py) is treated as no hash: refused, at the same cost."""
+    per cost setting, so that every refusal costs the same time (one verify, no hashing)."""
     hasher = _hasher()
-    if not password_hash or not password_hash.startswith("$argon2"):
+    if not password_hash:
         key = (hasher.time_cost, hasher.memory_cost)
         if key not in _DUMMY:
             _DUMMY[key] = hasher.hash("not-a-password")

@@ -4,8 +4,9 @@ from flask_wtf import FlaskForm
 
 from portal.auth.guards import guard_staff_blueprint
 from portal.models import STAFF_ROLES
+from portal.services import password_links
 from portal.services.errors import Refused
-from portal.staff import links, services
+from portal.staff import services
 from portal.staff.forms import InviteForm, RoleForm
 from portal.view_helpers import confirmed_action, show_refusal
 
@@ -68,7 +69,7 @@ def invite():
         else:
             note = f" {OUTBOX_NOTE}" if done.message.transport == "outbox" else ""
             flash(f"Invitation sent to {done.member.email} ({done.member.role}): the link works once and expires "
-                  f"on {links.link_expires(done.member):%Y-%m-%d %H:%M} UTC.{note}", "success")
+                  f"on {password_links.invitation_expires(done.member):%Y-%m-%d %H:%M} UTC.{note}", "success")
             return redirect(url_for("staff.people"))
     return render_template("staff/invite.html", form=form), (400 if form.errors else 200)
 
@@ -76,7 +77,7 @@ def invite():
 def _member_page(member, role_form, status=200):
     role_form.role.choices = _grantable()
     return render_template("staff/member.html", member=member, state=services.state_of(member),
-                           live=services.live_sessions(member), expires=links.link_expires(member),
+                           live=services.live_sessions(member), expires=password_links.invitation_expires(member),
                            role_form=role_form, form=FlaskForm()), status
 
 

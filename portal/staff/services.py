@@ -23,11 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from portal.auth.staff_roles import PERMISSIONS
 from portal.extensions import db
 from portal.models import STAFF_ROLES, OutboxMessage, StaffSession, StaffUser
-from portal.services import audit_events, sessions
+from portal.services import audit_events, password_links, sessions
 from portal.services.errors import NotFound, Refused
 from portal.services.passwords import hash_password, password_problem
 from portal.services.validation import check_name, normalise_email
-from portal.staff import links
 from portal.support import services as support
 
 # The actor of `flask staff ...`: the operator of the machine, who holds every permission.
@@ -116,7 +115,7 @@ def state_of(member, now=None):
     """"disabled", "invited" (their link is open), "invitation expired" or "active"."""
     if not member.is_active:
         return "disabled"
-    expires = links.link_expires(member)
+    expires = password_links.invitation_expires(member)
     if expires is not None:
         return "invited" if expires > (now or datetime.now(timezone.utc)) else "invitation expired"
     return "active"
@@ -172,7 +171,7 @@ def invite(email, role, actor, name=""):
     if db.session.execute(select(StaffUser.id).where(func.lower(StaffUser.email) == email)).first():
         raise Refused(taken, "email")
     member = StaffUser(email=email, name=name, role=role, is_active=True)
-    token = links.open_link(member)
+    token = password_links.open_link(member)
     db.session.add(member)
     try:
         db.session.flush()  # two invitations of one address at once: the second fails here
@@ -180,7 +179,7 @@ def invite(email, role, actor, name=""):
         db.session.rollback()
         raise Refused(taken, "email") from None
     sender = _sender(actor)
-    message = links.mail_link(member, token, role, sender)
+    message = password_links.mail_staff_link(member, token, role, sender)
     if message.error:
         _keep_failed_mail(message)
         raise Refused(f"The mail to {email} could not be sent (our mail server did not accept it), so nobody "
@@ -188,7 +187,7 @@ def invite(email, role, actor, name=""):
     audit_events.record("staff.invited", actor=actor, target=email,
                         details={"role": role, "mail": message.transport, "staff_id": str(member.id)})
     db.session.commit()
-    return Invitation(member, message, links.link_url(token))
+    return Invitation(member, message, password_links.staff_link_url(token))
 
 
 def _sender(actor):
@@ -211,13 +210,13 @@ def resend(staff_id, actor):
     _check_manages(actor)
     member = _locked(staff_id)
     _check_may_act_on(actor, member)
-    if not links.is_pending(member):
+    if member.password_hash is not None:
         raise Refused(f"{member.email} has already set a password.")
     if not member.is_active:
         raise Refused(f"{member.email} is disabled: enable them first.")
-    token = links.open_link(member)
+    token = password_links.open_link(member)
     sender = _sender(actor)
-    message = links.mail_link(member, token, member.role, sender)
+    message = password_links.mail_staff_link(member, token, member.role, sender)
     if message.error:
         _keep_failed_mail(message)
         raise Refused(f"The mail to {member.email} could not be sent (our mail server did not accept it), so "
@@ -225,7 +224,7 @@ def resend(staff_id, actor):
     audit_events.record("staff.invitation_resent", actor=actor, target=member.email,
                         details={"mail": message.transport, "staff_id": str(member.id)})
     db.session.commit()
-    return Invitation(member, message, links.link_url(token))
+    return Invitation(member, message, password_links.staff_link_url(token))
 
 
 def _locked(staff_id):
@@ -241,7 +240,7 @@ def _lock_active_superadmins():
     two superadmins demoting each other at once leave one)."""
     return db.session.execute(
         select(StaffUser.id).where(StaffUser.role == "superadmin", StaffUser.is_active.is_(True),
-                                   ~StaffUser.password_hash.startswith(links.PENDING, autoescape=True))
+                                   StaffUser.password_hash.is_not(None))
         .order_by(StaffUser.id).with_for_update()).scalars().all()
 
 
@@ -333,26 +332,29 @@ def end_sessions(staff_id, actor):
 
 
 class LinkClosed(Exception):
-    """A set-password link that does not work (any more): state None or links.EXPIRED."""
+    """A set-password link that does not work (any more): state None (unknown, or its
+    holder disabled), password_links.USED or password_links.EXPIRED; `member` its holder."""
 
-    def __init__(self, state):
+    def __init__(self, state, member=None):
         super().__init__(state)
         self.state = state
+        self.member = member
 
 
 def set_password(token, password):
     """Follow an invitation once: set the member's password (the rules of a tenant
-    user's). Returns the member. Refused (beside the password) for a weak one, the link
-    then still open; LinkClosed when it no longer works."""
-    member, state = links.staff_for_token(db.session, token, for_update=True)  # two submissions: one wins
-    if state != links.OPEN:
+    user's) and mark the link used. Returns the member. Refused (beside the password) for a
+    weak one, the link then still open; LinkClosed when it no longer works."""
+    member, state = password_links.staff_for_token(db.session, token, for_update=True)  # two submissions: one wins
+    if state != password_links.OPEN:
         db.session.rollback()
-        raise LinkClosed(state)
+        raise LinkClosed(state, member)
     problem = password_problem(password, member.email)
     if problem:
         db.session.rollback()
         raise Refused(problem, "password")
     member.password_hash = hash_password(password)
+    password_links.mark_used(member)
     member.last_login_at = datetime.now(timezone.utc)
     sessions.end_staff(member.id)
     audit_events.record("staff.password_set", actor=member, target=member.email,

@@ -76,10 +76,12 @@ def test_superadmin_invites_changes_role_and_disables(page, new_context, live_ap
     expect(guest).to_have_url(re.compile(r"/admin/tenants$"))
     expect(guest.locator("header .who")).to_contain_text(invitee)
     expect(guest.locator("header .role")).to_have_text("operator")
-    # The link worked once.
+    # The link worked once: followed again, it says it was used (410).
     again = new_context().new_page()
-    again.goto(link)
-    expect(again.locator("#link-state")).to_contain_text("not valid")
+    answer = again.goto(link)
+    assert answer.status == 410
+    expect(again.get_by_role("heading", name="Link already used")).to_be_visible()
+    expect(again.locator("#link-state")).to_contain_text("already been used")
 
     # The superadmin makes them a viewer: fewer permissions, so their session ends.
     page.get_by_role("navigation").get_by_role("link", name="Staff", exact=True).click()

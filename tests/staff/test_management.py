@@ -2,6 +2,7 @@
 enable and sign out staff; the rules hold in the service, on the page and in the CLI."""
 import re
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import func, select, update
@@ -9,8 +10,9 @@ from sqlalchemy import func, select, update
 from portal.auth.staff_roles import PERMISSIONS
 from portal.extensions import db
 from portal.models import AuditEvent, OutboxMessage, StaffSession, StaffUser
+from portal.services import password_links
 from portal.services.errors import Refused
-from portal.staff import links, services
+from portal.staff import services
 from tests.factories import PASSWORD, csrf_token, sign_in_staff
 
 NEW_PASSWORD = "a brand new staff password 7"
@@ -107,7 +109,8 @@ def test_an_invitation_lands_in_the_outbox_with_a_link_that_works_once(app, clie
     assert (member.role, member.name, services.state_of(member)) == ("operator", "New Person", "invited")
     invitee = app.test_client()
     # Before the password is set nobody signs in as them, whatever they type.
-    for guess in ("x", member.password_hash, token):
+    assert member.password_hash is None and member.set_password_token_hash == password_links.digest(token)
+    for guess in ("x", token, member.set_password_token_hash):
         before = invitee.post("/admin/login", data={"email": email, "password": guess, "csrf_token": csrf_token(
             invitee.get("/admin/login").get_data(as_text=True))})
         assert before.status_code == 401, guess
@@ -120,8 +123,9 @@ def test_an_invitation_lands_in_the_outbox_with_a_link_that_works_once(app, clie
         "password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))})
     assert done.status_code == 302 and done.headers["Location"].endswith("/admin/tenants")
     assert _signed_in(invitee)
-    again = app.test_client().get(f"/admin/set-password/{token}")
-    assert again.status_code == 404 and "not valid" in again.get_data(as_text=True)
+    again = app.test_client().get(f"/admin/set-password/{token}")  # used: said so (410), as a tenant's link
+    assert again.status_code == 410 and "already been used" in again.get_data(as_text=True)
+    assert email not in again.get_data(as_text=True)
     db.session.refresh(member)
     assert services.state_of(member) == "active" and member.last_login_at is not None
     assert _events("staff.invited", email)[0].actor_id == str(admin.id)
@@ -134,14 +138,16 @@ def test_an_expired_invitation_says_so_and_a_new_one_replaces_it(app, client, fa
     first = services.invite(_email(), "viewer", admin)
     token = first.link.rsplit("/", 1)[1]
     member = first.member
-    member.password_hash = member.password_hash.rsplit("$", 1)[0] + "$2000-01-01T00:00:00+00:00"
+    member.set_password_expires_at = datetime(2000, 1, 1, tzinfo=timezone.utc)
     db.session.commit()
     assert services.state_of(member) == "invitation expired"
-    assert app.test_client().get(f"/admin/set-password/{token}").status_code == 410
+    expired = app.test_client().get(f"/admin/set-password/{token}")
+    assert expired.status_code == 410 and "expired on 2000-01-01 00:00 UTC" in expired.get_data(as_text=True)
     sign_in_staff(client, admin)
     assert _post(client, f"/admin/staff/{member.id}", f"/admin/staff/{member.id}/resend").status_code == 302
     _, fresh = _link_in_outbox(member.email)
     assert fresh != token and app.test_client().get(f"/admin/set-password/{fresh}").status_code == 200
+    assert app.test_client().get(f"/admin/set-password/{token}").status_code == 404  # replaced: nobody's now
     assert _events("staff.invitation_resent", member.email)[0].actor_id == str(admin.id)
 
 
@@ -335,12 +341,46 @@ def test_the_cli_uses_the_same_rules(app, runner, factory):
         assert _events(action, email)[0].actor_label == "cli", action
 
 
-def test_a_pending_link_is_no_password(conn):
-    """The value kept for an invitation verifies against nothing (portal/services/passwords.py)."""
+def test_an_unknown_link_is_404_and_a_used_one_410(app, factory):
+    """As a tenant user's link: a token nobody holds (or too long to be one) is "not valid"
+    (404); a used one says so (410), on the page and when posted to."""
+    admin = factory.staff("superadmin")
+    token = services.invite(_email(), "viewer", admin).link.rsplit("/", 1)[1]
+    visitor = app.test_client()
+    for unknown in ("not-a-real-link", token[:-1], "x" * 300):
+        answer = visitor.get(f"/admin/set-password/{unknown}")
+        assert answer.status_code == 404 and "not valid" in answer.get_data(as_text=True), unknown
+    member = services.set_password(token, NEW_PASSWORD)
+    assert member.set_password_used_at is not None and member.password_hash.startswith("$argon2")
+    assert password_links.staff_for_token(db.session, token) == (member, password_links.USED)
+    used = visitor.get(f"/admin/set-password/{token}")
+    assert used.status_code == 410 and "already been used" in used.get_data(as_text=True)
+    with pytest.raises(services.LinkClosed) as closed:
+        services.set_password(token, "another good password 9")
+    assert closed.value.state == password_links.USED
+    db.session.refresh(member)
+    sign_in_staff(app.test_client(), member, NEW_PASSWORD)  # the second use changed nothing
+
+
+def test_a_disabled_member_s_link_is_not_valid(app, factory):
+    admin = factory.staff("superadmin")
+    invited = services.invite(_email(), "viewer", admin)
+    services.disable(invited.member.id, admin)
+    token = invited.link.rsplit("/", 1)[1]
+    assert app.test_client().get(f"/admin/set-password/{token}").status_code == 404
+    services.enable(invited.member.id, admin)
+    assert app.test_client().get(f"/admin/set-password/{token}").status_code == 200
+
+
+def test_an_invited_member_has_no_password(conn):
+    """Until the link is used the member's password is NULL: every guess is refused at the
+    cost of a real verification (portal/services/passwords.py), and the link's hash is in a
+    column of its own."""
     from portal.services.passwords import verify_password
 
     member = StaffUser(email="x@staff.example", role="viewer")
-    links.open_link(member)
-    assert links.is_pending(member)
+    token = password_links.open_link(member)
+    assert member.password_hash is None and password_links.invitation_expires(member) is not None
+    assert password_links.state_of_link(member) == password_links.OPEN
     assert not verify_password(member.password_hash, "")
-    assert not verify_password(member.password_hash, member.password_hash)
+    assert not verify_password(member.password_hash, token)
