@@ -91,26 +91,29 @@ def _key_templates(names):
     return [tenant_key("%s", *parts[name]) for name in names]
 
 
-def _figures(rows, names, slowest=False):
-    """[{name: value}] of each row's Redis figures `names` (of users, storage (bytes),
-    api, rpm, slow), and with `slowest` its slowest statement today; a counter absent is
-    0 in its window, a measure absent None (not measured). All in one pipeline: MGETs of
-    MGET_BATCH keys, and a ZREVRANGE a row for `slowest`. None when Redis cannot be read."""
+def _read(rows, names):
+    """Each row's Redis figures `names`, flat (row by row, name by name: bytes or None),
+    in one pipeline of MGETs of MGET_BATCH keys; None when Redis cannot be read."""
     templates = _key_templates(names)
     keys = [template % row.id for row in rows for template in templates]
-    day, _ = ratelimit.day_window()
     try:
         pipe = redis_holder.client.pipeline(transaction=False)
         for i in range(0, len(keys), MGET_BATCH):
             pipe.mget(keys[i:i + MGET_BATCH])
-        if slowest:
-            for row in rows:
-                pipe.zrevrange(tenant_key(row.id, "slowest", day), 0, 0, withscores=True)
-        replies = pipe.execute()
+        return [value for batch in pipe.execute() for value in batch]
     except redis.RedisError:
         return None
-    batches = -(-len(keys) // MGET_BATCH)
-    values = [value for batch in replies[:batches] for value in batch]
+
+
+def _figures(rows, names, slowest=False, values=None):
+    """[{name: value}] of each row's Redis figures `names` (of users, storage (bytes),
+    api, rpm, slow), and with `slowest` its slowest statement today; a counter absent is
+    0 in its window, a measure absent None (not measured). `values`: what _read gave for
+    these rows and names, if read already. None when Redis cannot be read."""
+    if values is None:
+        values = _read(rows, names)
+        if values is None:
+            return None
     counters = [name in COUNTERS for name in names]
     n, found = len(names), []
     for i in range(len(rows)):
@@ -118,7 +121,15 @@ def _figures(rows, names, slowest=False):
         found.append({name: (0 if counter else None) if v is None else int(v)
                       for name, counter, v in zip(names, counters, own, strict=True)})
     if slowest:
-        for figures, best in zip(found, replies[batches:], strict=True):
+        day, _ = ratelimit.day_window()
+        try:
+            pipe = redis_holder.client.pipeline(transaction=False)
+            for row in rows:
+                pipe.zrevrange(tenant_key(row.id, "slowest", day), 0, 0, withscores=True)
+            replies = pipe.execute()
+        except redis.RedisError:
+            return None
+        for figures, best in zip(found, replies, strict=True):
             figures["slowest"] = (best[0][0], round(best[0][1])) if best else None
     return found
 
@@ -171,14 +182,18 @@ def _pressure_of(limits, figures):
     return measures, percents, max((p for p in percents.values() if p is not None), default=0)
 
 
-def _pressure_only(limits, figures):
-    """_pressure_of(...)[2] without the page's dictionaries (for every served tenant)."""
-    top, storage = 0, figures["storage"]
-    for used, limit in ((figures["users"], limits[0]), (None if storage is None else round(storage / MB, 2), limits[1]),
-                        (figures["api"], limits[2]), (figures["rpm"], limits[3])):
-        if used is not None and limit:
-            top = max(top, round(100 * used / limit, 1))
-    return top
+def _pressures(rows, values):
+    """Every row's pressure (as _pressure_of gives it) from the flat figures of
+    PRESSURE_FIGURES that _read gave: a tight loop, for every served tenant."""
+    found = []
+    for i, row in enumerate(rows):
+        limits = _limits(row)
+        users, storage, api, rpm = values[4 * i:4 * i + 4]
+        used = (None if users is None else int(users), None if storage is None else round(int(storage) / MB, 2),
+                int(api or 0), int(rpm or 0))  # an absent measure is unknown, an absent counter 0
+        found.append(max((round(100 * u / limit, 1) for u, limit in zip(used, limits, strict=True)
+                          if u is not None and limit), default=0))
+    return found
 
 
 def pressure(sort, page=1, per_page=50):
@@ -187,9 +202,9 @@ def pressure(sort, page=1, per_page=50):
     total, rows = _served(sort, page, per_page, with_limits=True)
     everyone = None
     if sort.key == "pressure":  # every figure of everyone: read once, the page's reused
-        everyone = _figures(rows, PRESSURE_FIGURES)
-        page, chosen = _choose(rows, total, sort, page, per_page, lambda row, i: None if everyone is None else
-                               _pressure_only(_limits(row), everyone[i]))
+        everyone = _read(rows, PRESSURE_FIGURES)
+        tops = None if everyone is None else _pressures(rows, everyone)
+        page, chosen = _choose(rows, total, sort, page, per_page, lambda row, i: None if tops is None else tops[i])
     elif sort.key in PRESSURE_COLUMN:
         one = _figures(rows, (sort.key,))
         page, chosen = _choose(rows, total, sort, page, per_page,
@@ -198,7 +213,9 @@ def pressure(sort, page=1, per_page=50):
         page, chosen = _choose(rows, total, sort, page, per_page, None)
     if everyone is not None:
         index = {row.id: i for i, row in enumerate(rows)}
-        figures = [everyone[index[row.id]] for row in chosen]
+        n = len(PRESSURE_FIGURES)
+        figures = _figures(chosen, PRESSURE_FIGURES, values=[
+            v for row in chosen for v in everyone[n * index[row.id]:n * index[row.id] + n]])
     else:
         figures = _figures(chosen, PRESSURE_FIGURES)
     readable = figures is not None
