@@ -141,7 +141,8 @@ def staff_set_password(invitation):
             sessions.start_staff(member)
             flash("Your password is set. Welcome to the staff console!", "success")
             return redirect(url_for("tenants.index"))
-    return render_template("staff/set_password.html", form=form, email=member.email), (400 if form.errors else 200)
+    return render_template("auth/set_password.html", form=form, email=member.email,
+                           layout="layouts/staff.html"), (400 if form.errors else 200)
 
 
 def _staff_link_closed(state, member):

@@ -25,14 +25,8 @@ from sqlalchemy import Connection, func, or_, select, text, tuple_
 from portal.extensions import db
 from portal.models import TENANT_STATUSES, TENANT_TIERS, Tenant
 from portal.services import csv_export
+from portal.tenants.services import SORTS  # the list's sort columns: one table for both
 
-SORTS = {
-    "slug": Tenant.slug,
-    "name": func.lower(Tenant.name),
-    "created": Tenant.created_at,
-    "plan": Tenant.plan_code,
-    "status": Tenant.status,
-}
 CSV_COLUMNS = ("id", "slug", "name", "status", "tier", "plan", "created_at", "archived_at")
 MAX_CURSOR = 400
 CSV_BATCH = 500  # rows fetched from the server-side cursor, and written, at a time
