@@ -54,3 +54,19 @@ def test_a_viewer_cannot_open_the_created_page(client, factory):
     tenant = factory.tenant()
     sign_in_tenant(client, tenant, factory.user(tenant, role="viewer"))
     assert client.get(f"/t/{tenant.slug}/tokens/created").status_code == 403
+
+
+def test_a_token_made_in_one_tenant_is_never_shown_in_another(client, factory):
+    """The secret waits in tenant A's session only: the same browser, signed in to tenant B
+    too, finds nothing of A's at B's page that shows a new token."""
+    a, b = factory.tenant(), factory.tenant()
+    sign_in_tenant(client, a, factory.admin(a))
+    sign_in_tenant(client, b, factory.admin(b))
+    form = {"name": "a's bot", "scopes": ["orders:read"], "days": "",
+            "csrf_token": csrf_token(client.get(f"/t/{a.slug}/tokens").get_data(as_text=True))}
+    assert client.post(f"/t/{a.slug}/tokens", data=form).status_code == 302
+    at_b = client.get(f"/t/{b.slug}/tokens/created")
+    assert at_b.status_code == 302 and at_b.headers["Location"].endswith(f"/t/{b.slug}/tokens")
+    assert "tp_" not in at_b.get_data(as_text=True) and "a's bot" not in at_b.get_data(as_text=True)
+    shown = client.get(f"/t/{a.slug}/tokens/created").get_data(as_text=True)  # A's is still A's
+    assert re.search(r'<code id="api-token">tp_', shown)

@@ -37,3 +37,17 @@ def test_the_invited_page_needs_users_create(client, factory):
     tenant = factory.tenant()
     sign_in_tenant(client, tenant, factory.user(tenant, role="viewer"))
     assert client.get(f"/t/{tenant.slug}/users/invited").status_code == 403
+
+
+def test_an_invitation_in_one_tenant_is_never_shown_in_another(client, factory):
+    """Tenant A's invitation waits in A's session only: B's page names nobody of A's."""
+    a, b = factory.tenant(), factory.tenant()
+    sign_in_tenant(client, a, factory.admin(a))
+    sign_in_tenant(client, b, factory.admin(b))
+    page = client.get(f"/t/{a.slug}/users/new").get_data(as_text=True)
+    sent = client.post(f"/t/{a.slug}/users/new", data={"email": INVITEE, "name": "Once", "role": "viewer",
+                                                      "csrf_token": csrf_token(page)})
+    assert sent.status_code == 302
+    at_b = client.get(f"/t/{b.slug}/users/invited")
+    assert at_b.status_code == 302 and INVITEE not in at_b.get_data(as_text=True)
+    assert f"Invitation sent to {INVITEE}" in client.get(sent.headers["Location"]).get_data(as_text=True)
