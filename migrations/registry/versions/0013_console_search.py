@@ -51,17 +51,19 @@ def trigram_schema(conn):
         "WHERE e.extname = 'pg_trgm'")).scalar_one_or_none()
 
 
-def create_search_indexes(conn, trigram=True):
-    """The search indexes: trigram where pg_trgm is there (or may be made), else the
-    prefix fallback. Returns which: "trigram" or "prefix"."""
-    schema = trigram_schema(conn) if trigram else None
-    if schema is not None:
-        ops = f'"{schema}".gin_trgm_ops'
-        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {TRIGRAM[0]} ON {S}.tenants USING gin (slug {ops})"))
-        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {TRIGRAM[1]} ON {S}.tenants USING gin (lower(name) {ops})"))
+def create_search_indexes(conn, trigram=True, schema=S):
+    """The search indexes on `<schema>.tenants`: trigram where pg_trgm is there (or may be
+    made), else the prefix fallback. Returns which: "trigram" or "prefix". (`schema` lets
+    a test build them on a copy of the table, away from the registry's locks.)"""
+    trgm_schema = trigram_schema(conn) if trigram else None
+    table = f"{schema}.tenants"
+    if trgm_schema is not None:
+        ops = f'"{trgm_schema}".gin_trgm_ops'
+        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {TRIGRAM[0]} ON {table} USING gin (slug {ops})"))
+        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {TRIGRAM[1]} ON {table} USING gin (lower(name) {ops})"))
         return "trigram"
-    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {PREFIX[0]} ON {S}.tenants (lower(slug) text_pattern_ops)"))
-    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {PREFIX[1]} ON {S}.tenants (lower(name) text_pattern_ops)"))
+    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {PREFIX[0]} ON {table} (lower(slug) text_pattern_ops)"))
+    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {PREFIX[1]} ON {table} (lower(name) text_pattern_ops)"))
     return "prefix"
 
 
