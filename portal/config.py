@@ -100,6 +100,9 @@ def load_config(overrides=None):
         "METRICS_TOP_TENANTS": _int("PORTAL_METRICS_TOP_TENANTS", 10),
         # A tenant statement at least this slow is counted against the tenant (top consumers).
         "SLOW_STATEMENT_MS": _int("PORTAL_SLOW_STATEMENT_MS", 500),
+        # Quotas and Top consumers sort a snapshot of every tenant's figures; a page that
+        # finds it older than this refreshes it first (portal/quotas/figures.py).
+        "CONSOLE_FIGURES_MAX_AGE_SECONDS": _int("PORTAL_CONSOLE_FIGURES_MAX_AGE_SECONDS", 30),
         # Tenant lookup cache: a short in-process cache in front of Redis.
         "TENANT_CACHE_LOCAL_SECONDS": _int("PORTAL_TENANT_CACHE_LOCAL_SECONDS", 2),
         "TENANT_CACHE_REDIS_SECONDS": _int("PORTAL_TENANT_CACHE_REDIS_SECONDS", 300),

@@ -1,5 +1,3 @@
-from datetime import datetime, timezone
-
 from flask import Blueprint, current_app, render_template, request
 
 from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
@@ -27,15 +25,15 @@ def usage_page():
 def pressure():
     """Every served tenant's use of its limits, in pages, sorted by any column (?sort=, ?dir=)."""
     sort = services.Sort.from_args(request.args, services.PRESSURE_SORTS, "pressure")
-    page, readable = services.pressure(sort, page_number(), current_app.config["PAGE_SIZE"])
+    page, taken_at, readable = services.pressure(sort, page_number(), current_app.config["PAGE_SIZE"])
     return render_template("quotas/pressure.html", page=page, rows=page.items, sort=sort, readable=readable,
-                           sorts=services.PRESSURE_SORTS)
+                           taken_at=taken_at, sorts=services.PRESSURE_SORTS)
 
 
 @staff_bp.route("/top")
 def top():
     """Every served tenant's consumption, in pages, sorted by any column (?sort=, ?dir=)."""
     sort = services.Sort.from_args(request.args, services.TOP_SORTS, "requests")
-    page, readable = services.top_consumers(sort, page_number(), current_app.config["PAGE_SIZE"])
+    page, taken_at, readable = services.top_consumers(sort, page_number(), current_app.config["PAGE_SIZE"])
     return render_template("quotas/top.html", page=page, rows=page.items, sort=sort, readable=readable,
-                           sorts=services.TOP_SORTS, at=datetime.now(timezone.utc))
+                           taken_at=taken_at, sorts=services.TOP_SORTS)
