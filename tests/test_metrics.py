@@ -117,6 +117,24 @@ def test_jobs_gauge_counts_a_queued_job(client, factory):
     assert value(after, "portal_job_oldest_queued_seconds", kind="export") >= 0
 
 
+def test_a_job_finished_is_in_the_durations_and_found_by_its_index(client, factory):
+    from sqlalchemy import text
+
+    tenant = factory.tenant()
+    before = value(scrape(client), "portal_job_duration_seconds_count", kind="export")
+    job = jobqueue.create("export", tenant.id, ["export"], "metrics-test")
+    db.session.flush()
+    db.session.execute(text("UPDATE registry.jobs SET state = 'succeeded', started_at = now() - interval '3 s', "
+                            "finished_at = now() WHERE id = :id"), {"id": job.id})
+    after = scrape(client)
+    assert value(after, "portal_job_duration_seconds_count", kind="export") == before + 1
+    assert value(after, "portal_job_duration_max_seconds", kind="export") >= 3
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a small table: ask what the index can do
+    plan = "\n".join(db.session.execute(text(
+        "EXPLAIN SELECT kind FROM registry.jobs WHERE finished_at > now() - interval '1 hour'")).scalars())
+    assert "ix_jobs_finished" in plan
+
+
 # -- who may read it ---------------------------------------------------------------------
 def test_from_an_address_not_allowed_it_is_not_there(client):
     response = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"})

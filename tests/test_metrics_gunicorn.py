@@ -1,0 +1,82 @@
+"""/metrics under real gunicorn with gunicorn.conf.py and PROMETHEUS_MULTIPROC_DIR: the
+answer adds up every worker's counts, whichever worker gives it, and a worker killed
+leaves its counts in the sums (gunicorn's `child_exit` marks only its live gauges gone)."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from portal.devserver import stop_process
+from tests.workers import ROOT, worker_env
+
+TOKEN = "metrics-test-token"
+REQUESTS = 40
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url, token=None):
+    request = urllib.request.Request(url, headers={"Connection": "close",
+                                                   **({"Authorization": f"Bearer {token}"} if token else {})})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.read().decode()
+
+
+def _healthz_count(port):
+    for family in text_string_to_metric_families(_get(f"http://127.0.0.1:{port}/metrics", TOKEN)):
+        if family.name == "portal_requests":
+            return sum(s.value for s in family.samples
+                       if s.name == "portal_requests_total" and s.labels.get("endpoint") == "health.healthz")
+    return 0
+
+
+def _worker_pids(master):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master.pid)], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def test_metrics_add_up_every_gunicorn_worker_and_keep_a_killed_ones_counts(app, tmp_path):
+    port = _free_port()
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    env = worker_env(app, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=2, GUNICORN_THREADS=2,
+                     PROMETHEUS_MULTIPROC_DIR=str(multiproc), PORTAL_METRICS_TOKEN=TOKEN)
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(f"http://127.0.0.1:{port}/readyz")
+                break
+            except OSError:
+                assert master.poll() is None, master.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "gunicorn did not answer /readyz"
+                time.sleep(0.3)
+        for _ in range(REQUESTS):
+            _get(f"http://127.0.0.1:{port}/healthz")  # a new connection each: both workers take some
+        counted = {name.split("_")[-1].removesuffix(".db") for name in os.listdir(multiproc)
+                   if name.startswith("counter_")}
+        assert len(counted) == 2, counted  # both workers counted requests
+        for _ in range(6):  # whichever worker answers: the sum of both
+            assert _healthz_count(port) == REQUESTS
+
+        pids = _worker_pids(master)
+        os.kill(pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pids[0] in _worker_pids(master) or len(_worker_pids(master)) < 2:
+            assert time.monotonic() < deadline, "gunicorn did not replace the killed worker"
+            time.sleep(0.2)
+        # /metrics is asked REQUESTS-free: only /healthz counts here, the dead worker's included.
+        assert _healthz_count(port) == REQUESTS
+    finally:
+        stop_process(master)
