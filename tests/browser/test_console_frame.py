@@ -115,6 +115,7 @@ def test_each_staff_role_walks_its_navigation(browser, base_url, staff_accounts,
         page.get_by_role("link", name=walk_tenant, exact=True).click()
         expect(page.locator('nav a[aria-current="page"]')).to_have_text("Tenants")
         tabs = page.get_by_role("tab")
+        expect(tabs.first).to_have_text("Overview")  # console.js makes the tabs after load: wait for them
         names = [tab.inner_text() for tab in tabs.all()]
         assert names[:4] == ["Overview", "Plan and limits", "Domains", "Data"]
         assert ("Danger zone" in names) == (role in ("superadmin", "operator"))

@@ -1,7 +1,8 @@
 """Migration 0014: a staff member's set-password link moves out of `password_hash`
 (`!link$<sha256>$<expiry>`, as the first staff invitations kept it) into the columns a
-tenant user's has, and back on the way down. Run as the owner on the test run's registry,
-in a transaction rolled back at the end (the schema and its rows are as they were)."""
+tenant user's has, and back on the way down. Run as the owner on a registry of its own (a
+database made for the test, migrated to head, dropped after): on the test run's registry,
+the downgrade's DDL would wait on every other session that uses its tables."""
 import uuid
 from datetime import datetime, timezone
 
@@ -17,16 +18,23 @@ EXPIRES = "2030-05-06T07:08:09+00:00"
 
 
 @pytest.fixture()
-def owner(app, servers):  # app: the registry migrated to head
-    engine = owner_engine(servers.owner_url)
+def owner(servers):
+    database = f"{servers.name_prefix}links_{uuid.uuid4().hex[:8]}"  # dropped at the end of the run if not here
+    admin = servers.admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    engine = owner_engine(servers.owner_url, database=database)
     try:
         with engine.connect() as connection:
             outer = connection.begin()
-            connection.execute(text("SET LOCAL lock_timeout = '5s'"))
+            command.upgrade(alembic_config("registry", connection), "head")
             yield connection
             outer.rollback()
     finally:
         engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _add(owner, password_hash, **link):
