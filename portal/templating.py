@@ -104,7 +104,14 @@ def when(value, seconds=False):
         shown = value.isoformat()
     else:
         return escape(value)
-    return Markup('<time class="when" datetime="{}">{}</time>').format(value.isoformat(), shown)
+    # A date's and a time's own text holds nothing to escape: joined directly (this runs
+    # for every row of a table; Markup.format costs several times more).
+    return Markup(f'<time class="when" datetime="{value.isoformat()}">{shown}</time>')
+
+
+def money(cents):
+    """An amount in cents as units with thousands separators: 123456 -> "1,234.56"."""
+    return f"{cents / 100:,.2f}"
 
 
 def install(app):
@@ -112,3 +119,4 @@ def install(app):
     app.jinja_env.globals["may_visit"] = may_visit
     app.jinja_env.filters["short_id"] = short_id
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["money"] = money

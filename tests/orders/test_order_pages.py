@@ -139,3 +139,19 @@ def test_order_pages_count_against_the_quotas_as_the_api_does(client, factory):
     refused = client.post(page, data={"customer": "Over", "amount": "1", "csrf_token": token})
     assert refused.status_code == 403 and "Storage quota reached" in refused.get_data(as_text=True)
     assert _orders(tenant) == []
+
+
+@pytest.mark.parametrize("host", [None, "subdomain"])
+def test_the_list_s_row_links_are_the_order_pages_by_path_and_by_subdomain(client, factory, host):
+    """The list joins each row's links to its own URL (one url_for, not two a row): they
+    must be what url_for builds for orders.detail and orders.edit, and answer."""
+    tenant = factory.tenant()
+    order = factory.order(tenant, number=4)
+    headers = {"Host": f"{tenant.slug}.portal.test"} if host else {}
+    base = "" if host else f"/t/{tenant.slug}"
+    sign_in_tenant(client, tenant, factory.user(tenant, role="member"), prefix=base, headers=headers)
+    listing = client.get(f"{base}/orders", headers=headers).get_data(as_text=True)
+    for url in (f"{base}/orders/{order.id}", f"{base}/orders/{order.id}/edit"):
+        assert f'href="{url}"' in listing
+        page = client.get(url, headers=headers)
+        assert page.status_code == 200 and f"Order {order.number}" in page.get_data(as_text=True)
