@@ -1,6 +1,7 @@
 """Real worker processes (`python -m portal.worker`) for tests that commit for real:
 the browser journeys, and the test that kills a worker in the middle of a job."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -31,9 +32,27 @@ def worker_env(app, **extra):
 
 
 def start_worker(app, burst=False, **extra):
+    """A worker in a process group of its own: RQ's scheduler runs in a child process,
+    which a SIGKILL of the worker alone would leave running after the tests."""
     args = [sys.executable, "-m", "portal.worker"] + (["--burst"] if burst else [])
-    return subprocess.Popen(args, cwd=ROOT, env=worker_env(app, **extra),
+    return subprocess.Popen(args, cwd=ROOT, env=worker_env(app, **extra), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-stop_worker = stop_process
+def kill_worker(process):
+    """SIGKILL the worker and its scheduler (nothing runs on their way out), as a machine
+    that dies would; wait for the worker."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+def stop_worker(process):
+    """Stop the worker (SIGTERM, then SIGKILL after 10 s), then whatever of its group is left."""
+    stop_process(process)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

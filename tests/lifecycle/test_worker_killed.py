@@ -23,7 +23,7 @@ from portal.tenancy.names import role_name, schema_name
 from tests.conftest import FreshContextClient, app_config
 from tests.factories import PASSWORD, sign_in_staff, unique_slug
 from tests.lifecycle.conftest import catalog
-from tests.workers import start_worker, stop_worker
+from tests.workers import kill_worker, start_worker, stop_worker
 
 STALE_SECONDS = 2
 
@@ -116,8 +116,7 @@ def test_a_killed_worker_leaves_the_job_interrupted_and_a_retry_finishes_it(comm
             jobqueue.mark_stale_interrupted()
             assert _fresh_job(job_id).state == "running"
 
-            worker.kill()  # SIGKILL: no handler, no cleanup
-            worker.wait(timeout=10)
+            kill_worker(worker)  # SIGKILL: no handler, no cleanup
             job = _fresh_job(job_id)
             assert job.state == "running"  # what the dead worker left behind
             assert _bridge_storage(app, tenant_id) == (True, False)  # half-made: schema, no role
@@ -143,8 +142,7 @@ def test_a_killed_worker_leaves_the_job_interrupted_and_a_retry_finishes_it(comm
             try:
                 burst.wait(timeout=90)
             except subprocess.TimeoutExpired:
-                burst.kill()
-                burst.wait()
+                kill_worker(burst)
                 pytest.fail("the burst worker did not finish: " + burst.stderr.read().decode(errors="replace"))
             job = _fresh_job(job_id)
             assert job.state == "succeeded", (job.error, job.steps, burst.stderr.read().decode(errors="replace"))

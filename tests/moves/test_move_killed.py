@@ -17,7 +17,7 @@ from portal.tenancy.data import Order
 from portal.tenancy.placement import tenant_transaction
 from tests.conftest import FreshContextClient, app_config
 from tests.moves.conftest import Made, catalogs, contents
-from tests.workers import start_worker, stop_worker
+from tests.workers import kill_worker, start_worker, stop_worker
 
 STALE_SECONDS = 2
 
@@ -59,8 +59,7 @@ def test_a_killed_worker_s_move_is_rolled_back_by_the_next(killing_app, stall, s
             _wait(lambda: db.session.get(TenantMove, move_id).state == state, 30, f"the move to reach {state}",
                   worker)
             time.sleep(0.5)
-            worker.kill()  # SIGKILL: nothing runs on its way out
-            worker.wait(10)
+            kill_worker(worker)  # SIGKILL: nothing runs on its way out
             if stall == "freeze":  # frozen: the tenant's writes are refused until the move is rolled back
                 with pytest.raises(Exception, match="tenant writes are refused"):
                     with tenant_transaction(TenantRef.of(tenant)) as session:
@@ -71,7 +70,7 @@ def test_a_killed_worker_s_move_is_rolled_back_by_the_next(killing_app, stall, s
             try:
                 burst.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                burst.kill()
+                kill_worker(burst)
                 pytest.fail("the burst worker did not finish")
             db.session.expire_all()
             row = db.session.get(TenantMove, move_id)
