@@ -1,0 +1,252 @@
+"""The hot path (issue 16): tenant pages under gunicorn against a bare Flask page doing the
+same read, side by side in one run.
+
+In a throwaway database (bench/_common.py) it makes three tenants as `make run`'s demo
+does, one per tier: `acme` (pool), `globex` (bridge), `initech` (silo, a database of its
+own on the same server), each with --orders orders, an admin with a known password, an API
+token, and requests a minute and API calls a day overridden to the highest allowed
+(nothing is refused, every check still runs); and a superadmin. Then it starts, one after the other, each with
+the portal's gunicorn.conf.py (GUNICORN_WORKERS=2, GUNICORN_THREADS=4 unless set):
+
+- the bare baseline, bench/bare_app.py: psycopg2 pool, acme's latest 50 orders with an
+  explicit WHERE, a Jinja table with a nav;
+- the portal (wsgi:app),
+
+and drives each page with wrk (`-t 2 -c 8 -d --seconds`, signed-in cookies or a bearer
+token as headers), every page in turn, --repeat rounds (wrk and the servers share the 2
+cores: one run alone varies by up to 2x, so each round has its own bare figure). Printed:
+the median requests/s, the median of each round's ratio to the bare page and to the pool
+page (bridge and silo), and responses that were not 2xx (must be 0). Then, in-process (Flask test client, no
+gunicorn): the single-request p50 of acme's orders page over --rounds requests.
+
+    .venv/bin/python bench/hot_path.py                  # the issue's figures (about 5 minutes)
+    .venv/bin/python bench/hot_path.py --seconds 3 --repeat 1    # a quick check
+
+Needs wrk (Debian's `wrk`).
+"""
+import argparse
+import http.cookiejar
+import logging
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import PASSWORD, ROOT, Throwaway, csrf_token  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+TENANTS = [("acme", "basic"), ("globex", "professional"), ("initech", "enterprise")]  # pool, bridge, silo
+STAFF_EMAIL = "bench-hot@staff.example"
+ACTOR = ("system", None, "bench/hot_path.py")
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def seed(app, orders):
+    """The three tenants (ids, tiers, tokens) and the staff member."""
+    from portal.auth.principals import TenantPrincipal
+    from portal.auth.services import create_staff_user
+    from portal.extensions import db
+    from portal.lifecycle import placements
+    from portal.lifecycle.provisioning import create_tenant
+    from portal.models.plan import LIMIT_RANGES
+    from portal.plans import services as plans
+    from portal.services.passwords import hash_password
+    from portal.tenancy.context import TenantRef, tenant_context
+    from portal.tenancy.data import Order, TenantUser
+    from portal.tenancy.placement import tenant_session, tenant_transaction
+    from portal.tenants.services import get_tenant
+    from portal.tokens import services as tokens
+
+    made = {}
+    with app.app_context():
+        create_staff_user(STAFF_EMAIL, "superadmin", PASSWORD)
+        placements.register("local", "", 100, actor=ACTOR)
+        for slug, plan in TENANTS:
+            tenant, _ = create_tenant(slug, slug.title(), plan, f"admin@{slug}.example")
+            ref = TenantRef.of(tenant)
+            with tenant_transaction(ref) as session:
+                admin = session.execute(select(TenantUser)).scalar_one()
+                admin.password_hash = hash_password(PASSWORD)
+                admin.set_password_token_hash = None
+                session.add_all(Order(tenant_id=ref.id, number=n, customer=f"Customer {n}", amount_cents=100 * n,
+                                      status="open") for n in range(1, orders + 1))
+            for name in ("requests_per_minute", "api_calls_per_day"):  # as high as allowed: still counted
+                plans.set_override(get_tenant(ref.id), f"limit:{name}", str(LIMIT_RANGES[name][1]), None,
+                                   "bench/hot_path.py", ACTOR)
+            with tenant_context(ref):
+                with tenant_session(ref) as session:
+                    maker = TenantPrincipal.of(session.execute(select(TenantUser)).scalar_one(), session)
+                token = tokens.create("bench", list(tokens.SCOPES), None, maker)[1]
+            made[slug] = {"id": str(ref.id), "tier": tenant.tier, "token": token}
+        db.session.remove()
+    return made
+
+
+def gunicorn(module, port, env, chdir=ROOT, ready_path="/"):
+    env = {**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_WORKERS": os.environ.get("GUNICORN_WORKERS", "2"),
+           "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "4")}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", os.path.join(ROOT, "gunicorn.conf.py"),
+                                "--chdir", chdir, module], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until a worker answers (the master listens before they boot)
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{ready_path}", timeout=2).close()
+            return process
+        except urllib.error.HTTPError:
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn {module} ended: {process.returncode}") from None
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn {module} did not answer")
+
+
+def stop(process):
+    from portal.devserver import stop_process
+
+    stop_process(process)
+
+
+def signed_in_cookie(base, login_path, email):
+    """The Cookie header of a session signed in through the sign-in form."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + login_path).read().decode()
+    form = urllib.parse.urlencode({"email": email, "password": PASSWORD, "csrf_token": csrf_token(page)}).encode()
+    opener.open(base + login_path, data=form)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    if "session" not in cookie:
+        raise RuntimeError(f"sign-in at {login_path} failed")
+    return cookie
+
+
+def wrk(url, seconds, headers=()):
+    """(requests/s, responses not 2xx or 3xx) of `url` under wrk -t2 -c8."""
+    args = ["wrk", "-t", "2", "-c", "8", "-d", f"{seconds}s"]
+    for header in headers:
+        args += ["-H", header]
+    done = subprocess.run(args + [url], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk {url}: {done.stdout} {done.stderr}")
+    out = done.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, int(bad.group(1)) if bad else 0
+
+
+def in_process_p50(app, rounds):
+    """The single-request p50 (ms) of acme's orders page in-process, signed in."""
+    client = app.test_client()
+    page = client.get("/t/acme/login")
+    client.post("/t/acme/login", data={"email": "admin@acme.example", "password": PASSWORD,
+                                       "csrf_token": csrf_token(page.get_data(as_text=True))})
+    for _ in range(20):
+        assert client.get("/t/acme/orders").status_code == 200
+    samples = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        client.get("/t/acme/orders")
+        samples.append((time.perf_counter() - began) * 1000)
+    return statistics.median(samples)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
+    parser.add_argument("--orders", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every page, interleaved")
+    parser.add_argument("--rounds", type=int, default=500, help="in-process requests")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian's `wrk`)")
+    logging.disable(logging.INFO)
+    log(f"load average before: {os.getloadavg()}")
+    throwaway = Throwaway()
+    results, processes = [], []
+    try:
+        app = throwaway.open()
+        tenants = seed(app, args.orders)
+        log("seeded acme (pool), globex (bridge), initech (silo)")
+        config = throwaway.config
+        portal_env = {"DATABASE_URL": config["DATABASE_URL"], "REDIS_URL": config["REDIS_URL"],
+                      "PORTAL_APP_ROLE": config["PORTAL_APP_ROLE"], "PORTAL_NAME_PREFIX": config["PORTAL_NAME_PREFIX"],
+                      "PORTAL_REDIS_PREFIX": config["PORTAL_REDIS_PREFIX"], "PORTAL_SECRET_KEY": config["SECRET_KEY"],
+                      "PORTAL_ADMIN_HOSTS": "127.0.0.1"}
+        bare_port, portal_port = free_port(), free_port()
+        dsn = config["DATABASE_URL"].replace("postgresql+psycopg2://", "postgresql://")
+        bare = gunicorn("bare_app:app", bare_port, {"BARE_DSN": dsn, "BARE_TENANT_ID": tenants["acme"]["id"]},
+                        chdir=BENCH, ready_path="/orders")
+        processes.append(bare)
+        portal = gunicorn("wsgi:app", portal_port, portal_env, ready_path="/healthz")
+        processes.append(portal)
+        base = f"http://127.0.0.1:{portal_port}"
+        cookies = {slug: signed_in_cookie(base, f"/t/{slug}/login", f"admin@{slug}.example") for slug, _ in TENANTS}
+        staff = signed_in_cookie(base, "/admin/login", STAFF_EMAIL)
+        cases = [
+            ("bare Flask + psycopg2, latest 50 orders", f"http://127.0.0.1:{bare_port}/orders", ()),
+            ("/t/acme/orders (pool), signed in", f"{base}/t/acme/orders", (f"Cookie: {cookies['acme']}",)),
+            ("/t/globex/orders (bridge)", f"{base}/t/globex/orders", (f"Cookie: {cookies['globex']}",)),
+            ("/t/initech/orders (silo)", f"{base}/t/initech/orders", (f"Cookie: {cookies['initech']}",)),
+            ("/admin/tenants (staff)", f"{base}/admin/tenants", (f"Cookie: {staff}",)),
+            ("/t/acme/login (anonymous)", f"{base}/t/acme/login", ()),
+            ("GET /api/v1/orders (token, acme)", f"{base}/api/v1/orders",
+             (f"Authorization: Bearer {tenants['acme']['token']}", f"X-Tenant-ID: {tenants['acme']['id']}")),
+        ]
+        for _, url, headers in cases:  # warm every process's caches and pools
+            wrk(url, 1, headers)
+        for round_number in range(1, args.repeat + 1):  # interleaved: each round has its own bare figure
+            for name, url, headers in cases:
+                rate, bad = wrk(url, args.seconds, headers)
+                results.append((round_number, name, rate, bad))
+                log(f"round {round_number}: {name}: {rate:.0f} requests/s, {bad} not 2xx/3xx")
+        for process in processes:
+            stop(process)
+        processes = []
+        single = in_process_p50(app, args.rounds)
+    finally:
+        for process in processes:
+            stop(process)
+        throwaway.close()
+    log(f"load average after: {os.getloadavg()}")
+    bare_name, pool_name = cases[0][0], cases[1][0]
+    by_round = {}
+    for round_number, name, rate, bad in results:
+        by_round.setdefault(round_number, {})[name] = (rate, bad)
+    print(f"\nhot path under gunicorn ({os.environ.get('GUNICORN_WORKERS', '2')} workers x "
+          f"{os.environ.get('GUNICORN_THREADS', '4')} threads), wrk -t2 -c8 -d{args.seconds}s, {args.repeat} rounds: "
+          "the median of the rounds (each ratio taken within its round)")
+    print(f"{'page':<44}{'req/s':>9}{'vs bare':>9}{'vs pool':>9}{'not 2xx':>9}   rounds (req/s)")
+    for name, _, _ in cases:
+        rates = [r[name][0] for r in by_round.values()]
+        to_bare = statistics.median(r[name][0] / r[bare_name][0] for r in by_round.values())
+        to_pool = statistics.median(r[name][0] / r[pool_name][0] for r in by_round.values())
+        bad = sum(r[name][1] for r in by_round.values())
+        shown_pool = f"{to_pool:9.2f}" if name.startswith(("/t/globex", "/t/initech")) else f"{'':>9}"
+        print(f"{name:<44}{statistics.median(rates):9.0f}{to_bare:9.2f}{shown_pool}{bad:9d}   "
+              + ", ".join(f"{rate:.0f}" for rate in rates))
+    print(f"\nin-process, one request of /t/acme/orders: p50 {single:.2f} ms over {args.rounds}")
+
+
+if __name__ == "__main__":
+    main()
