@@ -13,8 +13,8 @@ the portal's gunicorn.conf.py (GUNICORN_WORKERS=2, GUNICORN_THREADS=4 unless set
 - the portal (wsgi:app),
 
 and drives each page with wrk (`-t 2 -c 8 -d --seconds`, signed-in cookies or a bearer
-token as headers), every page in turn, --repeat rounds (wrk and the servers share the 2
-cores: one run alone varies by up to 2x, so each round has its own bare figure). Printed:
+token as headers, a connection a request: see `wrk`), every page in turn, --repeat
+rounds (wrk and the servers share the 2 cores: each round has its own bare figure). Printed:
 the median requests/s, the median of each round's ratio to the bare page and to the pool
 page (bridge and silo), and responses that were not 2xx (must be 0). Then, in-process (Flask test client, no
 gunicorn): the single-request p50 of acme's orders page over --rounds requests.
@@ -142,8 +142,12 @@ def signed_in_cookie(base, login_path, email):
 
 
 def wrk(url, seconds, headers=()):
-    """(requests/s, responses not 2xx or 3xx) of `url` under wrk -t2 -c8."""
-    args = ["wrk", "-t", "2", "-c", "8", "-d", f"{seconds}s"]
+    """(requests/s, responses not 2xx or 3xx) of `url` under wrk -t2 -c8, a connection a
+    request (`Connection: close`, as nginx talks to its upstreams by default): wrk's 8
+    keep-alive connections, accepted once, would often all land on one of gunicorn's two
+    workers, halving a run's figure at random (measured: ~100 or ~210 requests/s for the
+    same page, whatever its tier)."""
+    args = ["wrk", "-t", "2", "-c", "8", "-d", f"{seconds}s", "-H", "Connection: close"]
     for header in headers:
         args += ["-H", header]
     done = subprocess.run(args + [url], capture_output=True, text=True)
