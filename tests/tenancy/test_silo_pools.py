@@ -9,6 +9,12 @@ from portal.config import load_config
 from portal.tenancy.engines import SiloEngines
 
 
+def _request(engine, barrier):
+    with engine.connect() as conn:
+        barrier.wait(timeout=10)  # all four hold a connection at the same time
+        conn.execute(text("select 1"))
+
+
 def test_concurrent_requests_reuse_the_connections_the_pool_opened(servers):
     cfg = load_config({"DATABASE_URL": servers.owner_url, "REDIS_URL": servers.redis_url})
     engines = SiloEngines(cfg["SILO_MAX_ENGINES"], cfg["SILO_POOL_SIZE"], cfg["SILO_MAX_OVERFLOW"],
@@ -20,12 +26,7 @@ def test_concurrent_requests_reuse_the_connections_the_pool_opened(servers):
         for _ in range(3):  # three bursts of four requests at once, as a worker's four threads
             barrier = threading.Barrier(4)
 
-            def request():
-                with engine.connect() as conn:
-                    barrier.wait(timeout=10)  # all four hold a connection at the same time
-                    conn.execute(text("select 1"))
-
-            threads = [threading.Thread(target=request) for _ in range(4)]
+            threads = [threading.Thread(target=_request, args=(engine, barrier)) for _ in range(4)]
             for thread in threads:
                 thread.start()
             for thread in threads:
