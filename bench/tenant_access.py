@@ -2,7 +2,7 @@
 
 In one throwaway database and app (bench/_common.py: its own database, role prefix and
 Redis prefix) it makes one pool tenant (plan professional, the pool tier asked for
-explicitly: the plan's default tier is bridge; requests a minute overridden to 10**9 so
+explicitly: the plan's default tier is bridge; requests a minute overridden to 1,000,000 (the highest allowed) so
 the rate limit never refuses) with 30 orders, and three principals:
 
   A. "member": a user with the built-in role member. The baseline: its permissions come
@@ -88,7 +88,7 @@ def make_tenant(app, slug, custom_permissions):
             session.add_all(Order(tenant_id=ref.id, number=n, customer=f"Customer {n}", amount_cents=100 * n,
                                   status="open") for n in range(1, ORDERS + 1))
         ids = {key: row.id for key, row in rows.items()}
-        plans.set_override(get_tenant(ref.id), "limit:requests_per_minute", str(10**9), None,
+        plans.set_override(get_tenant(ref.id), "limit:requests_per_minute", "1000000", None,
                            "bench/tenant_access.py", ("system", None, "bench"))
         staff, _ = create_staff_user(f"support-{slug}@staff.example", "support", PASSWORD)
         staff_email = staff.email
