@@ -77,7 +77,7 @@ def load_config(overrides=None):
         # each with a small pool, and a total connection budget across them. The pool keeps
         # what it opens, up to a gunicorn worker's threads (4): an overflow connection is
         # closed on return, so each request past the pool paid a new connection and its
-        # authentication (the silo page measured at half the pool page's throughput).
+        # authentication (tests/tenancy/test_silo_pools.py counts them).
         "SILO_MAX_ENGINES": _int("PORTAL_SILO_MAX_ENGINES", 32),
         "SILO_POOL_SIZE": _int("PORTAL_SILO_POOL_SIZE", 4),
         "SILO_MAX_OVERFLOW": _int("PORTAL_SILO_MAX_OVERFLOW", 0),
