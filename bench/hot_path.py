@@ -19,6 +19,11 @@ the median requests/s, the median of each round's ratio to the bare page and to 
 page (bridge and silo), and responses that were not 2xx (must be 0). Then, in-process (Flask test client, no
 gunicorn): the single-request p50 of acme's orders page over --rounds requests.
 
+Noisy neighbour (--flood-rate, 500 by default; 0 skips it): globex's requests a minute
+lowered to 60, its orders page flooded at that rate by wrk (`flood`: a fixed pace, nearly
+an open loop) while acme's page is measured as above, alone / flooded / flooded / alone;
+the ratio of the medians, and the flood's achieved rate and share refused.
+
     .venv/bin/python bench/hot_path.py                  # the issue's figures (about 5 minutes)
     .venv/bin/python bench/hot_path.py --seconds 3 --repeat 1    # a quick check
 
@@ -34,6 +39,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -159,6 +165,45 @@ def wrk(url, seconds, headers=()):
     return rate, int(bad.group(1)) if bad else 0
 
 
+FLOOD_CONNECTIONS = 50
+
+
+def flood(url, rate, seconds, headers=()):
+    """wrk flooding `url` at about `rate` requests/s for `seconds`, in the background:
+    each of FLOOD_CONNECTIONS connections waits 1000 * FLOOD_CONNECTIONS / rate ms before
+    each request (wrk's `delay` hook), so the rate holds however fast the answers come (a
+    refusal takes ~1 ms: close to an open loop). Returns (the process, its script file)."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write(f"function delay()\n  return {round(1000 * FLOOD_CONNECTIONS / rate)}\nend\n")
+    script.close()
+    args = ["wrk", "-t", "1", "-c", str(FLOOD_CONNECTIONS), "-d", f"{seconds}s", "-s", script.name,
+            "-H", "Connection: close"]
+    for header in headers:
+        args += ["-H", header]
+    return subprocess.Popen(args + [url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), script.name
+
+
+def noisy_neighbour(quiet, flooder, rate, seconds):
+    """The quiet page's requests/s alone and while `flooder` is flooded at `rate`, in the
+    order alone, flood, flood, alone: ({condition: [req/s]}, [(flood req/s, refused)])."""
+    found, floods = {"alone": [], "flooded": []}, []
+    for condition in ("alone", "flooded", "flooded", "alone"):
+        process = script = None
+        if condition == "flooded":
+            process, script = flood(flooder[0], rate, seconds + 2, flooder[1])
+            time.sleep(1)  # the flood under way before the quiet tenant is measured
+        found[condition].append(wrk(quiet[0], seconds, quiet[1])[0])
+        log(f"noisy neighbour: quiet tenant {condition}: {found[condition][-1]:.0f} requests/s")
+        if process is not None:
+            out, _ = process.communicate(timeout=seconds + 30)
+            os.unlink(script)
+            total = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+            refused = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+            requests = int(re.search(r"(\d+) requests in", out).group(1))
+            floods.append((total, (int(refused.group(1)) if refused else 0) / max(1, requests)))
+    return found, floods
+
+
 def in_process_p50(app, rounds):
     """The single-request p50 (ms) of acme's orders page in-process, signed in."""
     client = app.test_client()
@@ -181,6 +226,8 @@ def main():
     parser.add_argument("--orders", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every page, interleaved")
     parser.add_argument("--rounds", type=int, default=500, help="in-process requests")
+    parser.add_argument("--flood-rate", type=int, default=500, help="noisy neighbour: the flood's requests/s "
+                        "(0: skip)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian's `wrk`)")
@@ -224,6 +271,19 @@ def main():
                 rate, bad = wrk(url, args.seconds, headers)
                 results.append((round_number, name, rate, bad))
                 log(f"round {round_number}: {name}: {rate:.0f} requests/s, {bad} not 2xx/3xx")
+        if args.flood_rate:
+            with app.app_context():  # globex floods its own pages, its limit low: most are refused
+                from portal.extensions import db
+                from portal.plans import services as plans
+                from portal.tenants.services import get_tenant
+
+                plans.set_override(get_tenant(tenants["globex"]["id"]), "limit:requests_per_minute", "60", None,
+                                   "bench/hot_path.py", ACTOR)
+                db.session.remove()
+            time.sleep(app.config["ENTITLEMENTS_CACHE_SECONDS"] + 1)  # every worker sees the new limit
+            neighbour = noisy_neighbour((f"{base}/t/acme/orders", (f"Cookie: {cookies['acme']}",)),
+                                        (f"{base}/t/globex/orders", (f"Cookie: {cookies['globex']}",)),
+                                        args.flood_rate, args.seconds)
         for process in processes:
             stop(process)
         processes = []
@@ -249,6 +309,14 @@ def main():
         shown_pool = f"{to_pool:9.2f}" if name.startswith(("/t/globex", "/t/initech")) else f"{'':>9}"
         print(f"{name:<44}{statistics.median(rates):9.0f}{to_bare:9.2f}{shown_pool}{bad:9d}   "
               + ", ".join(f"{rate:.0f}" for rate in rates))
+    if args.flood_rate:
+        found, floods = neighbour
+        alone, flooded = statistics.median(found["alone"]), statistics.median(found["flooded"])
+        print(f"\nnoisy neighbour: acme's orders page (wrk -c8) while globex's pages are flooded at "
+              f"{args.flood_rate}/s (its limit 60 a minute)")
+        print(f"  alone {alone:.0f} req/s ({', '.join(f'{r:.0f}' for r in found['alone'])}); flooded {flooded:.0f} "
+              f"req/s ({', '.join(f'{r:.0f}' for r in found['flooded'])}); ratio {flooded / alone:.2f} (goal >= 0.9)")
+        print("  the flood: " + "; ".join(f"{rate:.0f} req/s, {share:.1%} refused" for rate, share in floods))
     print(f"\nin-process, one request of /t/acme/orders: p50 {single:.2f} ms over {args.rounds}")
 
 
