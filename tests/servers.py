@@ -4,6 +4,7 @@ Each run creates its own database and roles with unique names and drops them."""
 import atexit
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 
@@ -57,3 +58,10 @@ class TestServers:
             for role in [r for (r,) in tenant_roles] + [self.app_role]:
                 conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         engine.dispose()
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now, for a server a test starts on loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -3,7 +3,6 @@ answer adds up every worker's counts, whichever worker gives it, and a worker ki
 leaves its counts in the sums (gunicorn's `child_exit` marks only its live gauges gone)."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,11 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from portal.devserver import stop_process
+from tests.servers import free_port
 from tests.workers import ROOT, worker_env
 
 TOKEN = "metrics-test-token"
 REQUESTS = 40
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(url, token=None):
@@ -45,7 +39,7 @@ def _worker_pids(master):
 
 
 def test_metrics_add_up_every_gunicorn_worker_and_keep_a_killed_ones_counts(app, tmp_path):
-    port = _free_port()
+    port = free_port()
     multiproc = tmp_path / "prometheus"
     multiproc.mkdir()
     env = worker_env(app, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=2, GUNICORN_THREADS=2,

@@ -3,7 +3,6 @@ loopback every second; a series is read back through its HTTP API."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -13,16 +12,12 @@ import urllib.request
 import pytest
 from werkzeug.serving import make_server
 
+from tests.servers import free_port
+
 PROMETHEUS = "/usr/bin/prometheus"
 
 pytestmark = pytest.mark.skipif(not os.path.exists(PROMETHEUS),
                                 reason=f"{PROMETHEUS} is absent (Debian's `prometheus` package; .ci/run installs it)")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def query(port, promql):

@@ -7,7 +7,6 @@ uses neither `conn` nor `factory`: it commits its tenant through the second app 
 deletes its rows in a `finally` (audit events stay: they are append-only).
 """
 import logging
-import socket
 import subprocess
 import time
 
@@ -21,14 +20,9 @@ from portal.tenancy.data import TENANT_TABLES
 from portal.tenancy.placement import tenant_transaction
 from tests.conftest import FreshContextClient, app_config
 from tests.factories import Factory, sign_in_tenant
+from tests.servers import free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start_redis(port):
@@ -74,7 +68,7 @@ def _remove_tenant(app2, ref):
 
 
 def test_pages_serve_when_redis_stops(app, servers):
-    port = _free_port()
+    port = free_port()
     process = _start_redis(port)
     records, ratelimit_log = _Records(), logging.getLogger("portal.services.ratelimit")
     app2 = ref = None

@@ -4,7 +4,6 @@ follows the link, sets a password and signs in; resend and reset send new links.
 import email
 import logging
 import re
-import socket
 from email import policy
 
 import pytest
@@ -16,6 +15,7 @@ from portal.models import AuditEvent, OutboxMessage
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_session
 from tests.factories import PASSWORD, csrf_token, sign_in_staff, sign_in_tenant
+from tests.servers import free_port
 
 INVITEE = "new.person@example.com"
 NEW_PASSWORD = "a perfectly fine passphrase"
@@ -91,12 +91,6 @@ def mail_log():
     logger.removeHandler(handler)
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Inbox:
     """An aiosmtpd handler that keeps what it receives."""
 
@@ -123,7 +117,7 @@ def smtp_config(app):
 @pytest.fixture()
 def smtp_server(smtp_config):
     """A real SMTP server on a free port, the app configured to use it: its Inbox."""
-    inbox, port = Inbox(), _free_port()
+    inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     smtp_config(port)
@@ -190,7 +184,7 @@ def test_smtp_mode_delivers_the_invitation(app, admin_client, smtp_server):
 
 def test_smtp_server_down_adds_no_user_and_says_so(admin_client, smtp_config):
     client, tenant = admin_client
-    smtp_config(_free_port())  # nothing listens there
+    smtp_config(free_port())  # nothing listens there
     before = _user_count(tenant)
     response = _invite(client, tenant, name="Kept Name")
     body = response.get_data(as_text=True)
@@ -206,7 +200,7 @@ def test_smtp_server_down_adds_no_user_and_says_so(admin_client, smtp_config):
 def test_reset_with_smtp_down_changes_nothing(app, admin_client, factory, smtp_config):
     client, tenant = admin_client
     member = factory.user(tenant)
-    smtp_config(_free_port())
+    smtp_config(free_port())
     response = _act(client, tenant, member.id, "reset")
     assert response.status_code == 302
     assert "could not be sent" in client.get(response.headers["Location"]).get_data(as_text=True)
