@@ -2,8 +2,10 @@
 any other tier with identical checksums; tampered exports refused with the reason and
 nothing made; the staff pages that start an export, download it, and import one."""
 import csv
+import hashlib
 import io
 import json
+import shutil
 import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
@@ -128,6 +130,13 @@ def _drop_first_row(member):
     return change
 
 
+def _latin1_row(member):
+    def change(members):
+        members[member] += "1,Kunde ñ,5\n".encode("latin-1")
+
+    return change
+
+
 def _not_a_zip(path, target):
     with open(target, "wb") as out:
         out.write(b"PK\x03\x04 this is not a zip archive at all")
@@ -149,6 +158,8 @@ TAMPERS = {
     "missing manifest": (lambda p, t: _rewrite(p, t, lambda m: m.pop("manifest.json")),
                          "The archive has no manifest.json: it is not a tenant export."),
     "not a zip": (_not_a_zip, "That file is not a zip archive."),
+    "not UTF-8": (lambda p, t: _rewrite(p, t, _latin1_row("tables/orders.csv")),
+                  "orders is not a CSV file in UTF-8."),
 }
 
 
@@ -189,6 +200,42 @@ def test_a_changed_manifest_count_is_refused(app, conn, pool_export, tmp_path):
     tampered = _rewrite(path, str(tmp_path / "count.zip"), change)
     with pytest.raises(Refused, match="The checksum of orders does not match"):
         exports.verify_export(tampered)
+
+
+def _more_cents(members):
+    _edit_first_row("tables/orders.csv", lambda r: r.update(amount_cents=str(int(r["amount_cents"]) + 1)))(members)
+
+
+def _more_cents_and_a_manifest_that_agrees(members):
+    _more_cents(members)
+    manifest = json.loads(members["manifest.json"])
+    manifest["tables"]["orders"]["sha256"] = hashlib.sha256(members["tables/orders.csv"]).hexdigest()
+    members["manifest.json"] = json.dumps(manifest).encode()
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (_more_cents, "The rows of orders: "),
+    (_more_cents_and_a_manifest_that_agrees, "The archive was changed since it was checked."),
+], ids=["rows", "rows and manifest"])
+def test_an_archive_changed_after_the_request_is_refused_at_load(app, conn, pool_export, catalogs, imported,
+                                                                 tmp_path, change, reason):
+    """The load step does not hash the archive again: it checks that the manifest is the
+    one checked at the request, and the rows against its checksums in the database. A
+    file changed in between fails the import, and nothing of it stays."""
+    _, path = pool_export
+    swapped = tmp_path / "swapped.zip"
+    shutil.copy(path, swapped)
+    before, count = catalogs(), tenant_count()
+    tenant, job = provisioning.request_import(str(swapped), unique_slug("swap"), None, None, tier="bridge")
+    imported(tenant)
+    _rewrite(path, str(swapped), change)
+    jobqueue.run(job, provisioning.provision)
+    db.session.refresh(tenant)
+    db.session.refresh(job)
+    assert (tenant.status, tenant.failed_step) == ("failed", "load data")
+    assert job.error.startswith("load data: ") and reason in job.error
+    provisioning.discard(tenant)
+    assert tenant_count() == count and catalogs() == before
 
 
 # -- the staff pages --------------------------------------------------------------------------
