@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.lifecycle import states
 from portal.models import StaffSession
-from portal.tenancy.data import TenantSession
-from portal.tenancy.placement import tenant_session
+from portal.services import password_links
+from portal.tenancy.data import TenantSession, TenantUser
+from portal.tenancy.placement import tenant_session, tenant_transaction
 from portal.tenants.services import get_tenant
 from tests.conftest import BASE_DOMAIN
 from tests.factories import csrf_token, sign_in_staff, sign_in_tenant
@@ -86,6 +87,27 @@ def test_an_admin_s_change_ends_every_session_of_the_user(app, client, factory, 
         answer = browser.get(f"/t/{tenant.slug}/users")
         assert answer.status_code == 302 and "/login" in answer.headers["Location"], action
     assert client.get(f"/t/{tenant.slug}/users").status_code == 200  # the admin's own session goes on
+
+
+def test_a_password_set_with_a_link_ends_every_earlier_session(app, client, factory):
+    """A user who follows a set-password link (sent by an admin, say, while a stolen
+    session is still open) ends every earlier sign-in; the new one goes on."""
+    tenant = factory.tenant()
+    user = factory.user(tenant)
+    sign_in_tenant(client, tenant, user)
+    with tenant_transaction(tenant) as session:
+        token = password_links.open_link(session.get(TenantUser, (tenant.id, user.id)))
+    owner = app.test_client()
+    url = f"/t/{tenant.slug}/set-password/{token}"
+    form = owner.get(url)
+    assert form.status_code == 200
+    answer = owner.post(url, data={"password": "a brand new passphrase", "confirm": "a brand new passphrase",
+                                   "csrf_token": csrf_token(form.get_data(as_text=True))})
+    assert answer.status_code == 302
+    earlier = client.get(f"/t/{tenant.slug}/users")
+    assert earlier.status_code == 302 and "/login" in earlier.headers["Location"]
+    assert owner.get(f"/t/{tenant.slug}/users").status_code == 200
+    assert _tenant_sessions(tenant, user.id) == 1
 
 
 def test_a_role_change_to_as_many_rights_keeps_the_session(app, client, factory):
