@@ -10,8 +10,10 @@ as placement `second`.
 1. A pool tenant with --orders orders and --users users (inserted as the owner with
    INSERT ... SELECT generate_series) moves to a silo on the second server and back,
    --rounds times each, while
-   - a writer (a process of its own) adds orders to it through the API at --rate writes/s,
-     open loop (each write has its time; a 503 is retried after 10 ms, same marker);
+   - a writer adds orders to it through the API at --rate writes/s in all, open loop
+     (each write has its time; a 503 is retried after 10 ms, same marker), shared by
+     --writer-processes processes, each with an app of its own, as web processes would
+     be (one process at 100 writes/s spent most of its time waiting for its own GIL);
    - a reader (another process) reads another pool tenant's orders through the API,
      --read-rate a second.
    Both first run 20 s with no move: the comparison. Per move: the mover's freeze (from
@@ -255,6 +257,8 @@ def main():
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--rate", type=int, default=100, help="the writer's writes a second")
+    parser.add_argument("--writer-processes", type=int, default=2,
+                        help="processes sharing the writes (as web processes would), each with its own app")
     parser.add_argument("--read-rate", type=int, default=20, help="the neighbour's reads a second")
     parser.add_argument("--sizes", default="10000,100000,1000000")
     args = parser.parse_args()
@@ -289,10 +293,12 @@ def main():
             stop, results = context.Event(), context.Queue()
             reader = context.Process(target=client_process, args=("reader", bench.config, neighbour_token,
                                                                   args.read_rate, stop, results))
-            writer = context.Process(target=client_process, args=("writer", bench.config, token, args.rate,
-                                                                  stop, results))
+            writers = [context.Process(target=client_process, args=("writer", bench.config, token,
+                                                                    args.rate / args.writer_processes, stop, results))
+                       for _ in range(args.writer_processes)]
             reader.start()
-            writer.start()
+            for writer in writers:
+                writer.start()
             time.sleep(5)  # their apps made, their first requests done
             quiet_from = time.perf_counter()
             time.sleep(QUIET_SECONDS)  # both at work, no move: what the moves are compared with
@@ -309,10 +315,11 @@ def main():
                           f"{move.figures['freeze_parts_ms']}", flush=True)
             time.sleep(1)
             stop.set()
-            done = dict(results.get(timeout=120) for _ in range(2))
-            writer.join(30)
-            reader.join(30)
-            writer_log, (reader_samples, reader_errors) = done["writer"], done["reader"]
+            done = [results.get(timeout=120) for _ in range(1 + len(writers))]
+            for process in (*writers, reader):
+                process.join(30)
+            writer_log = [entry for kind, log in done if kind == "writer" for entry in log]
+            reader_samples, reader_errors = next(found for kind, found in done if kind == "reader")
             db.session.refresh(tenant)
             with tenant_session(TenantRef.of(tenant)) as session:
                 stored = [c for c in session.execute(select(Order.customer)).scalars() if c.startswith("w")]
