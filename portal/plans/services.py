@@ -13,12 +13,12 @@ from portal.analytics.events import track_event
 from portal.extensions import db
 from portal.models import LIMIT_RANGES, TENANT_TIERS, WITH_STORAGE, Plan, PlanRequest, Tenant, TenantOverride
 from portal.services import audit_events, entitlements, ratelimit
-from portal.services.errors import Refused
+from portal.services.errors import NotFound, Refused
 from portal.services.metering import storage_bytes, user_count
 from portal.services.rows import registry_row
 from portal.services.validation import check_text
-from portal.tenancy.context import TenantRef
-from portal.tenancy.lookup import forget_tenant
+from portal.tenancy.context import TENANT_REF_CAPS, TenantRef
+from portal.tenancy.lookup import forget_plan_tenants, forget_tenant
 
 log = logging.getLogger(__name__)
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
@@ -179,6 +179,8 @@ def save_matrix(form, actor, confirm_shrink=None):
         audit_events.record("plan.changed", actor=actor, target=code, details=details)
     db.session.commit()
     entitlements.forget()
+    forget_plan_tenants([code for code, (_plan, before, after) in changes.items()
+                         if any(before[cap] != after[cap] for cap in TENANT_REF_CAPS)])
     return list(changes)
 
 
@@ -199,10 +201,16 @@ def add_plan(code, name, actor):
     return plan
 
 
-def retire_plan(code, actor):
+def _plan(code):
+    """The plan `code` (a plan's code is its key, not a uuid); NotFound otherwise."""
     plan = db.session.get(Plan, code)
     if plan is None:
-        raise Refused("No such plan.")
+        raise NotFound(code, message="There is no such plan.")
+    return plan
+
+
+def retire_plan(code, actor):
+    plan = _plan(code)
     plan.is_retired = not plan.is_retired
     audit_events.record("plan.retired" if plan.is_retired else "plan.offered", actor=actor, target=code)
     db.session.commit()
@@ -210,9 +218,7 @@ def retire_plan(code, actor):
 
 
 def delete_plan(code, actor):
-    plan = db.session.get(Plan, code)
-    if plan is None:
-        raise Refused("No such plan.")
+    plan = _plan(code)
     in_use = tenants_on(code)
     if in_use:
         raise Refused(f"{plan.name} is in use by {in_use} tenant(s): retire it instead.")

@@ -64,10 +64,15 @@ class TenantRef:
         return replace(self, tier=tier, placement_env=placement_env)
 
 
+# The plan limits a TenantRef carries (the tenant's sessions apply them): a change of
+# them in the plan matrix forgets the plan's tenants (lookup.forget_plan_tenants).
+TENANT_REF_CAPS = ("statement_timeout_ms", "db_connections")
+
+
 def _caps(tenant):
     """The plan's statement timeout and connection cap, with the tenant's live overrides
     of them (a cached TenantRef may keep an expired override up to the cache's life)."""
-    caps = {"statement_timeout_ms": tenant.plan.statement_timeout_ms, "db_connections": tenant.plan.db_connections}
+    caps = {name: getattr(tenant.plan, name) for name in TENANT_REF_CAPS}
     now = datetime.now(timezone.utc)
     for override in tenant.overrides:
         if override.kind == "limit" and override.name in caps and override.in_force(now):

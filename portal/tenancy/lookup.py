@@ -47,6 +47,13 @@ class TenantLookup:
     def invalidate(self, tenant_id, slug, domains=()):
         self._forget([f"id:{tenant_id}", f"slug:{slug}"] + [f"host:{d}" for d in domains], slug)
 
+    def invalidate_many(self, tenants):
+        """Forget many tenants at once: `tenants` is (id, slug, domains) triples."""
+        keys = [key for tenant_id, slug, domains in tenants
+                for key in [f"id:{tenant_id}", f"slug:{slug}"] + [f"host:{d}" for d in domains]]
+        if keys:
+            self._forget(keys, f"{len(tenants)} tenants")
+
     def invalidate_domains(self, domains):
         """Forget custom domains only: one starts routing (verified) or stops (removed)."""
         if domains:
@@ -75,7 +82,8 @@ class TenantLookup:
             for key in keys:
                 self._local.pop(key, None)
         try:
-            redis_holder.client.delete(*[self._redis_key(k) for k in keys])
+            for start in range(0, len(keys), 1000):  # (a plan's every tenant: not one huge command)
+                redis_holder.client.delete(*[self._redis_key(k) for k in keys[start:start + 1000]])
         except redis.RedisError as exc:
             log.warning("tenant cache: could not invalidate %s in Redis: %s", what, exc)
 
@@ -122,6 +130,21 @@ def forget_tenant(tenant, domains=None):
     committed. Every change of a tenant's registry row ends here."""
     domains = [d.domain for d in tenant.domains] if domains is None else domains
     current_app.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug, domains)
+
+
+def forget_plan_tenants(plan_codes):
+    """Drop every tenant of the plans `plan_codes` from the lookup cache after a change of
+    those plans has committed: a cached TenantRef carries its plan's statement timeout and
+    connection cap."""
+    if not plan_codes:
+        return
+    tenants = db.session.execute(select(Tenant.id, Tenant.slug).where(Tenant.plan_code.in_(plan_codes))).all()
+    domains = {}
+    for tenant_id, domain in db.session.execute(select(TenantDomain.tenant_id, TenantDomain.domain).join(
+            Tenant, Tenant.id == TenantDomain.tenant_id).where(Tenant.plan_code.in_(plan_codes))):
+        domains.setdefault(tenant_id, []).append(domain)
+    current_app.extensions["portal.tenant_lookup"].invalidate_many(
+        [(tenant_id, slug, domains.get(tenant_id, [])) for tenant_id, slug in tenants])
 
 
 def forget_domains(*domains):

@@ -61,6 +61,23 @@ def test_superadmin_saves_the_matrix_and_it_is_audited(client, factory, staff_cl
     assert granted.limit("requests_per_minute") == 61 and granted.has("analytics")
 
 
+def test_a_cap_the_tenant_sessions_apply_reaches_the_plan_s_tenants_at_once(app, client, factory, staff_client):
+    """A TenantRef carries its plan's statement timeout and connection cap: saving either
+    forgets the cached refs of that plan's tenants, and only theirs."""
+    basic, other = factory.tenant(plan="basic"), factory.tenant(plan="professional")
+    lookup = app.extensions["portal.tenant_lookup"]
+    cached_other = lookup.by_slug(other.slug)
+    timeout = lookup.by_slug(basic.slug).statement_timeout_ms
+    staff_client("superadmin")
+    saved = post_form(client, MATRIX, MATRIX, _matrix_form(**{"basic:statement_timeout_ms": str(timeout + 1000),
+                                                              "basic:db_connections": "3"}))
+    assert saved.status_code == 302
+    fresh = lookup.by_slug(basic.slug)
+    assert (fresh.statement_timeout_ms, fresh.db_connections) == (timeout + 1000, 3)
+    assert lookup.by_id(basic.id) == fresh
+    assert lookup.by_slug(other.slug) is cached_other  # another plan's tenant: its entry kept
+
+
 def test_bad_values_are_refused_with_the_message_and_nothing_saved(client, staff_client):
     staff_client("superadmin")
     before = _snapshot()
