@@ -81,7 +81,6 @@ def register_blueprints(app):
         users,
     )
     from portal.extensions import csrf
-    from portal.services import jobqueue, tenant_settings
 
     for module in (auth, tenants, moves, placements, upgrades, jobs, audit, outbox, support, staff, plans, quotas,
                    selfservice, orders, users, roles, domains, tokens, analytics, api):
@@ -90,8 +89,6 @@ def register_blueprints(app):
         app.register_blueprint(module.staff_bp)
     for module in (health, metrics):  # /healthz, /readyz, /metrics: any host, no tenant, no sign-in
         app.register_blueprint(module.bp)
-    app.jinja_env.globals["tenant_settings"] = tenant_settings.current  # the tenant layout's colour
-    app.jinja_env.globals["job_state"] = jobqueue.shown_state
     csrf.exempt(api.bp)
 
 

@@ -20,13 +20,15 @@ from portal.tenants import services as registry
 
 class RefusingGroup(AppGroup):
     """A command group whose commands end with the message of a refusal (Refused: bad
-    input, a rule) and a non-zero exit, not a traceback."""
+    input, a rule) or of a NotFound, and a non-zero exit, not a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except Refused as exc:
             raise click.ClickException(exc.message) from None
+        except NotFound as exc:
+            raise click.ClickException(exc.message or f"not found: {exc}") from None
 
 
 tenants_cli = RefusingGroup("tenants", help="Create, list, suspend and resume tenants.")
@@ -41,7 +43,7 @@ def _fail(message):
 def _tenant(slug):
     tenant = registry.get_tenant_by_slug(slug)
     if tenant is None:
-        _fail(f"no tenant with slug {slug!r}")
+        raise NotFound(slug, message=f"no tenant with slug {slug!r}")
     return tenant
 
 
@@ -120,7 +122,7 @@ def _placement_id(name):
         return None
     found = placements.by_name(name)
     if found is None:
-        _fail(f"no placement named {name!r}")
+        raise NotFound(name, message=f"no placement named {name!r}")
     return found.id
 
 
@@ -338,13 +340,6 @@ def staff_create(email, role, password, prompt_password):
         click.echo("password: the one you gave (not shown)")
 
 
-def _staff_member(email):
-    try:
-        return staff_services.by_email(email)
-    except NotFound as exc:
-        _fail(exc.message)
-
-
 @staff_cli.command("list")
 def staff_list():
     """Every staff member: role, state, last sign-in, live sessions (as the Staff page)."""
@@ -375,7 +370,7 @@ def staff_invite(email, role, name):
 @click.argument("role")
 def staff_role(email, role):
     """Give a staff member another role (fewer permissions: their sessions end)."""
-    member = staff_services.change_role(_staff_member(email).id, role, staff_services.CLI)
+    member = staff_services.change_role(staff_services.by_email(email).id, role, staff_services.CLI)
     click.echo(f"{member.email}: {member.role}")
 
 
@@ -383,7 +378,7 @@ def _staff_change(verb, action, said):
     @staff_cli.command(verb)
     @click.argument("email")
     def command(email):
-        result = action(_staff_member(email).id, staff_services.CLI)
+        result = action(staff_services.by_email(email).id, staff_services.CLI)
         click.echo(said(email, result))
 
     command.__doc__ = f"{verb.replace('-', ' ').capitalize()} a staff member (the rules of the Staff page)."

@@ -14,8 +14,7 @@ from markupsafe import Markup, escape
 
 from portal.auth.guards import PUBLIC, SIGNED_IN
 from portal.auth.staff_roles import role_may
-from portal.services import entitlements
-from portal.tenancy.context import get_current_tenant
+from portal.services import entitlements, jobqueue, tenant_settings
 
 # (group, [(endpoint, label), ...]) in the order the sidebar shows them.
 STAFF_NAV = (
@@ -65,8 +64,7 @@ def may_visit(endpoint):
     if need not in (PUBLIC, SIGNED_IN) and not current_user.may(need):
         return False
     if feature is not None:
-        tenant = get_current_tenant()
-        return entitlements.for_tenant(tenant.id, tenant.plan_code).has(feature)
+        return entitlements.current().has(feature)
     return True
 
 
@@ -115,8 +113,15 @@ def money(cents):
 
 
 def install(app):
-    app.jinja_env.globals["navigation"] = navigation
-    app.jinja_env.globals["may_visit"] = may_visit
+    """Every name the templates see beyond Flask's own, in one place."""
+    from portal.lifecycle import cancelling, moves  # (they import the app's services; this module is imported early)
+
+    app.jinja_env.globals.update(
+        navigation=navigation, may_visit=may_visit,
+        tenant_settings=tenant_settings.current,  # the tenant layout's colour
+        role_may=role_may,  # the tenant page shows the impersonation link by role
+        job_state=jobqueue.shown_state, job_cancellable=cancelling.cancellable,
+        old_copy_droppable_from=moves.droppable_later)
     app.jinja_env.filters["short_id"] = short_id
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["money"] = money

@@ -8,10 +8,7 @@ from markupsafe import Markup
 
 from portal.analytics import overview, services
 from portal.auth.guards import guard_staff_blueprint, guard_tenant_blueprint
-from portal.extensions import db
-from portal.models import WITH_STORAGE
-from portal.services import audit_events, cache
-from portal.services.errors import NotFound, Refused
+from portal.services.errors import Refused
 from portal.tenancy.context import TenantRef, require_tenant
 from portal.tenants.services import get_tenant
 
@@ -73,38 +70,17 @@ def overview_page():
     return render_template("analytics/overview.html", data=overview.overview())
 
 
-def _staff_read(tenant, what):
-    """A staff read of a tenant's data is audited (committed before the page answers)."""
-    audit_events.record("tenant.analytics_viewed", tenant_id=tenant.id, target=tenant.slug,
-                        details={"what": what, **{k: v for k, v in request.args.items() if k != "csrf_token"}})
-    db.session.commit()
-
-
-def _served_tenant(tenant_id):
-    """The tenant, if its data can be read (NotFound otherwise: nothing to show)."""
-    tenant = get_tenant(tenant_id)
-    if tenant.status not in WITH_STORAGE:
-        raise NotFound(tenant_id, message=f"{tenant.slug} is {tenant.status}: it has no data to show.")
-    return tenant
-
-
 @staff_bp.route("/tenants/<tenant_id>/analytics")
 def tenant_dashboard(tenant_id):
-    tenant = _served_tenant(tenant_id)
-    _staff_read(tenant, "dashboard")
+    tenant = services.staff_read(tenant_id, "dashboard", request.args)
     return _render("analytics/staff_dashboard.html", TenantRef.of(tenant), "analytics_staff.tenant_dashboard",
                    "analytics_staff.tenant_csv", {"tenant_id": tenant.id}, tenant=tenant)
 
 
 @staff_bp.route("/tenants/<tenant_id>/analytics/export.csv")
 def tenant_csv(tenant_id):
-    tenant = _served_tenant(tenant_id)
-    ref = TenantRef.of(tenant)
-    if not services.advanced(ref):  # the same page the tenant sees: CSV comes with advanced reports
-        raise NotFound(tenant_id, message="CSV downloads come with advanced reports, which this tenant's plan "
-                                          "does not have.")
-    _staff_read(tenant, "csv")
-    return _csv(ref, tenant.slug)
+    tenant = services.staff_read(tenant_id, "csv", request.args)
+    return _csv(TenantRef.of(tenant), tenant.slug)
 
 
 @staff_bp.route("/tenants/<tenant_id>/cache/clear", methods=["POST"])
@@ -112,13 +88,10 @@ def clear_cache(tenant_id):
     tenant = get_tenant(tenant_id)
     if FlaskForm().validate_on_submit():
         try:
-            removed = cache.clear(tenant.id)
+            removed = services.clear_cache(tenant)
         except redis.RedisError:
             flash("Redis cannot be reached: the cache was not cleared (dashboards answer from the database).",
                   "error")
         else:
-            audit_events.record("tenant.cache_cleared", tenant_id=tenant.id, target=tenant.slug,
-                                details={"keys": removed})
-            db.session.commit()
             flash(f"Cache cleared: {removed} entries removed.", "success")
     return redirect(url_for("tenants.detail", tenant_id=tenant.id) + "#cache")

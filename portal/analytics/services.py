@@ -7,8 +7,12 @@ from datetime import date, datetime, timedelta, timezone
 
 from portal.analytics import queries
 from portal.analytics.events import retention_days
-from portal.services import cache, csv_export, entitlements
-from portal.services.errors import Refused
+from portal.extensions import db
+from portal.models import WITH_STORAGE
+from portal.services import audit_events, cache, csv_export, entitlements
+from portal.services.errors import NotFound, Refused
+from portal.tenancy.context import TenantRef
+from portal.tenants.services import get_tenant
 
 DEFAULT_DAYS = 30
 CACHE_SECONDS = 600  # a bound on memory: new events make an entry stale at once anyway
@@ -173,3 +177,30 @@ def csv_of(tenant, report, table):
                "hourly": ["hour", "events", "users"], "funnel": ["name", "users"],
                "breakdown": ["value", "events", "users"]}[table]
     return csv_export.table_text(columns, rows)
+
+
+# -- staff ------------------------------------------------------------------------------------
+def staff_read(tenant_id, what, args):
+    """The tenant whose `what` ("dashboard" or "csv") a staff member reads, the read
+    audited with the page's arguments and committed before the page answers. NotFound
+    when it has no data to show (or, for CSV, no advanced reports: the tenant's own
+    dashboard offers none either)."""
+    tenant = get_tenant(tenant_id)
+    if tenant.status not in WITH_STORAGE:
+        raise NotFound(tenant_id, message=f"{tenant.slug} is {tenant.status}: it has no data to show.")
+    if what == "csv" and not advanced(TenantRef.of(tenant)):
+        raise NotFound(tenant_id, message="CSV downloads come with advanced reports, which this tenant's plan "
+                                          "does not have.")
+    audit_events.record("tenant.analytics_viewed", tenant_id=tenant.id, target=tenant.slug,
+                        details={"what": what, **{k: v for k, v in args.items() if k != "csrf_token"}})
+    db.session.commit()
+    return tenant
+
+
+def clear_cache(tenant):
+    """Empty `tenant`'s cache (a Tenant), audited; the entries removed. RedisError when
+    Redis cannot be reached (nothing recorded)."""
+    removed = cache.clear(tenant.id)
+    audit_events.record("tenant.cache_cleared", tenant_id=tenant.id, target=tenant.slug, details={"keys": removed})
+    db.session.commit()
+    return removed

@@ -71,8 +71,7 @@ def guard_tenant_blueprint(bp, permissions, without_tenant=None):
         if need != SIGNED_IN and not current_user.may(need):
             return permission_refusal(current_user.role_name, need)
         if feature is not None:
-            tenant = get_current_tenant()
-            if not entitlements.for_tenant(tenant.id, tenant.plan_code).has(feature):
+            if not entitlements.current().has(feature):
                 return feature_refusal(feature)
         return None
 

@@ -1,6 +1,6 @@
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from portal.auth import services
 from portal.auth.forms import SetPasswordForm, SignInForm
@@ -21,8 +21,7 @@ def _realm_guard():
     """Staff pages only where no tenant is bound; tenant pages only where one is."""
     staff_page = request.endpoint.startswith("auth.staff_")
     if staff_page == (get_current_tenant() is not None):
-        return render_template("errors/error.html", status=404, title="Not found",
-                               message="There is nothing at this address."), 404
+        abort(404)  # answered by the one handler (portal/errors.py): a page, or JSON for the API
     return None
 
 

@@ -1,5 +1,5 @@
-"""Staff console: jobs (provisioning, exports, imports, deprovisioning, purges) and
-their live progress."""
+"""Staff console: jobs (provisioning, imports, exports, moves and drains, deprovisioning,
+purges, analytics expiry) with their live progress, cancel and retry."""
 from portal.jobs.routes import bp
 
 __all__ = ["bp"]

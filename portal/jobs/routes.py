@@ -12,7 +12,6 @@ from portal.services.errors import Refused
 from portal.view_helpers import confirmed_action, page_number
 
 bp = Blueprint("jobs", __name__, url_prefix="/admin", template_folder="templates")
-bp.add_app_template_global(cancelling.cancellable, "job_cancellable")
 guard_staff_blueprint(bp, {"index": "tenants.view", "fragment": "tenants.view", "download": "tenants.export",
                            "retry": "tenants.create", "cancel": "tenants.update"})
 

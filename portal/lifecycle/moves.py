@@ -547,6 +547,12 @@ def droppable_from(move):
     return move.switched_at + timedelta(seconds=current_app.config["MOVE_MIN_KEEP_SECONDS"])
 
 
+def droppable_later(move):
+    """When the pages may offer to drop a move's old copy, if not yet; None once it may."""
+    when = droppable_from(move)
+    return when if when > _now() else None
+
+
 def _check_droppable(move):
     if not move.old_copy_kept:
         raise Refused("This move has no old copy to drop.")

@@ -199,7 +199,9 @@ def release_role(tenant_id, tier, url_env=None):
 
 # -- both, for callers that want a whole tenant's storage ---------------------------------
 def create_storage(tenant_id, tier, url_env=None, script_location=None):
-    """Storage and role; on failure, both are undone. Returns the schema revision."""
+    """Storage and role; on failure, both are undone. Returns the schema revision.
+    (Provisioning runs the two as saga steps of their own; this is for a tenant's storage
+    without the rest of provisioning: bench/tiers.py times it, the isolation tests use it.)"""
     try:
         revision = make_storage(tenant_id, tier, url_env, script_location)
         make_role(tenant_id, tier, url_env)

@@ -1,5 +1,4 @@
 import uuid
-from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -19,13 +18,6 @@ from portal.view_helpers import confirmed_action, show_refusal
 bp = Blueprint("moves", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(bp, {"index": "tenants.view", "new": "tenants.update", "detail": "tenants.view",
                            "fragment": "tenants.view", "cancel": "tenants.update", "drop_old_copy": "tenants.update"})
-
-
-@bp.app_template_global("old_copy_droppable_from")
-def old_copy_droppable_from(move):
-    """When the pages may offer to drop a move's old copy: None for now."""
-    when = moves.droppable_from(move)
-    return when if when > datetime.now(timezone.utc) else None
 
 
 @bp.route("/moves")

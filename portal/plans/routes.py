@@ -112,10 +112,8 @@ def requests():
 DECIDED = {"approve": "Request approved.", "reject": "Request rejected."}
 
 
-@staff_bp.route("/plan-requests/<request_id>/<decision>", methods=["POST"])
+@staff_bp.route("/plan-requests/<request_id>/<any(approve, reject):decision>", methods=["POST"])
 def decide(request_id, decision):
-    if decision not in DECIDED:
-        abort(404)
     confirmed_action(lambda: services.decide(request_id, decision == "approve", current_user,
                                              request.form.get("note", "")), DECIDED[decision])
     return redirect(url_for("plans_staff.requests"))

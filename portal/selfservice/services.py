@@ -21,7 +21,7 @@ def usage_summary():
             select(func.count(), func.coalesce(func.sum(Order.amount_cents), 0)).select_from(Order)
         ).one()
     return {
-        "granted": entitlements.for_tenant(tenant.id, tenant.plan_code),
+        "granted": entitlements.current(),
         "users": users,
         "orders": orders,
         "revenue_cents": revenue,

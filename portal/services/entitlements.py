@@ -131,11 +131,6 @@ def forget(tenant_id=None):
     _cache().forget(tenant_id)
 
 
-def on_forget(listener):
-    """Call `listener(tenant_id)` whenever this app forgets entitlements."""
-    _cache().listeners.append(listener)
-
-
 def _compute(tenant_id, plan_code):
     plan = db.session.get(Plan, plan_code)
     result = Entitlements(plan.code, plan.name)

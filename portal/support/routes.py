@@ -7,7 +7,6 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 from flask_login import current_user
 
 from portal.auth.guards import PUBLIC, SIGNED_IN, guard_staff_blueprint, guard_tenant_blueprint
-from portal.auth.staff_roles import role_may
 from portal.services import sessions
 from portal.services.errors import Refused
 from portal.support import services
@@ -18,7 +17,6 @@ from portal.view_helpers import show_refusal, tenant_path
 
 staff_bp = Blueprint("support_staff", __name__, url_prefix="/admin", template_folder="templates")
 guard_staff_blueprint(staff_bp, {"start": "tenants.impersonate", "index": "audit.view"})
-staff_bp.add_app_template_global(role_may, "role_may")  # the tenant page shows its link by role
 
 bp = Blueprint("support", __name__, template_folder="templates")
 # The handoff is public: its single-use token is what signs the staff member in.

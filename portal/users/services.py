@@ -70,7 +70,7 @@ def add_user(email, name, role, actor):
     tenant = require_tenant()
     email = normalise_email(email, "email")
     name = check_name(name, required=False)
-    granted = entitlements.for_tenant(tenant.id, tenant.plan_code)
+    granted = entitlements.current()
     max_users = granted.limit("max_users")
     try:
         with tenant_transaction() as session:
