@@ -9,14 +9,18 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 
-def wants_json(environ):
-    """Whether the answer to this request is JSON: on the API (`/api/...`, also under a
-    tenant's `/t/<slug>/` before the resolver has moved that prefix), or when the client
-    prefers JSON to HTML."""
-    path = environ.get("PATH_INFO") or "/"
+def is_api_path(path):
+    """Whether `path` is on the API: `/api/...`, also under a tenant's `/t/<slug>/`
+    (before the resolver has moved that prefix into SCRIPT_NAME)."""
     if path.startswith("/t/"):
         path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
-    if path.startswith("/api/"):
+    return path.startswith("/api/")
+
+
+def wants_json(environ):
+    """Whether the answer to this request is JSON: on the API, or when the client
+    prefers JSON to HTML."""
+    if is_api_path(environ.get("PATH_INFO") or "/"):
         return True
     accept = parse_accept_header(environ.get("HTTP_ACCEPT"), MIMEAccept)
     return accept.best_match(("text/html", "application/json")) == "application/json"

@@ -33,7 +33,7 @@ def guard_staff_blueprint(bp, permissions):
         if not current_user.is_authenticated or not getattr(current_user, "is_staff", False):
             return redirect(url_for("auth.staff_login", next=request.full_path.rstrip("?")))
         if not role_may(current_user.role, permission):
-            abort(403)
+            return permission_refusal(current_user.role, permission)
         return None
 
     bp.staff_permissions = permissions

@@ -63,7 +63,10 @@ def index():
 def enter():
     """The handoff: `?token=` (single-use, minutes old) signs this browser in to the
     tenant's pages as the impersonated user. (A query argument rather than a path one: the
-    route walks in tests/ fill path arguments with ids and expect 200 with one's own.)"""
+    route walks in tests/ fill path arguments with ids and expect 200 with one's own.) A GET
+    that writes, on purpose: it is the link the console redirects the browser to, across
+    origins, where no form of this realm exists yet; the token is single-use and expires
+    within minutes."""
     tenant = require_tenant()
     principal = services.enter(tenant, request.args.get("token", ""))
     # Whoever was signed in here before, this realm is the impersonation's now.

@@ -20,7 +20,7 @@ address, and they answer for the process, never for a tenant.
 import re
 import uuid
 
-from portal.answers import wsgi_refusal
+from portal.answers import is_api_path, wsgi_refusal
 from portal.tenancy.context import current_tenant
 from portal.tenancy.slugs import is_valid_slug
 
@@ -87,7 +87,7 @@ class TenantResolver:
     # -- resolution ---------------------------------------------------------------
     def resolve(self, environ):
         path = environ.get("PATH_INFO", "") or "/"
-        is_api = _is_api_path(path)
+        is_api = is_api_path(path)
         header = environ.get("HTTP_X_TENANT_ID")
         if header is not None and not is_api:
             raise Refusal(400, "Bad request", "The X-Tenant-ID header is accepted on /api/ paths only.")
@@ -114,7 +114,6 @@ class TenantResolver:
             tenant = self._agree_with_token(environ, tenant, by_address)
         if tenant is not None and not environ["PATH_INFO"].startswith(STATIC_PREFIX):
             self._check_status(tenant)  # a refusal page keeps its stylesheet
-        environ["portal.is_api"] = is_api
         return tenant
 
     def _agree_with_token(self, environ, tenant, by_address):
@@ -135,14 +134,23 @@ class TenantResolver:
             raise Refusal(403, "Forbidden", "This token is not valid for the tenant named in X-Tenant-ID.")
         return tenant
 
-    def _by_host(self, host):
+    def _label(self, host):
+        """The host's label under the base domain ('' for an admin host, which carries no
+        tenant: the base domain, admin./www. under it, PORTAL_ADMIN_HOSTS); None for a
+        host outside the base domain."""
         if host in self.admin_hosts or host == self.base_domain:
-            return None
+            return ""
         suffix = "." + self.base_domain
-        if host.endswith(suffix):
-            label = host[: -len(suffix)]
-            if label in _TENANTLESS_LABELS:
-                return None
+        if not host.endswith(suffix):
+            return None
+        label = host[: -len(suffix)]
+        return "" if label in _TENANTLESS_LABELS else label
+
+    def _by_host(self, host):
+        label = self._label(host)
+        if label == "":
+            return None
+        if label is not None:
             if "." in label:
                 raise Refusal(404, "Unknown host", f"No tenant is served at {host}.")
             return self._by_slug(label)
@@ -155,13 +163,7 @@ class TenantResolver:
         """A path-prefixed request must come to an admin host or to the tenant's own
         subdomain: never to another tenant's host (its cookie would land on a stranger's
         origin) nor to a custom domain."""
-        if host in self.admin_hosts or host == self.base_domain:
-            return True
-        suffix = "." + self.base_domain
-        if not host.endswith(suffix):
-            return False
-        label = host[: -len(suffix)]
-        return label in _TENANTLESS_LABELS or label == tenant.slug
+        return self._label(host) in ("", tenant.slug)
 
     def _by_slug(self, slug):
         tenant = self.lookup.by_slug(slug) if is_valid_slug(slug) else None
@@ -220,11 +222,6 @@ def _static_path(environ):
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"/t/{match.group(1)}"
         environ["PATH_INFO"] = path = match.group(2)
     return path.startswith(STATIC_PREFIX)
-
-
-def _is_api_path(path):
-    match = _PREFIX.match(path)
-    return (match.group(2) or "/" if match else path).startswith("/api/")
 
 
 _DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")

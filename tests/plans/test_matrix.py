@@ -103,7 +103,9 @@ def test_operator_may_look_but_not_change(client, staff_client):
     assert "Save the matrix" not in page.get_data(as_text=True)
     before = _snapshot()
     data = _matrix_form(**{"basic:requests_per_minute": "61"})
-    assert post_form(client, MATRIX, MATRIX, data).status_code == 403
+    refused = post_form(client, MATRIX, MATRIX, data)
+    assert refused.status_code == 403
+    assert "Your role (operator) may not manage plans." in refused.get_data(as_text=True)  # the permission named
     assert post_form(client, MATRIX, f"{MATRIX}/new", {"code": "sneaky", "name": "Sneaky"}).status_code == 403
     assert post_form(client, MATRIX, f"{MATRIX}/basic/retire", {}).status_code == 403
     assert post_form(client, MATRIX, f"{MATRIX}/basic/delete", {}).status_code == 403
