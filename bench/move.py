@@ -17,7 +17,9 @@ as placement `second`.
    - a reader (another process) reads another pool tenant's orders through the API,
      --read-rate a second.
    Both first run 20 s with no move: the comparison. Per move: the mover's freeze (from
-   announcing it to the switch published); the writer's longest wait (its first attempt
+   announcing it to the switch published); the longest hold of a write, timed in the web
+   process around `fences.wait_while_frozen` (the time the issue defines: a tenant's
+   writes held or refused); the writer's longest wait (its first attempt
    to its 201, its usual latency and any retries included) of a write under way at any
    moment of the freeze, and of any write begun during the whole move, against the same
    figure in windows as long without a move. At the
@@ -25,7 +27,8 @@ as placement `second`.
    no other. The reader's p99 during the moves against its p99 without them.
 2. Baseline, same run, same rows: `pg_dump -Fc --data-only` of the tenant's tables piped
    into `pg_restore --data-only` into empty copies of them on the second server (the
-   schema restored beforehand, untimed); median of --rounds.
+   schema restored beforehand, untimed); median of --rounds // 2 (at least 3), on the
+   quiet machine before the writer starts, and again under the writer and reader.
 3. Growth: one move there and back at each of --sizes orders (no writer), freeze and total.
 
 Measures, never asserts. Everything made is removed at the end, also after a failure.
@@ -165,7 +168,24 @@ def client_process(kind, config, token, rate, stop, results):
     from portal import create_app
 
     app = create_app(config)
-    results.put((kind, (Writer if kind == "writer" else Reader)(app, token, rate).run(stop)))
+    holds = watch_holds() if kind == "writer" else None
+    results.put((kind, (Writer if kind == "writer" else Reader)(app, token, rate).run(stop), holds))
+
+
+def watch_holds():
+    """[(began, ended)] (perf_counter) of each write this process held for a freeze: the
+    time the issue asks for, "the tenant's writes ... held", read where it happens."""
+    holds, wait = [], fences.wait_while_frozen
+
+    def waiting(tenant_id, max_ms):
+        began = time.perf_counter()
+        try:
+            return wait(tenant_id, max_ms)
+        finally:
+            holds.append((began, time.perf_counter()))
+
+    fences.wait_while_frozen = waiting
+    return holds
 
 
 def run_move(tenant, tier, placement=None):
@@ -303,6 +323,10 @@ def main():
             quiet_from = time.perf_counter()
             time.sleep(QUIET_SECONDS)  # both at work, no move: what the moves are compared with
             quiet_until = time.perf_counter()
+            # The baseline again, under the same load as the moves (the writer's windows
+            # without a move end before it: it competes for the same cores).
+            loaded_base = baseline(app, tenant, scratch, max(3, args.rounds // 2))
+            print(f"baseline under the writer and reader: {loaded_base:.2f} s (median)")
             windows, figures = [], []
             for _round in range(args.rounds):
                 for tier, placement in (("silo", "second"), ("pool", None)):
@@ -318,8 +342,9 @@ def main():
             done = [results.get(timeout=120) for _ in range(1 + len(writers))]
             for process in (*writers, reader):
                 process.join(30)
-            writer_log = [entry for kind, log in done if kind == "writer" for entry in log]
-            reader_samples, reader_errors = next(found for kind, found in done if kind == "reader")
+            writer_log = [entry for kind, log, _h in done if kind == "writer" for entry in log]
+            holds = [hold for kind, _log, found in done if kind == "writer" for hold in found]
+            reader_samples, reader_errors = next(found for kind, found, _h in done if kind == "reader")
             db.session.refresh(tenant)
             with tenant_session(TenantRef.of(tenant)) as session:
                 stored = [c for c in session.execute(select(Order.customer)).scalars() if c.startswith("w")]
@@ -333,6 +358,8 @@ def main():
             waits = writer_freezes(writer_log, windows)
             freeze_windows = [next(f for f in reversed(FREEZES) if a <= f[0] <= b) for a, b in windows]
             held = writer_freezes(writer_log, freeze_windows, overlapping=True)
+            longest_holds = [max([(e - b) * 1000 for b, e in holds if b <= end and e >= start] or [0.0])
+                             for start, end in freeze_windows]
             totals = [w[1] - w[0] for w in windows]
             length = percentile(totals, 50)
             quiet_waits = writer_freezes(writer_log, [(quiet_from + i * length, quiet_from + (i + 1) * length)
@@ -351,6 +378,9 @@ def main():
             latencies = [(a - f) * 1000 for _m, f, a, n in sent if a is not None and n == 1]
             print(f"writer's latency of a write accepted at once ms: p50 {percentile(latencies, 50):.1f} "
                   f"p99 {percentile(latencies, 99):.1f}")
+            print(f"longest hold of a write in a freeze (web process, in wait_while_frozen) ms: p50 "
+                  f"{percentile(longest_holds, 50):.1f} p95 {percentile(longest_holds, 95):.1f} "
+                  f"max {max(longest_holds):.1f} ({len(holds):,} writes held)")
             print(f"writer's longest wait of a write under way during the freeze ms: p50 {percentile(held, 50):.1f} "
                   f"p95 {percentile(held, 95):.1f} max {max(held):.1f}")
             print(f"writer's longest wait per move ms: p50 {percentile(waits, 50):.1f} "
@@ -358,7 +388,9 @@ def main():
                   f"p50 {percentile(quiet_waits, 50):.1f} p95 {percentile(quiet_waits, 95):.1f} "
                   f"max {max(quiet_waits):.1f} ({len(quiet_waits)} windows)")
             print(f"total per move s: p50 {percentile(totals, 50):.2f} max {max(totals):.2f}; "
-                  f"ratio to pg_dump | pg_restore: {percentile(totals, 50) / base:.2f}x (p50)")
+                  f"ratio to pg_dump | pg_restore: {percentile(totals, 50) / base:.2f}x (p50) against the "
+                  f"baseline on a quiet machine, {percentile(totals, 50) / loaded_base:.2f}x against it under "
+                  f"the writer and reader")
             print(f"neighbour reads: {len(reader_samples):,}, failed {failed_reads}; p99 before "
                   f"{percentile(before, 99) * 1000:.1f} ms, during moves {percentile(during, 99) * 1000:.1f} ms "
                   f"({percentile(during, 99) / percentile(before, 99):.2f}x)")

@@ -82,6 +82,9 @@ MOVE_DURATION = Histogram("portal_move_duration_seconds", "Time a move ran, by h
                           registry=REGISTRY, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))
 MOVE_FREEZE = Histogram("portal_move_freeze_seconds", "How long a move froze its tenant's writes (at the switch).",
                         registry=REGISTRY, buckets=(0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10))
+WRITE_HELD = Histogram("portal_write_held_seconds", "How long a write waited for a move's freeze to end "
+                       "(web processes; a write held to the end of PORTAL_MOVE_HOLD_WRITES_MS is then refused).",
+                       registry=REGISTRY, buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 3))
 
 
 def refused(environ, reason):

@@ -47,6 +47,7 @@ from sqlalchemy.exc import OperationalError
 
 from portal.dbsetup import owner_engine
 from portal.extensions import redis_holder
+from portal.metrics import WRITE_HELD
 from portal.services.errors import Refused
 from portal.services.keys import frozen_key, placement_version_key
 from portal.tenancy.data import TENANT_SCHEMA, TENANT_TABLES
@@ -270,7 +271,8 @@ def wait_while_frozen(tenant_id, max_ms):
     """Hold a write of a frozen tenant until its freeze ends, at most `max_ms`: the
     tenant's published placement version then (None if unknown), so the caller reloads
     a tenant a switch has moved."""
-    deadline = time.monotonic() + max_ms / 1000
+    began = time.monotonic()
+    deadline = began + max_ms / 1000
     client = redis_holder.client
     try:
         while True:
@@ -282,3 +284,5 @@ def wait_while_frozen(tenant_id, max_ms):
     except redis.RedisError as exc:
         log.warning("hold of a write of %s ended: Redis unreachable: %s", tenant_id, exc)
         return None
+    finally:
+        WRITE_HELD.observe(time.monotonic() - began)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from portal import create_app
 from portal.extensions import db
+from portal.metrics import REGISTRY
 from portal.plans import services as plan_services
 from portal.services.metering import storage_bytes
 from portal.tenancy.context import TenantRef
@@ -104,6 +105,7 @@ def test_writes_during_a_move_are_neither_lost_nor_doubled(moving_app, made, sou
     monkeypatch.setitem(moving_app.config, "PORTAL_STALL_STEP", f"{stall.split(',')[0]}:0.6")
     writer, reader = Writer(moving_app, tokens[tenant.id]), Reader(moving_app, tokens[other.id])
     neighbour = Writer(moving_app, tokens[other.id], rate=50)  # B, on the pool, writes throughout
+    holds_before = REGISTRY.get_sample_value("portal_write_held_seconds_count") or 0
     threads = (writer, reader, neighbour)
     for thread in threads:
         thread.start()
@@ -121,6 +123,7 @@ def test_writes_during_a_move_are_neither_lost_nor_doubled(moving_app, made, sou
     assert len(writer.accepted) > 10 and reader.ok > 10
     if stall == "freeze":
         assert writer.longest_held >= 0.5  # a write waited for the switch, then was accepted
+        assert REGISTRY.get_sample_value("portal_write_held_seconds_count") > holds_before  # and operators see it
     if stall == "freeze, no hold":
         assert writer.refused >= 1  # frozen: refused with 503, then retried
     stored = _markers(tenant)
