@@ -4,13 +4,20 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: run test bench lint screenshots install-run install-test chromium clean
+.PHONY: run test test-pgbouncer bench lint screenshots install-run install-test chromium pgbouncer clean
 
 run: $(VENV)/.run-installed
 	$(PY) -m portal.devserver
 
-test: $(VENV)/.test-installed chromium
+test: $(VENV)/.test-installed chromium pgbouncer
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-pgbouncer
+
+# The isolation and tenancy suites again, every connection of the app role through a
+# PgBouncer in transaction pooling that the tests start (tests/conftest.py).
+test-pgbouncer: $(VENV)/.test-installed pgbouncer
+	@if [ -x /usr/sbin/pgbouncer ]; then PORTAL_TEST_PGBOUNCER=1 $(PY) -m pytest -q $(PYTEST_ARGS) tests/isolation tests/tenancy; \
+	else echo "make test-pgbouncer: skipped, Debian's pgbouncer is not installed (make installs it when run as root)"; fi
 
 # The pictures in README.md and docs/, taken again by the browser test that checks those pages.
 screenshots: $(VENV)/.test-installed chromium
@@ -40,6 +47,12 @@ chromium:
 	elif [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || \
 	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
 	else $(PY) -m playwright install chromium; fi
+
+# Debian's PgBouncer, for the tests that run behind it (installed when we are root).
+pgbouncer:
+	@if [ -x /usr/sbin/pgbouncer ] || [ "$$(id -u)" != 0 ]; then :; \
+	else apt-get install -y -q pgbouncer >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q pgbouncer >/dev/null); fi
 
 clean:
 	rm -rf $(VENV) instance

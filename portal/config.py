@@ -40,6 +40,11 @@ def load_config(overrides=None):
         "REDIS_URL": _env("REDIS_URL"),
         "PORTAL_APP_ROLE": _env("PORTAL_APP_ROLE", "portal_app"),
         "PORTAL_APP_PASSWORD": _env("PORTAL_APP_PASSWORD"),
+        # Where the application role's connections go, when not straight to DATABASE_URL's
+        # server: a PgBouncer in transaction pooling in front of it (host and port; the
+        # database, role and password are DATABASE_URL's and the app role's). The owner's
+        # connections (migrations, provisioning, the upgrade runner's lock) stay direct.
+        "PORTAL_APP_DATABASE_HOST": _env("PORTAL_APP_DATABASE_HOST"),
         "PORTAL_BASE_DOMAIN": _env("PORTAL_BASE_DOMAIN", "localhost"),
         # Where people reach the portal (scheme, host, port), for links made outside a
         # request (a new tenant's first invitation, made by a worker): `<url>/t/<slug>/...`.
@@ -189,8 +194,14 @@ def _validate(cfg):
 
 
 def app_role_url(cfg):
-    """The URL the application serves with: same server and database, the app role."""
+    """The URL the application serves with: the same database as the app role, on the same
+    server or through PORTAL_APP_DATABASE_HOST (`host:port`, a pooler in front of it)."""
     url = make_url(cfg["DATABASE_URL"]).set(
         username=cfg["PORTAL_APP_ROLE"], password=cfg["PORTAL_APP_PASSWORD"]
     )
+    if cfg.get("PORTAL_APP_DATABASE_HOST"):
+        host, _, port = cfg["PORTAL_APP_DATABASE_HOST"].rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("PORTAL_APP_DATABASE_HOST is host:port (a PgBouncer in front of the registry server)")
+        url = url.set(host=host, port=int(port))
     return url.render_as_string(hide_password=False)

@@ -13,7 +13,7 @@ from portal import create_app
 from portal.dbsetup import setup_database
 from portal.extensions import db
 from portal.services import jobqueue
-from tests.servers import TestServers
+from tests.servers import PgBouncer, TestServers
 
 BASE_DOMAIN = "portal.test"
 
@@ -40,15 +40,24 @@ def app_config(servers, **overrides):
         # Tests move tenants there and back at once; tests/moves/test_move_keep.py checks the wait.
         "MOVE_MIN_KEEP_SECONDS": 0,
     }
+    if servers.pgbouncer is not None:  # PORTAL_TEST_PGBOUNCER=1: the app role through it
+        config["PORTAL_APP_DATABASE_HOST"] = servers.pgbouncer.host
     config.update(overrides)
     return config
 
 
 @pytest.fixture(scope="session")
 def servers():
+    """The test run's database and roles; with PORTAL_TEST_PGBOUNCER=1, also a PgBouncer in
+    transaction pooling that every connection of the app role goes through (`make
+    test-pgbouncer` runs the isolation and tenancy suites so)."""
     servers = TestServers()
     servers.create()
+    if os.environ.get("PORTAL_TEST_PGBOUNCER") == "1":
+        servers.pgbouncer = PgBouncer(servers.owner_url, [servers.app_role]).start()
     yield servers
+    if servers.pgbouncer is not None:
+        servers.pgbouncer.stop()
     servers.drop()
 
 

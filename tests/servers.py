@@ -22,6 +22,7 @@ class TestServers:
         self.name_prefix = f"pt{self.run_id}_"
         self.export_dir = tempfile.mkdtemp(prefix="portal-test-exports-")
         self._embedded = None
+        self.pgbouncer = None  # a PgBouncer the app role goes through (tests/conftest.py)
         admin_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
         self.redis_url = os.environ.get("PORTAL_TEST_REDIS_URL")
         if not admin_url or not self.redis_url:
@@ -65,3 +66,69 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+PGBOUNCER = "/usr/sbin/pgbouncer"
+
+
+class PgBouncer:
+    """Debian's PgBouncer on loopback, in transaction pooling, in front of one PostgreSQL
+    server: every database there, for the roles named (trust, as the servers here are).
+    `pool_size` server connections per database and role: 1 makes every client share one."""
+
+    def __init__(self, server_url, roles, pool_size=20):
+        url = make_url(server_url)
+        self.port = free_port()
+        self.folder = tempfile.mkdtemp(prefix="portal-pgbouncer-")
+        os.chmod(self.folder, 0o755)
+        with open(os.path.join(self.folder, "users.txt"), "w") as users:
+            users.writelines(f'"{role}" ""\n' for role in roles)
+        with open(os.path.join(self.folder, "pgbouncer.ini"), "w") as ini:
+            ini.write(f"""[databases]
+* = host={url.host or '127.0.0.1'} port={url.port or 5432}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.folder}/users.txt
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_client_conn = 500
+server_reset_query =
+ignore_startup_parameters = extra_float_digits
+""")
+        for name in os.listdir(self.folder):
+            os.chmod(os.path.join(self.folder, name), 0o644)
+        self.process = None
+
+    def start(self):
+        import subprocess
+        import time
+
+        # PgBouncer will not run as root: as postgres, then (the Debian package's user).
+        user = ["-u", "postgres"] if os.geteuid() == 0 else []
+        log_path = os.path.join(self.folder, "pgbouncer.log")  # (its log goes to stderr: ours to open)
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen([PGBOUNCER, *user, os.path.join(self.folder, "pgbouncer.ini")],
+                                            stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if self.process.poll() is not None:
+                with open(log_path) as log:
+                    raise RuntimeError(f"pgbouncer did not start: {log.read()}")
+            time.sleep(0.05)
+        raise RuntimeError("pgbouncer did not listen within 5 s")
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        shutil.rmtree(self.folder, ignore_errors=True)
