@@ -30,6 +30,7 @@ from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
 from portal.services.metering import storage_bytes
 from portal.tenancy.context import current_tenant, get_current_tenant
+from portal.tenancy.resolve import status_refusal
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,18 @@ def enforce():
     version = minute.placement_version
     if minute.frozen and request.method not in SAFE_METHODS:  # a move's freeze: wait for its end
         version = fences.wait_while_frozen(tenant.id, current_app.config["MOVE_HOLD_WRITES_MS"])
-    if version is not None and version > tenant.placement_version:
-        tenant = reload_tenant(tenant)  # a move has switched it: this request goes to the new place
+    if (version is not None and version > tenant.placement_version) or (
+            minute.registry_version is not None and minute.registry_version != tenant.registry_version):
+        # A move has switched it (this request goes to the new place), or its registry
+        # row changed, maybe on another node (a suspension, a plan): read it again.
+        tenant = reload_tenant(tenant)
+        answer = status_refusal(tenant)
+        if answer is not None:
+            refused(request.environ, answer.reason)
+            return refusal(answer.status, answer.title, answer.message, detail=answer.detail,
+                           headers={"Retry-After": 30} if answer.status == 503 else None)
+        g.pop("entitlements", None)  # (read for the old ref: its plan may have changed)
+        granted = entitlements.current()
     if not minute.allowed and minute.degraded:
         refused(request.environ, "rate_limit_unchecked")
         return refusal(429, "Try again shortly",

@@ -19,6 +19,14 @@ def placement_version_key(tenant_id):
     return tenant_key(tenant_id, "placement-version")
 
 
+def registry_version_key(tenant_id):
+    """Bumped after every committed change of a tenant's registry row (`forget_tenant`):
+    every request reads it with its count, and a process whose cached TenantRef was read
+    at another version reloads the tenant (a suspension or plan change made on another
+    node is seen on the next request, not when the in-process cache expires)."""
+    return tenant_key(tenant_id, "registry-version")
+
+
 def frozen_key(tenant_id):
     """Present while a move has the tenant's writes frozen (portal/lifecycle/fences.py):
     every request reads it with its count, and a write waits for it to go."""

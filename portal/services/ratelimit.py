@@ -17,21 +17,21 @@ from flask import current_app
 
 from portal.extensions import redis_holder
 from portal.metrics import RATE_LIMIT_UNCHECKED
-from portal.services.keys import frozen_key, placement_version_key, tenant_key
+from portal.services.keys import frozen_key, placement_version_key, registry_version_key, tenant_key
 
 log = logging.getLogger(__name__)
 
 # One round trip: count the hit (unless ARGV[2] is "0": unlimited), read the tenant's
-# published placement version (KEYS[2]; portal/lifecycle/moves.py) and whether a move has
-# its writes frozen (KEYS[3]; portal/lifecycle/fences.py). Every key carries the tenant's
-# hash tag: one Redis Cluster slot.
+# published placement version (KEYS[2]; portal/lifecycle/moves.py), whether a move has
+# its writes frozen (KEYS[3]; portal/lifecycle/fences.py) and its registry version (KEYS[4];
+# portal/tenancy/lookup.py). Every key carries the tenant's hash tag: one Redis Cluster slot.
 _COUNT = """
 local count = 0
 if ARGV[2] == '1' then
   count = redis.call('INCR', KEYS[1])
   if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 end
-return {count, redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3])}
+return {count, redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]), redis.call('GET', KEYS[4])}
 """
 
 
@@ -44,6 +44,7 @@ class Decision:
     degraded: bool = False  # Redis unreachable
     placement_version: Optional[int] = None  # the tenant's, as published (None: not known)
     frozen: bool = False  # a move has the tenant's writes frozen
+    registry_version: Optional[int] = None  # the tenant's registry row's, as published
 
     @property
     def remaining(self):
@@ -77,20 +78,23 @@ def hit(tenant_id, name, window, seconds_left, limit, with_version=False):
     if limit is None and not with_version:
         return Decision(True, None, 0, seconds_left)
     try:
-        keys = [tenant_key(tenant_id, name, window), placement_version_key(tenant_id), frozen_key(tenant_id)]
-        count, version, frozen = _script()(keys=keys,
-                                           args=[seconds_left * 1000 + 1000, "0" if limit is None else "1"])
+        keys = [tenant_key(tenant_id, name, window), placement_version_key(tenant_id), frozen_key(tenant_id),
+                registry_version_key(tenant_id)]
+        count, version, frozen, registry = _script()(keys=keys,
+                                                     args=[seconds_left * 1000 + 1000, "0" if limit is None else "1"])
     except redis.RedisError as exc:
         fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"] or limit is None
         RATE_LIMIT_UNCHECKED.labels("open" if fail_open else "closed").inc()
         log.warning("rate limit %s: Redis unreachable, failing %s: %s", name, "open" if fail_open else "closed", exc)
         return Decision(fail_open, limit, 0, seconds_left, degraded=True)
     version, frozen = (int(version) if version is not None else None), bool(frozen)
+    registry = int(registry) if registry is not None else None
     if limit is None:
-        return Decision(True, None, 0, seconds_left, placement_version=version, frozen=frozen)
+        return Decision(True, None, 0, seconds_left, placement_version=version, frozen=frozen,
+                        registry_version=registry)
     # The key outlives its window by a second of grace; the window itself ends in seconds_left.
     return Decision(int(count) <= limit, limit, int(count), max(1, seconds_left), placement_version=version,
-                    frozen=frozen)
+                    frozen=frozen, registry_version=registry)
 
 
 def requests_this_minute(tenant_id, limit, now=None):

@@ -31,6 +31,9 @@ class TenantRef:
     # Noisy-neighbour caps of its plan (with overrides): per transaction, per silo engine.
     statement_timeout_ms: Optional[int] = None
     db_connections: Optional[int] = None
+    # The tenant's registry version published in Redis when this ref was read (None: none
+    # yet): a request that finds another reloads it (portal/tenancy/lookup.py).
+    registry_version: Optional[int] = None
 
     @classmethod
     def of(cls, tenant):

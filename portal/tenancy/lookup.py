@@ -1,25 +1,35 @@
 """Tenant lookup by slug or custom domain, with a two-level cache.
 
 A short in-process cache (seconds) in front of Redis (minutes) in front of the
-registry. `forget_tenant()` is called after every change of a tenant; other processes
-see the change once their in-process entry expires (TENANT_CACHE_LOCAL_SECONDS).
-If Redis is unreachable, lookups go to the registry and a warning is logged.
+registry. `forget_tenant()` is called after every change of a tenant: it drops the
+entries and bumps the tenant's registry version in Redis. Each ref remembers the version
+it was read at, and every request reads the published one with its rate-limit count
+(one round trip, portal/services/ratelimit.py): a process holding an older ref reloads
+it on that request, so a change made on one node is seen on every node's next request.
+If Redis is unreachable, lookups go to the registry and a warning is logged (and other
+processes see a change when their in-process entry expires, TENANT_CACHE_LOCAL_SECONDS).
 """
 import json
 import logging
 import threading
 import time
+from dataclasses import replace
 
 import redis
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from portal.extensions import db, redis_holder
 from portal.models import Tenant, TenantDomain
+from portal.services.keys import registry_version_key
 from portal.tenancy.context import TenantRef
 
 log = logging.getLogger(__name__)
 _MISSING = object()
+# States in which a tenant serves nothing: its version is removed, not bumped (a ref read
+# before answers much as a fresh one would, 503, 404 or 410, until its cache entry ends),
+# so that no Redis key of it is left.
+NOT_SERVING = ("failed", "archived", "purged")
 
 
 class TenantLookup:
@@ -121,15 +131,36 @@ class TenantLookup:
     @staticmethod
     def _load(condition):
         tenant = db.session.execute(select(Tenant).where(condition)).scalar_one_or_none()
-        return None if tenant is None else TenantRef.of(tenant)
+        if tenant is None:
+            return None
+        # The version is read after the row: a change committed in between bumps it after
+        # its commit, so this ref then holds an older version and is read again at once.
+        return replace(TenantRef.of(tenant), registry_version=published_version(tenant.id))
+
+
+def published_version(tenant_id):
+    """The tenant's registry version as published in Redis (None: none, or unreachable)."""
+    try:
+        found = redis_holder.client.get(registry_version_key(tenant_id))
+    except redis.RedisError:
+        return None
+    return int(found) if found is not None else None
 
 
 def forget_tenant(tenant, domains=None):
     """Drop `tenant` (a Tenant) from this app's lookup cache and from Redis, by id, slug
     and domains (`domains`: its names, read before a deletion), after a change of it has
-    committed. Every change of a tenant's registry row ends here."""
+    committed, and bump its registry version, so that every process reloads it on its next
+    request. Every change of a tenant's registry row ends here."""
     domains = [d.domain for d in tenant.domains] if domains is None else domains
     current_app.extensions["portal.tenant_lookup"].invalidate(tenant.id, tenant.slug, domains)
+    try:
+        if tenant.status in NOT_SERVING or inspect(tenant).was_deleted:
+            redis_holder.client.delete(registry_version_key(tenant.id))
+        else:
+            redis_holder.client.incr(registry_version_key(tenant.id))
+    except redis.RedisError as exc:
+        log.warning("tenant cache: could not bump the registry version of %s: %s", tenant.slug, exc)
 
 
 def forget_plan_tenants(plan_codes):
@@ -145,6 +176,14 @@ def forget_plan_tenants(plan_codes):
         domains.setdefault(tenant_id, []).append(domain)
     current_app.extensions["portal.tenant_lookup"].invalidate_many(
         [(tenant_id, slug, domains.get(tenant_id, [])) for tenant_id, slug in tenants])
+    try:
+        for start in range(0, len(tenants), 1000):
+            bump = redis_holder.client.pipeline(transaction=False)  # (one key each: any Redis Cluster slot)
+            for tenant_id, _slug in tenants[start:start + 1000]:
+                bump.incr(registry_version_key(tenant_id))
+            bump.execute()
+    except redis.RedisError as exc:
+        log.warning("tenant cache: could not bump the registry versions of plans %s: %s", plan_codes, exc)
 
 
 def forget_domains(*domains):

@@ -22,6 +22,7 @@ import uuid
 
 from portal.answers import is_api_path, wsgi_refusal
 from portal.tenancy.context import current_tenant
+from portal.tenancy.lookup import published_version
 from portal.tenancy.slugs import is_valid_slug
 
 _PREFIX = re.compile(r"^/t/([^/]+)(/.*)?$")
@@ -39,6 +40,16 @@ _STATUS_ANSWERS = {
 
 _REFUSAL_REASONS = {"suspended": "suspension", "provisioning": "provisioning", "deprovisioning": "closed",
                     "archived": "closed", "purged": "closed"}
+
+
+def status_refusal(tenant):
+    """The Refusal a tenant's state calls for (suspended 403, closed 410, being set up
+    503, ...), or None while it serves: here, and after a request reloads the tenant."""
+    if tenant.status not in _STATUS_ANSWERS:
+        return None
+    status, title, message = _STATUS_ANSWERS[tenant.status]
+    detail = tenant.status_reason if tenant.status == "suspended" else None
+    return Refusal(status, title, message, detail=detail, reason=_REFUSAL_REASONS.get(tenant.status))
 
 
 class Refusal(Exception):
@@ -113,7 +124,7 @@ class TenantResolver:
         if is_api:
             tenant = self._agree_with_token(environ, tenant, by_address)
         if tenant is not None and not environ["PATH_INFO"].startswith(STATIC_PREFIX):
-            self._check_status(tenant)  # a refusal page keeps its stylesheet
+            tenant = self._check_status(tenant)  # a refusal page keeps its stylesheet
         return tenant
 
     def _agree_with_token(self, environ, tenant, by_address):
@@ -182,12 +193,18 @@ class TenantResolver:
             raise Refusal(404, "Tenant not found", "There is no tenant at this address.")
         return tenant
 
-    @staticmethod
-    def _check_status(tenant):
-        if tenant.status in _STATUS_ANSWERS:
-            status, title, message = _STATUS_ANSWERS[tenant.status]
-            detail = tenant.status_reason if tenant.status == "suspended" else None
-            raise Refusal(status, title, message, detail=detail, reason=_REFUSAL_REASONS.get(tenant.status))
+    def _check_status(self, tenant):
+        """The tenant, if its state lets it serve; else its Refusal. A cached ref that would
+        refuse is read again first if its registry version is not the published one (it
+        was resumed, maybe on another node): the limits step does the same for a ref that
+        serves, with the version its rate-limit count brings."""
+        refusal = status_refusal(tenant)
+        if refusal is not None and published_version(tenant.id) != tenant.registry_version:
+            tenant = self.lookup.reload(tenant.id, tenant.slug) or tenant
+            refusal = status_refusal(tenant)
+        if refusal is not None:
+            raise refusal
+        return tenant
 
     # -- answering ----------------------------------------------------------------
     def _refuse(self, environ, start_response, refusal):

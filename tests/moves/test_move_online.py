@@ -155,3 +155,35 @@ def test_a_second_app_sees_the_switch_at_once(moving_app, made, servers):
     with other_app.app_context():
         from portal.extensions import db as other_db
         other_db.engine.dispose()
+
+
+def test_a_second_app_sees_a_suspension_and_a_plan_change_at_once(moving_app, made, servers):
+    """A change of the tenant's registry row made by one process (a suspension, a plan
+    change) is seen on the next request of another that has the tenant cached for an
+    hour: the registry version read with the rate-limit count, not the cache's expiry."""
+    from portal.lifecycle import states
+    from portal.models import Plan
+
+    tenant = made.tenant("pool")
+    other_app = create_app(app_config(servers, PORTAL_REDIS_PREFIX=moving_app.config["PORTAL_REDIS_PREFIX"],
+                                      TENANT_CACHE_LOCAL_SECONDS=3600, ENTITLEMENTS_CACHE_SECONDS=3600))
+    other_app.test_client_class = FreshContextClient
+    token, client = admin_token(tenant), other_app.test_client()
+
+    def api_limit():
+        answer = client.get("/api/v1/orders", headers=auth(token))
+        return answer.status_code, answer.headers.get("X-RateLimit-Limit")
+
+    try:
+        assert api_limit() == (200, str(db.session.get(Plan, "enterprise").api_calls_per_day))  # cached there
+        states.suspend(tenant, "unpaid", ("system", None, "test"))
+        refused = client.get("/api/v1/orders", headers=auth(token))
+        assert refused.status_code == 403 and "suspended" in refused.get_json()["error"]["message"]
+        states.resume(tenant, "paid", ("system", None, "test"))
+        assert api_limit()[0] == 200
+        plan_services.change_plan(tenant, "basic")
+        assert api_limit() == (200, str(db.session.get(Plan, "basic").api_calls_per_day))
+    finally:
+        with other_app.app_context():
+            from portal.extensions import db as other_db
+            other_db.engine.dispose()
