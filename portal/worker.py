@@ -14,6 +14,7 @@ from rq import SimpleWorker
 
 from portal import create_app
 from portal.analytics import retention
+from portal.extensions import db
 from portal.lifecycle import moves
 from portal.services import jobqueue
 
@@ -29,6 +30,9 @@ def main(burst=False):
             logging.getLogger("portal").warning("%d move(s) interrupted by a stopped worker were rolled back",
                                                 rolled_back)
         retention.schedule(retention.next_run())  # the daily expiry of old events, unless one waits
+        # End the start-up's reads: else this session stays idle in a transaction for the
+        # worker's whole life, holding its locks (a migration of registry.jobs would wait).
+        db.session.remove()
         queue = jobqueue.queue()
         worker = SimpleWorker([queue], connection=queue.connection)
         jobqueue.in_app_override(app)

@@ -16,6 +16,7 @@ def worker_env(app, **extra):
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": cfg["DATABASE_URL"], "REDIS_URL": cfg["REDIS_URL"],
+        "PORTAL_REDIS_CLUSTER": "1" if cfg["REDIS_CLUSTER"] else "0", "PORTAL_RQ_REDIS_URL": cfg["RQ_REDIS_URL"] or "",
         "PORTAL_APP_ROLE": cfg["PORTAL_APP_ROLE"], "PORTAL_REDIS_PREFIX": cfg["PORTAL_REDIS_PREFIX"],
         "PORTAL_NAME_PREFIX": cfg["PORTAL_NAME_PREFIX"], "PORTAL_SECRET_KEY": cfg["SECRET_KEY"],
         "PORTAL_TENANT_ROLE_SECRET": cfg["PORTAL_TENANT_ROLE_SECRET"],
