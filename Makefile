@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: run test test-pgbouncer bench lint screenshots install-run install-test chromium pgbouncer clean
+.PHONY: run test test-pgbouncer test-redis-cluster bench lint screenshots install-run install-test chromium pgbouncer clean
 
 run: $(VENV)/.run-installed
 	$(PY) -m portal.devserver
@@ -12,6 +12,7 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.test-installed chromium pgbouncer
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-pgbouncer
+	$(MAKE) --no-print-directory test-redis-cluster
 
 # The isolation and tenancy suites again, every connection of the app role through a
 # PgBouncer in transaction pooling that the tests start (tests/conftest.py).
@@ -47,6 +48,13 @@ chromium:
 	elif [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || \
 	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
 	else $(PY) -m playwright install chromium; fi
+
+# The suites that use Redis the most, with the portal's keys on a Redis Cluster of three
+# masters that the tests start (Debian's redis-server; the job queue stays on a plain Redis).
+test-redis-cluster: $(VENV)/.test-installed
+	@if [ -x /usr/bin/redis-server ] && [ -x /usr/bin/redis-cli ]; then PORTAL_TEST_REDIS_CLUSTER=1 $(PY) -m pytest -q \
+	  $(PYTEST_ARGS) tests/isolation tests/tenancy tests/quotas tests/analytics tests/auth; \
+	else echo "make test-redis-cluster: skipped, Debian's redis-server is not installed"; fi
 
 # Debian's PgBouncer, for the tests that run behind it (installed when we are root).
 pgbouncer:

@@ -30,7 +30,7 @@ def register_extensions(app):
     """The extensions, and what belongs to this app alone (app.extensions): its Redis
     client, its silo engines, its caches. Nothing of one app is kept at module level."""
     from portal.auth.principals import RealmSessionInterface, load_user
-    from portal.metrics import CountingRedis
+    from portal.metrics import redis_client
     from portal.quotas.limits import count_slow_statement
     from portal.services import entitlements
     from portal.tenancy.engines import SiloEngines
@@ -42,9 +42,7 @@ def register_extensions(app):
     login_manager.user_loader(load_user)
     login_manager.session_protection = "basic"
     app.session_interface = RealmSessionInterface()
-    app.extensions["portal.redis"] = CountingRedis.from_url(  # its failures counted (portal/metrics.py)
-        cfg["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
-    )
+    app.extensions["portal.redis"] = redis_client(cfg)  # its failures counted (portal/metrics.py)
     slow = app.extensions["portal.slow_statements"] = SlowStatements(cfg["SLOW_STATEMENT_MS"], count_slow_statement)
     with app.app_context():
         install_engine_hooks(db.engine, slow)

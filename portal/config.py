@@ -38,6 +38,12 @@ def load_config(overrides=None):
         # (below) serves requests on the same server and database.
         "DATABASE_URL": _env("DATABASE_URL"),
         "REDIS_URL": _env("REDIS_URL"),
+        # REDIS_URL names one node of a Redis Cluster (the client finds the others). Every
+        # command the portal sends touches one slot (keys read together carry the tenant's
+        # hash tag); the job queue needs a plain Redis: PORTAL_RQ_REDIS_URL.
+        "REDIS_CLUSTER": _env("PORTAL_REDIS_CLUSTER", "0") == "1",
+        # The job queue's Redis (RQ): REDIS_URL's when blank. Must not be a cluster.
+        "RQ_REDIS_URL": _env("PORTAL_RQ_REDIS_URL"),
         "PORTAL_APP_ROLE": _env("PORTAL_APP_ROLE", "portal_app"),
         "PORTAL_APP_PASSWORD": _env("PORTAL_APP_PASSWORD"),
         # Where the application role's connections go, when not straight to DATABASE_URL's

@@ -31,6 +31,7 @@ import weakref
 from functools import partial
 
 import redis
+import redis.cluster
 from flask import Blueprint, Response, abort, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
@@ -118,6 +119,26 @@ class CountingRedis(redis.Redis):
 
     def pipeline(self, transaction=True, shard_hint=None):
         return _CountingPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class CountingRedisCluster(redis.cluster.RedisCluster):
+    """The same, on a Redis Cluster (PORTAL_REDIS_CLUSTER=1). Its pipelines send each
+    command to its slot's node; their failures are counted as one PIPELINE."""
+
+    def execute_command(self, *args, **options):
+        try:
+            return super().execute_command(*args, **options)
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError):
+            redis_failed(args[0] if args else None)
+            raise
+
+
+def redis_client(cfg):
+    """The app's Redis client for REDIS_URL: a cluster's when REDIS_CLUSTER."""
+    options = {"socket_timeout": 1, "socket_connect_timeout": 1, "decode_responses": True}
+    if cfg["REDIS_CLUSTER"]:
+        return CountingRedisCluster.from_url(cfg["REDIS_URL"], **options)
+    return CountingRedis.from_url(cfg["REDIS_URL"], **options)
 
 
 # -- install --------------------------------------------------------------------------

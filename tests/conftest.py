@@ -6,14 +6,13 @@ import shutil
 import tempfile
 
 import pytest
-import redis as redis_lib
 from flask.testing import FlaskClient
 
 from portal import create_app
 from portal.dbsetup import setup_database
 from portal.extensions import db
 from portal.services import jobqueue
-from tests.servers import PgBouncer, TestServers
+from tests.servers import PgBouncer, RedisCluster, TestServers, redis_client_of
 
 BASE_DOMAIN = "portal.test"
 
@@ -42,6 +41,8 @@ def app_config(servers, **overrides):
     }
     if servers.pgbouncer is not None:  # PORTAL_TEST_PGBOUNCER=1: the app role through it
         config["PORTAL_APP_DATABASE_HOST"] = servers.pgbouncer.host
+    if servers.redis_cluster is not None:  # PORTAL_TEST_REDIS_CLUSTER=1: the portal's keys on it
+        config.update(REDIS_URL=servers.redis_cluster.url, REDIS_CLUSTER=True, RQ_REDIS_URL=servers.redis_url)
     config.update(overrides)
     return config
 
@@ -55,9 +56,13 @@ def servers():
     servers.create()
     if os.environ.get("PORTAL_TEST_PGBOUNCER") == "1":
         servers.pgbouncer = PgBouncer(servers.owner_url, [servers.app_role]).start()
+    if os.environ.get("PORTAL_TEST_REDIS_CLUSTER") == "1":
+        servers.redis_cluster = RedisCluster().start()
     yield servers
     if servers.pgbouncer is not None:
         servers.pgbouncer.stop()
+    if servers.redis_cluster is not None:
+        servers.redis_cluster.stop()
     servers.drop()
 
 
@@ -92,7 +97,8 @@ def second_server():
 
 @pytest.fixture(scope="session")
 def redis_client(servers):
-    client = redis_lib.Redis.from_url(servers.redis_url, decode_responses=True)
+    cluster = servers.redis_cluster
+    client = redis_client_of(cluster.url if cluster else servers.redis_url, cluster=cluster is not None)
     yield client
     client.close()
 

@@ -23,6 +23,7 @@ class TestServers:
         self.export_dir = tempfile.mkdtemp(prefix="portal-test-exports-")
         self._embedded = None
         self.pgbouncer = None  # a PgBouncer the app role goes through (tests/conftest.py)
+        self.redis_cluster = None  # a Redis Cluster the portal's keys live on (tests/conftest.py)
         admin_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
         self.redis_url = os.environ.get("PORTAL_TEST_REDIS_URL")
         if not admin_url or not self.redis_url:
@@ -132,3 +133,76 @@ ignore_startup_parameters = extra_float_digits
             self.process.terminate()
             self.process.wait(10)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+REDIS_SERVER, REDIS_CLI = "/usr/bin/redis-server", "/usr/bin/redis-cli"
+
+
+def _cluster_ports(count):
+    """`count` ports free on loopback whose cluster bus ports (port + 10000) are free too."""
+    ports = []
+    while len(ports) < count:
+        port = free_port()
+        if port + 10000 > 65535 or port in ports:
+            continue
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port + 10000)) != 0:
+                ports.append(port)
+    return ports
+
+
+class RedisCluster:
+    """A Redis Cluster of `masters` masters (no replicas) on loopback, from Debian's
+    redis-server, nothing kept on disk but in its temporary folder."""
+
+    def __init__(self, masters=3):
+        self.ports = _cluster_ports(masters)
+        self.folder = tempfile.mkdtemp(prefix="portal-redis-cluster-")
+        self.processes = []
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self):
+        import subprocess
+        import time
+
+        for port in self.ports:
+            self.processes.append(subprocess.Popen(
+                [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", f"nodes-{port}.conf", "--dir", self.folder, "--save", "",
+                 "--appendonly", "no", "--protected-mode", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            for _ in range(100):
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+        subprocess.run([REDIS_CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        for _ in range(200):
+            info = subprocess.run([REDIS_CLI, "-p", str(self.ports[0]), "cluster", "info"], capture_output=True,
+                                  text=True).stdout
+            if "cluster_state:ok" in info:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"the Redis Cluster did not come up: {info}")
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def redis_client_of(url, cluster=False):
+    """A client of the tests' own (decoded strings), for a plain Redis or a cluster."""
+    import redis
+    import redis.cluster
+
+    if cluster:
+        return redis.cluster.RedisCluster.from_url(url, decode_responses=True)
+    return redis.Redis.from_url(url, decode_responses=True)

@@ -8,15 +8,14 @@ from datetime import datetime, timedelta, timezone
 import redis
 from sqlalchemy import text
 
-from portal.extensions import db, redis_holder
+from portal.extensions import db
 from portal.models import WITH_STORAGE
 from portal.services import ratelimit
-from portal.services.keys import tenant_key
+from portal.services.keys import read_many, tenant_key
 
 DAYS = 30
 WEEKS = 12
 TOP = 10
-MGET_BATCH = 2000
 
 def overview():
     today = datetime.now(timezone.utc).date()
@@ -85,9 +84,8 @@ def _pressure():
     day, _ = ratelimit.day_window()
     api_key, storage_key = tenant_key("%s", "api", day), tenant_key("%s", "storage-bytes")
     keys = [key % row.id for row in tenants for key in (api_key, storage_key)]
-    try:  # MGET in batches: one command per MGET_BATCH keys, not one per key
-        found = [value for i in range(0, len(keys), MGET_BATCH)
-                 for value in redis_holder.client.mget(keys[i:i + MGET_BATCH])]
+    try:  # MGET in batches: one command per batch of keys, not one per key
+        found = read_many(keys)
     except redis.RedisError:
         return []
     rows = []

@@ -20,15 +20,14 @@ import time
 import redis
 from sqlalchemy import text
 
-from portal.extensions import db, redis_holder
+from portal.extensions import db
 from portal.models import WITH_STORAGE
 from portal.models.plan import bounded_limit
 from portal.services import ratelimit
-from portal.services.keys import tenant_key
+from portal.services.keys import read_many, tenant_key
 
 SNAPSHOT = "tenants"
 REFRESH_LOCK = 7_150_015  # pg_try_advisory_xact_lock key: one refresh at a time
-MGET_BATCH = 2000
 MB = 1_048_576
 LIMITS = ("max_users", "storage_mb", "api_calls_per_day", "requests_per_minute")
 FIGURES = ("users", "storage", "api", "rpm", "slow")  # as read from Redis, in this order
@@ -73,10 +72,7 @@ def _read_redis(ids):
                  tenant_key("%s", "rpm", minute), tenant_key("%s", "slow", day)]
     keys = [template % tenant_id for tenant_id in ids for template in templates]
     try:
-        pipe = redis_holder.client.pipeline(transaction=False)
-        for i in range(0, len(keys), MGET_BATCH):
-            pipe.mget(keys[i:i + MGET_BATCH])
-        return [value for batch in pipe.execute() for value in batch]
+        return read_many(keys)
     except redis.RedisError:
         return None
 

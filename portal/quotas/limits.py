@@ -97,7 +97,7 @@ def count_slow_statement(tenant_id, elapsed_ms, statement):
     day, left = ratelimit.day_window()
     try:
         client = redis_holder.client
-        pipe = client.pipeline()
+        pipe = client.pipeline(transaction=False)  # (one tenant's keys: one slot, no MULTI needed)
         pipe.incr(tenant_key(tenant_id, "slow", day)).expire(tenant_key(tenant_id, "slow", day), left + 3600)
         pipe.zadd(tenant_key(tenant_id, "slowest", day), {statement[:300]: elapsed_ms}, gt=True)
         pipe.expire(tenant_key(tenant_id, "slowest", day), left + 3600)

@@ -33,7 +33,7 @@ def queue():
     cfg = current_app.config
     connection = current_app.extensions.get("portal.rq_redis")
     if connection is None:
-        connection = redis.Redis.from_url(cfg["REDIS_URL"])
+        connection = redis.Redis.from_url(cfg["RQ_REDIS_URL"] or cfg["REDIS_URL"])
         current_app.extensions["portal.rq_redis"] = connection
     return Queue(f"{cfg['PORTAL_REDIS_PREFIX']}-jobs", connection=connection)
 

@@ -33,6 +33,22 @@ def frozen_key(tenant_id):
     return tenant_key(tenant_id, "frozen")
 
 
+MGET_BATCH = 2000
+
+
+def read_many(keys):
+    """The values of `keys` (many tenants' keys: many slots of a cluster), in order: MGETs
+    of MGET_BATCH keys in one pipeline, or on a Redis Cluster the client's MGET split by
+    slot (`mget_nonatomic`). RedisError passes."""
+    client = redis_holder.client
+    if current_app.config["REDIS_CLUSTER"]:
+        return client.mget_nonatomic(keys) if keys else []
+    pipe = client.pipeline(transaction=False)
+    for i in range(0, len(keys), MGET_BATCH):
+        pipe.mget(keys[i:i + MGET_BATCH])
+    return [value for batch in pipe.execute() for value in batch]
+
+
 def clear_tenant_keys(tenant_id):
     """Remove every Redis key of the tenant (its hash-tagged prefix): SCAN and UNLINK,
     never KEYS. Returns how many were removed."""

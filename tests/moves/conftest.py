@@ -23,6 +23,7 @@ from portal.tenancy.placement import tenant_session, tenant_transaction
 from tests.conftest import SECOND_SERVER_ENV, FreshContextClient, app_config, clear_redis
 from tests.factories import PASSWORD, sign_in_staff, unique_slug
 from tests.lifecycle.conftest import catalog
+from tests.servers import redis_client_of
 
 
 @pytest.fixture(scope="session")
@@ -114,9 +115,7 @@ class Made:
 
 
 def clear_redis_for(app):
-    import redis as redis_lib
-
-    client = redis_lib.Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
+    client = redis_client_of(app.config["REDIS_URL"], cluster=app.config["REDIS_CLUSTER"])
     clear_redis(client, app.config["PORTAL_REDIS_PREFIX"])
     client.close()
 

@@ -73,7 +73,8 @@ def test_pages_serve_when_redis_stops(app, servers):
     records, ratelimit_log = _Records(), logging.getLogger("portal.services.ratelimit")
     app2 = ref = None
     try:
-        app2 = create_app(app_config(servers, REDIS_URL=f"redis://127.0.0.1:{port}/0"))
+        # (a plain Redis of its own, also in the run on a Redis Cluster: what stops is this one)
+        app2 = create_app(app_config(servers, REDIS_URL=f"redis://127.0.0.1:{port}/0", REDIS_CLUSTER=False))
         app2.test_client_class = FreshContextClient
         with app2.app_context():
             factory = Factory(app2)
