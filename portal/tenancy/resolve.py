@@ -198,12 +198,12 @@ class TenantResolver:
         refuse is read again first if its registry version is not the published one (it
         was resumed, maybe on another node): the limits step does the same for a ref that
         serves, with the version its rate-limit count brings."""
-        refusal = status_refusal(tenant)
-        if refusal is not None and published_version(tenant.id) != tenant.registry_version:
+        if tenant.status in _STATUS_ANSWERS and published_version(tenant.id) != tenant.registry_version:
             tenant = self.lookup.reload(tenant.id, tenant.slug) or tenant
-            refusal = status_refusal(tenant)
-        if refusal is not None:
-            raise refusal
+        if tenant.status in _STATUS_ANSWERS:
+            # (raised as made, never kept in a local: a frame holding its own exception is
+            # a cycle that keeps the request's environ, and its answer's accounting, alive)
+            raise status_refusal(tenant)
         return tenant
 
     # -- answering ----------------------------------------------------------------
