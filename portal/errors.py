@@ -4,7 +4,7 @@ import logging
 
 from flask import request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from portal.answers import refusal
@@ -46,6 +46,13 @@ def permission_refusal(role, permission):
     return refusal(403, "Not allowed", f"Your role ({role}) may not {action} {resource}.", permission=permission)
 
 
+def _connection_lost(exc):
+    """A connection that broke or could not be made (SQLAlchemy invalidated it, or the
+    driver's OperationalError carries no SQLSTATE: nothing the server said)."""
+    return exc.connection_invalidated or (
+        isinstance(exc, OperationalError) and getattr(getattr(exc, "orig", None), "pgcode", None) is None)
+
+
 def register(app):
     @app.errorhandler(CSRFError)
     def _csrf(exc):
@@ -61,6 +68,14 @@ def register(app):
 
     @app.errorhandler(DBAPIError)
     def _database(exc):
+        if _connection_lost(exc):
+            # The server (or PgBouncer in front of it) went away under the request: a
+            # restart, a failover. Not the request's fault, and worth retrying at once.
+            db.session.rollback()
+            log.warning("database connection lost: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[:1])
+            refused(request.environ, "database_unreachable")
+            return refusal(503, "Try again", "The database could not be reached just now: try again in a moment.",
+                           {"Retry-After": 1})
         if getattr(getattr(exc, "orig", None), "pgcode", None) == FENCE_REFUSED:
             # A fence around the tenant's rows refused the write (portal/lifecycle/fences.py).
             db.session.rollback()

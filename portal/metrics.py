@@ -49,7 +49,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)  # what this process counts (pl
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # The reasons a request is refused before its view, as `portal_refusals_total{reason}`.
 REFUSAL_REASONS = ("rate_limit", "rate_limit_unchecked", "api_quota", "storage_quota", "feature", "suspension",
-                   "closed", "provisioning", "maintenance", "move_freeze")
+                   "closed", "provisioning", "maintenance", "move_freeze", "database_unreachable")
 TOP_MAX = 100  # PORTAL_METRICS_TOP_TENANTS at most
 TOP_WINDOW_SECONDS = 60  # the top tenants are counted per minute, over the last TOP_WINDOWS
 TOP_WINDOWS = 5

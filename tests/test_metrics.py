@@ -10,11 +10,12 @@ from sqlalchemy import func, select
 from portal import create_app
 from portal.config import ConfigError
 from portal.extensions import db
+from portal.metrics import REGISTRY
 from portal.models import Tenant
 from portal.services import jobqueue
 from portal.tenancy.lookup import forget_tenant
 from tests.conftest import app_config
-from tests.factories import make_token
+from tests.factories import make_token, sign_in_tenant
 from tests.quotas.conftest import STAFF_ACTOR, fresh_minute
 
 
@@ -254,3 +255,28 @@ def test_unknown_ids_are_left_out_of_the_top(app, client, redis_client):
     top.count_request(gone)
     families = scrape(client)
     assert not [s for f in families if f.name in TOP for s in f.samples if str(gone) in s.labels["tenant"]]
+
+
+def test_a_database_connection_lost_under_a_request_is_a_503_to_retry(client, factory, monkeypatch):
+    """A server or PgBouncer restart breaks a connection in use: the request answers 503
+    with Retry-After (a load balancer or client tries again), not 500, and is counted."""
+    import psycopg2
+    from sqlalchemy.exc import OperationalError
+
+    from portal.orders import services as orders
+
+    tenant = factory.tenant()
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+
+    def broken():
+        raise OperationalError("SELECT ...", {}, psycopg2.OperationalError("server closed the connection unexpectedly"),
+                               connection_invalidated=True)
+
+    monkeypatch.setattr(orders, "latest_orders", broken)
+    before = REGISTRY.get_sample_value("portal_refusals_total", {"reason": "database_unreachable"}) or 0
+    page = client.get(f"/t/{tenant.slug}/orders")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "1"
+    assert "could not be reached just now" in page.get_data(as_text=True)
+    api = client.get(f"/t/{tenant.slug}/orders", headers={"Accept": "application/json"})
+    assert api.status_code == 503 and api.get_json()["error"]["code"] == 503
+    assert REGISTRY.get_sample_value("portal_refusals_total", {"reason": "database_unreachable"}) == before + 2
