@@ -50,12 +50,18 @@ class Throwaway:
         self.app = None
         self._config = config
 
-    def open(self):
+    @property
+    def app_role(self):
+        return f"{self.prefix}app"
+
+    def open(self, **more):
+        """Make the database and the app (`more`: settings known only now)."""
         with self.admin.connect() as conn:
             conn.execute(text(f'create database "{self.database}"'))
+        self._config.update(more)
         self.config = {  # what another process needs for an app of its own on this run
             "DATABASE_URL": self.owner_url,
-            "PORTAL_APP_ROLE": f"{self.prefix}app",
+            "PORTAL_APP_ROLE": self.app_role,
             "PORTAL_NAME_PREFIX": self.prefix,
             "PORTAL_REDIS_PREFIX": self.redis_prefix,
             "REDIS_URL": redis_url(),
@@ -112,3 +118,34 @@ def csrf_token(html):
     if not match:
         raise RuntimeError("no CSRF token in the page")
     return match.group(1)
+
+
+def open_to_load(ref, note, actor):
+    """A bench tenant (`ref`, a TenantRef, in an app context) made ready for load: its
+    first admin's password is PASSWORD (the invitation link closed), its requests a minute
+    and API calls a day as high as allowed (still counted, never refused), and an API
+    token of that admin with every scope. Returns (the admin's email, the token)."""
+    from sqlalchemy import select
+
+    from portal.auth.principals import TenantPrincipal
+    from portal.models.plan import LIMIT_RANGES
+    from portal.plans import services as plans
+    from portal.services.passwords import hash_password
+    from portal.tenancy.context import tenant_context
+    from portal.tenancy.data import TenantUser
+    from portal.tenancy.placement import tenant_session, tenant_transaction
+    from portal.tenants.services import get_tenant
+    from portal.tokens import services as tokens
+
+    with tenant_transaction(ref) as session:
+        admin = session.execute(select(TenantUser).where(TenantUser.role == "admin")).scalars().first()
+        admin.password_hash, admin.set_password_token_hash = hash_password(PASSWORD), None
+        email = admin.email
+    for name in ("requests_per_minute", "api_calls_per_day"):
+        plans.set_override(get_tenant(ref.id), f"limit:{name}", str(LIMIT_RANGES[name][1]), None, note, actor)
+    with tenant_context(ref):
+        with tenant_session(ref) as session:
+            maker = TenantPrincipal.of(session.execute(select(TenantUser).where(
+                TenantUser.email == email)).scalar_one(), session)
+        token = tokens.create(note, list(tokens.SCOPES), None, maker)[1]
+    return email, token

@@ -47,8 +47,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import PASSWORD, ROOT, Throwaway, csrf_token  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from _common import PASSWORD, ROOT, Throwaway, csrf_token, open_to_load  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 TENANTS = [("acme", "basic"), ("globex", "professional"), ("initech", "enterprise")]  # pool, bridge, silo
@@ -68,19 +67,13 @@ def free_port():
 
 def seed(app, orders):
     """The three tenants (ids, tiers, tokens) and the staff member."""
-    from portal.auth.principals import TenantPrincipal
     from portal.auth.services import create_staff_user
     from portal.extensions import db
     from portal.lifecycle import placements
     from portal.lifecycle.provisioning import create_tenant
-    from portal.models.plan import LIMIT_RANGES
-    from portal.plans import services as plans
-    from portal.services.passwords import hash_password
-    from portal.tenancy.context import TenantRef, tenant_context
-    from portal.tenancy.data import Order, TenantUser
-    from portal.tenancy.placement import tenant_session, tenant_transaction
-    from portal.tenants.services import get_tenant
-    from portal.tokens import services as tokens
+    from portal.tenancy.context import TenantRef
+    from portal.tenancy.data import Order
+    from portal.tenancy.placement import tenant_transaction
 
     made = {}
     with app.app_context():
@@ -89,19 +82,10 @@ def seed(app, orders):
         for slug, plan in TENANTS:
             tenant, _ = create_tenant(slug, slug.title(), plan, f"admin@{slug}.example")
             ref = TenantRef.of(tenant)
+            _email, token = open_to_load(ref, "bench/hot_path.py", ACTOR)
             with tenant_transaction(ref) as session:
-                admin = session.execute(select(TenantUser)).scalar_one()
-                admin.password_hash = hash_password(PASSWORD)
-                admin.set_password_token_hash = None
                 session.add_all(Order(tenant_id=ref.id, number=n, customer=f"Customer {n}", amount_cents=100 * n,
                                       status="open") for n in range(1, orders + 1))
-            for name in ("requests_per_minute", "api_calls_per_day"):  # as high as allowed: still counted
-                plans.set_override(get_tenant(ref.id), f"limit:{name}", str(LIMIT_RANGES[name][1]), None,
-                                   "bench/hot_path.py", ACTOR)
-            with tenant_context(ref):
-                with tenant_session(ref) as session:
-                    maker = TenantPrincipal.of(session.execute(select(TenantUser)).scalar_one(), session)
-                token = tokens.create("bench", list(tokens.SCOPES), None, maker)[1]
             made[slug] = {"id": str(ref.id), "tier": tenant.tier, "token": token}
         db.session.remove()
     return made

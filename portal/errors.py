@@ -2,12 +2,13 @@
 through portal/answers.py (a page, or JSON on the API)."""
 import logging
 
-from flask import request
+from flask import Response, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from portal.answers import refusal
+from portal.answers import refusal, wants_json
 from portal.extensions import db
 from portal.lifecycle.fences import REFUSED as FENCE_REFUSED
 from portal.metrics import refused
@@ -48,9 +49,19 @@ def permission_refusal(role, permission):
 
 def _connection_lost(exc):
     """A connection that broke or could not be made (SQLAlchemy invalidated it, or the
-    driver's OperationalError carries no SQLSTATE: nothing the server said)."""
-    return exc.connection_invalidated or (
-        isinstance(exc, OperationalError) and getattr(getattr(exc, "orig", None), "pgcode", None) is None)
+    driver's OperationalError or InterfaceError carries no SQLSTATE: nothing the server
+    said, e.g. "connection already closed")."""
+    return exc.connection_invalidated or (isinstance(exc, (OperationalError, InterfaceError))
+                                          and getattr(getattr(exc, "orig", None), "pgcode", None) is None)
+
+
+def _session_open():
+    """Whether this request's session could be opened (a page is drawn with it)."""
+    try:
+        request_ctx.session  # noqa: B018 (Flask raises when it was not opened)
+    except (AssertionError, RuntimeError):
+        return False
+    return True
 
 
 def register(app):
@@ -60,6 +71,11 @@ def register(app):
 
     @app.errorhandler(HTTPException)
     def _http(exc):
+        original = getattr(exc, "original_exception", None)
+        if isinstance(original, DBAPIError) and _connection_lost(original):
+            # (raised where no handler is looked for by its class: opening or saving the
+            # session, which lives in the database; Flask hands it over as a 500)
+            return _database(original)
         return _answer(exc.code, exc.name, _MESSAGES.get(exc.code, exc.description))
 
     @app.errorhandler(NotFound)
@@ -74,8 +90,11 @@ def register(app):
             db.session.rollback()
             log.warning("database connection lost: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[:1])
             refused(request.environ, "database_unreachable")
-            return refusal(503, "Try again", "The database could not be reached just now: try again in a moment.",
-                           {"Retry-After": 1})
+            message = "The database could not be reached just now: try again in a moment."
+            if not _session_open() and not wants_json(request.environ):
+                # The sign-in session could not be read: no page (it needs the session).
+                return Response(message + "\n", 503, {"Retry-After": "1"}, mimetype="text/plain")
+            return refusal(503, "Try again", message, {"Retry-After": 1})
         if getattr(getattr(exc, "orig", None), "pgcode", None) == FENCE_REFUSED:
             # A fence around the tenant's rows refused the write (portal/lifecycle/fences.py).
             db.session.rollback()

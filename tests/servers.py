@@ -128,6 +128,12 @@ ignore_startup_parameters = extra_float_digits
     def host(self):
         return f"127.0.0.1:{self.port}"
 
+    def restart(self):
+        """Stop it (its server connections close) and start it again on the same port."""
+        self.process.terminate()
+        self.process.wait(10)
+        return self.start()
+
     def stop(self):
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -164,31 +170,49 @@ class RedisCluster:
     def url(self):
         return f"redis://127.0.0.1:{self.ports[0]}/0"
 
-    def start(self):
+    def _node(self, port):
         import subprocess
         import time
 
-        for port in self.ports:
-            self.processes.append(subprocess.Popen(
-                [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", f"nodes-{port}.conf", "--dir", self.folder, "--save", "",
-                 "--appendonly", "no", "--protected-mode", "no"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for port in self.ports:
-            for _ in range(100):
-                with socket.socket() as probe:
-                    if probe.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                time.sleep(0.05)
-        subprocess.run([REDIS_CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
-                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        for _ in range(200):
+        process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+             "--cluster-config-file", f"nodes-{port}.conf", "--dir", self.folder, "--save", "",
+             "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        return process
+
+    def _wait_ok(self):
+        import subprocess
+        import time
+
+        for _ in range(400):
             info = subprocess.run([REDIS_CLI, "-p", str(self.ports[0]), "cluster", "info"], capture_output=True,
                                   text=True).stdout
             if "cluster_state:ok" in info:
                 return self
             time.sleep(0.05)
-        raise RuntimeError(f"the Redis Cluster did not come up: {info}")
+        raise RuntimeError(f"the Redis Cluster is not ok: {info}")
+
+    def start(self):
+        import subprocess
+
+        self.processes = [self._node(port) for port in self.ports]
+        subprocess.run([REDIS_CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        return self._wait_ok()
+
+    def restart(self, index):
+        """Stop master `index` and start it again (its node file keeps its identity and
+        slots; with no replica, its slots are down meanwhile, and empty after)."""
+        self.processes[index].terminate()
+        self.processes[index].wait(10)
+        self.processes[index] = self._node(self.ports[index])
+        return self._wait_ok()
 
     def stop(self):
         for process in self.processes:
@@ -206,3 +230,65 @@ def redis_client_of(url, cluster=False):
     if cluster:
         return redis.cluster.RedisCluster.from_url(url, decode_responses=True)
     return redis.Redis.from_url(url, decode_responses=True)
+
+
+NGINX = "/usr/sbin/nginx"
+
+
+def nginx(port, upstreams, folder):
+    """Debian's nginx on 127.0.0.1:`port`, balancing round robin over the web nodes at
+    `upstreams` (ports), its files in `folder`; each answer names the node that gave it
+    (`X-Upstream`). Returns the process (stop it with terminate)."""
+    import subprocess
+
+    conf = os.path.join(folder, "nginx.conf")
+    servers = "".join(f"    server 127.0.0.1:{p};\n" for p in upstreams)
+    temp = "".join(f"  {kind}_temp_path {folder}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi",
+                                                                          "uwsgi", "scgi"))
+    with open(conf, "w") as out:
+        out.write(f"""user root;
+worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+{temp}  upstream portal {{
+{servers}  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://portal;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      add_header X-Upstream $upstream_addr always;
+    }}
+  }}
+}}
+""")
+    return subprocess.Popen([NGINX, "-c", conf, "-p", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(url, process, log=None, seconds=60):
+    """Until `url` answers 200 (a server's /readyz); RuntimeError, with the end of its
+    `log` file if given, when `process` ends first or the time runs out."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if process is not None and process.poll() is not None:
+            ended = ""
+            if log:
+                with open(log, errors="replace") as found:
+                    ended = found.read()[-2000:]
+            raise RuntimeError(f"{url}: the process ended. {ended}")
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer 200 in {seconds} s")

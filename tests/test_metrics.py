@@ -280,3 +280,9 @@ def test_a_database_connection_lost_under_a_request_is_a_503_to_retry(client, fa
     api = client.get(f"/t/{tenant.slug}/orders", headers={"Accept": "application/json"})
     assert api.status_code == 503 and api.get_json()["error"]["code"] == 503
     assert REGISTRY.get_sample_value("portal_refusals_total", {"reason": "database_unreachable"}) == before + 2
+    # Where no handler is looked for by class (the session, read from the database when
+    # the request context opens), the same answer.
+    monkeypatch.setattr(type(client.application.session_interface), "open_session", lambda *_a: broken())
+    monkeypatch.setitem(client.application.config, "PROPAGATE_EXCEPTIONS", False)  # (as in production)
+    opened = client.get(f"/t/{tenant.slug}/login")
+    assert opened.status_code == 503 and opened.headers["Retry-After"] == "1"

@@ -32,10 +32,9 @@ from portal.tenancy.context import TenantRef
 from portal.tenancy.data import TenantUser
 from portal.tenancy.placement import tenant_transaction
 from tests.factories import PASSWORD
-from tests.servers import free_port
+from tests.servers import NGINX, free_port, nginx, wait_ready
 from tests.workers import ROOT, start_worker, stop_worker, worker_env
 
-NGINX = "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not os.path.exists(NGINX), reason="Debian's nginx is not installed "
                                 "(.ci/run installs it)")
 ACTOR = ("system", None, "test")
@@ -65,52 +64,6 @@ class Browser:
         return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', self.request(path)[2]).group(1)
 
 
-def _nginx(port, upstreams, folder):
-    conf = os.path.join(folder, "nginx.conf")
-    servers = "".join(f"    server 127.0.0.1:{p};\n" for p in upstreams)
-    temp = "".join(f"  {kind}_temp_path {folder}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi",
-                                                                          "uwsgi", "scgi"))
-    with open(conf, "w") as out:
-        out.write(f"""user root;
-worker_processes 1;
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-{temp}  upstream portal {{
-{servers}  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://portal;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      add_header X-Upstream $upstream_addr always;
-    }}
-  }}
-}}
-""")
-    return subprocess.Popen([NGINX, "-c", conf, "-p", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait_ready(url, process, what, log):
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None:
-            with open(log, errors="replace") as ended:
-                raise AssertionError(f"{what} ended: {ended.read()[-2000:]}")
-        assert time.monotonic() < deadline, f"{what} did not answer {url}"
-        time.sleep(0.3)
-
-
 @pytest.fixture()
 def behind_nginx(moving_app):
     """(the base URL of nginx, the two nodes' addresses); everything stopped after."""
@@ -125,11 +78,11 @@ def behind_nginx(moving_app):
                 node = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
             processes.append(node)
-            _wait_ready(f"http://127.0.0.1:{port}/readyz", node, "gunicorn", log.name)
+            wait_ready(f"http://127.0.0.1:{port}/readyz", node, log.name)
         port = free_port()
-        balancer = _nginx(port, node_ports, folder)
+        balancer = nginx(port, node_ports, folder)
         processes.append(balancer)
-        _wait_ready(f"http://127.0.0.1:{port}/readyz", balancer, "nginx", os.path.join(folder, "error.log"))
+        wait_ready(f"http://127.0.0.1:{port}/readyz", balancer, os.path.join(folder, "error.log"))
         workers = [start_worker(moving_app), start_worker(moving_app)]
         yield f"http://127.0.0.1:{port}", {f"127.0.0.1:{p}" for p in node_ports}
     finally:
