@@ -47,12 +47,19 @@ def permission_refusal(role, permission):
     return refusal(403, "Not allowed", f"Your role ({role}) may not {action} {resource}.", permission=permission)
 
 
+# SQLSTATEs of a server going away: a connection exception (class 08), or the server
+# shutting down, crashed or starting (57P01-57P03).
+_GONE = ("08", "57P01", "57P02", "57P03")
+
+
 def _connection_lost(exc):
-    """A connection that broke or could not be made (SQLAlchemy invalidated it, or the
-    driver's OperationalError or InterfaceError carries no SQLSTATE: nothing the server
-    said, e.g. "connection already closed")."""
-    return exc.connection_invalidated or (isinstance(exc, (OperationalError, InterfaceError))
-                                          and getattr(getattr(exc, "orig", None), "pgcode", None) is None)
+    """A connection that broke or could not be made: SQLAlchemy invalidated it, or the
+    driver's OperationalError or InterfaceError carries no SQLSTATE (nothing the server
+    said, e.g. "connection already closed") or one of a server going away."""
+    if exc.connection_invalidated:
+        return True
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    return isinstance(exc, (OperationalError, InterfaceError)) and (code is None or code.startswith(_GONE))
 
 
 def _session_open():

@@ -263,6 +263,7 @@ def test_a_database_connection_lost_under_a_request_is_a_503_to_retry(client, fa
     import psycopg2
     from sqlalchemy.exc import OperationalError
 
+    from portal.errors import _connection_lost
     from portal.orders import services as orders
 
     tenant = factory.tenant()
@@ -273,6 +274,10 @@ def test_a_database_connection_lost_under_a_request_is_a_503_to_retry(client, fa
                                connection_invalidated=True)
 
     monkeypatch.setattr(orders, "latest_orders", broken)
+    for code, lost in (("57P01", True), ("08006", True), ("57014", False), ("42P01", False)):  # by SQLSTATE
+        error = psycopg2.OperationalError("terminating connection")
+        monkeypatch.setattr(type(error), "pgcode", code, raising=False)
+        assert _connection_lost(OperationalError("SELECT 1", {}, error)) is lost, code
     before = REGISTRY.get_sample_value("portal_refusals_total", {"reason": "database_unreachable"}) or 0
     page = client.get(f"/t/{tenant.slug}/orders")
     assert page.status_code == 503 and page.headers["Retry-After"] == "1"
