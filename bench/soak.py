@@ -420,14 +420,18 @@ def report_errors(folder):
             continue
         with open(os.path.join(folder, name), errors="replace") as lines:
             for line in lines:
+                if not line.startswith("{") and ("[ERROR]" in line or "Error:" in line):  # gunicorn's own
+                    found[("gunicorn", line.strip()[-200:])] += 1
+                    continue
                 if '"level": "error"' not in line:
                     continue
                 try:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                last = (entry.get("exception") or "").strip().splitlines()[-1:] or [""]
-                found[(entry.get("message", ""), last[0][:160])] += 1
+                lines = (entry.get("exception") or "").strip().splitlines()
+                cause = [line for line in lines if "psycopg2." in line or "Error:" in line][-1:] or lines[-1:] or [""]
+                found[(entry.get("message", ""), cause[0].strip()[:200])] += 1
     print()
     print("errors the nodes and workers logged:" if found else "errors the nodes and workers logged: none")
     for (message, exception), count in found.most_common():
