@@ -183,6 +183,8 @@ def _validate(cfg):
         )
     if not cfg["REDIS_URL"]:
         raise ConfigError("REDIS_URL is not set (make run starts an embedded Redis and sets it)")
+    if cfg["REDIS_CLUSTER"] and not cfg["RQ_REDIS_URL"]:
+        raise ConfigError("PORTAL_REDIS_CLUSTER=1 needs PORTAL_RQ_REDIS_URL: the job queue (RQ) needs a plain Redis")
     try:
         url = make_url(cfg["DATABASE_URL"])
     except ArgumentError:

@@ -97,11 +97,16 @@ def register(app):
             db.session.rollback()
             log.warning("database connection lost: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[:1])
             refused(request.environ, "database_unreachable")
-            message = "The database could not be reached just now: try again in a moment."
+            if request.method in ("GET", "HEAD", "OPTIONS"):
+                message, headers = "The database could not be reached just now: try again in a moment.", \
+                    {"Retry-After": "1"}
+            else:  # (it may have broken after a commit: a blind retry could do a change twice)
+                message, headers = ("The database connection broke during this change: it may not have been "
+                                    "saved. Check, then try again."), None
             if not _session_open() and not wants_json(request.environ):
                 # The sign-in session could not be read: no page (it needs the session).
-                return Response(message + "\n", 503, {"Retry-After": "1"}, mimetype="text/plain")
-            return refusal(503, "Try again", message, {"Retry-After": 1})
+                return Response(message + "\n", 503, headers, mimetype="text/plain")
+            return refusal(503, "Try again", message, headers)
         if getattr(getattr(exc, "orig", None), "pgcode", None) == FENCE_REFUSED:
             # A fence around the tenant's rows refused the write (portal/lifecycle/fences.py).
             db.session.rollback()

@@ -36,6 +36,8 @@ from flask import Blueprint, Response, abort, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import event, text
 
 from portal.config import ConfigError
@@ -122,8 +124,10 @@ class CountingRedis(redis.Redis):
 
 
 class CountingRedisCluster(redis.cluster.RedisCluster):
-    """The same, on a Redis Cluster (PORTAL_REDIS_CLUSTER=1). Its pipelines send each
-    command to its slot's node; their failures are counted as one PIPELINE."""
+    """The same, on a Redis Cluster (PORTAL_REDIS_CLUSTER=1). A cluster that cannot be
+    reached raises the client's own RedisClusterException: raised here as a
+    ConnectionError, so that every fallback for Redis down (rate limits, lookups, the
+    cache) takes it. (Failures of its pipelines are not counted.)"""
 
     def execute_command(self, *args, **options):
         try:
@@ -131,13 +135,19 @@ class CountingRedisCluster(redis.cluster.RedisCluster):
         except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError):
             redis_failed(args[0] if args else None)
             raise
+        except redis.exceptions.RedisClusterException as exc:
+            redis_failed(args[0] if args else None)
+            raise redis.ConnectionError(str(exc)) from exc
 
 
 def redis_client(cfg):
     """The app's Redis client for REDIS_URL: a cluster's when REDIS_CLUSTER."""
     options = {"socket_timeout": 1, "socket_connect_timeout": 1, "decode_responses": True}
     if cfg["REDIS_CLUSTER"]:
-        return CountingRedisCluster.from_url(cfg["REDIS_URL"], **options)
+        # One retry, no backoff: a master that is down must cost a request about a socket
+        # timeout, not the client's default ten tries.
+        return CountingRedisCluster.from_url(cfg["REDIS_URL"], retry=Retry(NoBackoff(), 1),
+                                             cluster_error_retry_attempts=1, **options)
     return CountingRedis.from_url(cfg["REDIS_URL"], **options)
 
 

@@ -17,7 +17,7 @@ from portal.services.errors import NotFound, Refused
 from portal.services.metering import storage_bytes, user_count
 from portal.services.rows import registry_row
 from portal.services.validation import check_text
-from portal.tenancy.context import TENANT_REF_CAPS, TenantRef
+from portal.tenancy.context import TenantRef
 from portal.tenancy.lookup import forget_plan_tenants, forget_tenant
 
 log = logging.getLogger(__name__)
@@ -179,8 +179,7 @@ def save_matrix(form, actor, confirm_shrink=None):
         audit_events.record("plan.changed", actor=actor, target=code, details=details)
     db.session.commit()
     entitlements.forget()
-    forget_plan_tenants([code for code, (_plan, before, after) in changes.items()
-                         if any(before[cap] != after[cap] for cap in TENANT_REF_CAPS)])
+    forget_plan_tenants(list(changes))  # every node: the caps its refs carry, its entitlements
     return list(changes)
 
 

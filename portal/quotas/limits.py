@@ -134,7 +134,8 @@ def enforce():
             refused(request.environ, answer.reason)
             return refusal(answer.status, answer.title, answer.message, detail=answer.detail,
                            headers={"Retry-After": 30} if answer.status == 503 else None)
-        g.pop("entitlements", None)  # (read for the old ref: its plan may have changed)
+        entitlements.forget(tenant.id)  # (this process's: its plan or overrides may have changed)
+        g.pop("entitlements", None)
         granted = entitlements.current()
     if not minute.allowed and minute.degraded:
         refused(request.environ, "rate_limit_unchecked")

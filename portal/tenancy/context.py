@@ -2,7 +2,7 @@
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -59,7 +59,10 @@ class TenantRef:
 
     @classmethod
     def from_dict(cls, data):
-        return cls(**{**data, "id": uuid.UUID(data["id"])})
+        """A ref as to_dict wrote it, by this code or another version of it (a rolling
+        deploy shares the Redis cache): fields it does not know are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "id": uuid.UUID(data["id"])})
 
     def placed(self, tier, placement_env):
         """This tenant as it would be in another tier or on another placement (a move's

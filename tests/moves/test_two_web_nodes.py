@@ -72,8 +72,9 @@ def behind_nginx(moving_app):
     node_ports = [free_port(), free_port()]
     try:
         for port in node_ports:
+            # An hour of in-process cache: what the nodes see at once, they see by the registry version.
             env = worker_env(moving_app, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=1,
-                             GUNICORN_THREADS=4)
+                             GUNICORN_THREADS=4, PORTAL_TENANT_CACHE_LOCAL_SECONDS=3600)
             with open(os.path.join(folder, f"node-{port}.log"), "wb") as log:  # (a pipe nobody reads fills up)
                 node = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from portal import create_app
+from portal.config import ConfigError
 from portal.extensions import db
 from portal.services import cache, keys, ratelimit, throttle
-from portal.tenancy.lookup import forget_plan_tenants
 from tests.conftest import app_config
 from tests.servers import REDIS_SERVER, RedisCluster, redis_client_of
 
@@ -56,8 +56,8 @@ def test_a_tenant_s_keys_live_on_one_slot_and_tenants_spread_over_the_masters(on
 
 
 def test_the_lookup_cache_is_invalidated_across_slots(on_a_cluster, servers):
-    """A tenant's lookup entries (by id, by slug: different slots) go in one call, and a
-    plan's tenants are forgotten and their versions bumped, wherever their keys live."""
+    """A tenant's lookup entries (by id, by slug, by domain: different slots) go in one
+    call; a cluster without a plain Redis for the job queue is refused at start."""
     app, client = on_a_cluster
     with app.app_context():
         lookup = app.extensions["portal.tenant_lookup"]
@@ -67,4 +67,5 @@ def test_the_lookup_cache_is_invalidated_across_slots(on_a_cluster, servers):
             client.set(key, "{}")
         lookup.invalidate("x", "x", ["x.example"])
         assert [client.exists(key) for key in entries] == [0, 0, 0]
-        forget_plan_tenants(["no-such-plan"])  # (no tenant: nothing sent)
+    with pytest.raises(ConfigError, match="PORTAL_RQ_REDIS_URL"):
+        create_app(app_config(servers, REDIS_URL="redis://127.0.0.1:1/0", REDIS_CLUSTER=True, RQ_REDIS_URL=None))
