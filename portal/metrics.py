@@ -146,8 +146,7 @@ def redis_client(cfg):
     if cfg["REDIS_CLUSTER"]:
         # One retry, no backoff: a master that is down must cost a request about a socket
         # timeout, not the client's default ten tries.
-        return CountingRedisCluster.from_url(cfg["REDIS_URL"], retry=Retry(NoBackoff(), 1),
-                                             cluster_error_retry_attempts=1, **options)
+        return CountingRedisCluster.from_url(cfg["REDIS_URL"], retry=Retry(NoBackoff(), 1), **options)
     return CountingRedis.from_url(cfg["REDIS_URL"], **options)
 
 
