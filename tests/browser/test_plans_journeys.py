@@ -176,3 +176,37 @@ def test_tenant_admin_reads_the_usage_bars(page, live_app, made_through_ui):
     page.reload()
     expect(bars.locator('.meter[data-measure="Users"] span')).to_have_text(f"Users: {users + 1} of {max_users}")
     expect(users_bar).to_have_attribute("value", str(users + 1))
+
+
+def test_a_tenant_admin_asks_for_a_plan_and_staff_approve_it(page, new_context, live_app, staff_user,
+                                                            made_through_ui):
+    """The plan request's whole way: asked on the tenant's Plan page, approved on the
+    console's Plan requests page, seen by the tenant on its next view."""
+    slug = made_through_ui.tenant(unique_slug("brq"))
+    with live_app.app_context():
+        try:
+            _tenant, token = create_tenant(slug, f"Asks {slug}", "basic", f"owner@{slug}.example")
+        finally:
+            db.session.remove()
+    first_admin_signs_in(page, slug, token)
+    expect(page).to_have_url(re.compile(rf"/t/{re.escape(slug)}/$"))
+    page.get_by_role("navigation").get_by_role("link", name="Plan", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/t/{re.escape(slug)}/plan$"))
+    page.get_by_label("Move to").select_option("professional")
+    page.get_by_role("button", name="Ask for this plan").click()
+    expect(page.locator(".flash")).to_contain_text("Your request is with our staff")
+    expect(page.locator("main")).to_contain_text("basic → professional: pending")
+
+    staff = new_context().new_page()
+    sign_in_staff(staff, staff_user)
+    staff.get_by_role("navigation").get_by_role("link", name="Plan requests", exact=True).click()
+    expect(staff).to_have_url(re.compile(r"/admin/plan-requests$"))
+    row = staff.locator("#plan-requests tbody tr", has_text=slug)
+    expect(row).to_contain_text("professional")
+    row.get_by_role("button", name="Approve").click()
+    expect(staff.locator(".flash")).to_contain_text("Request approved.")
+    expect(staff.locator("#plan-requests")).not_to_contain_text(slug)
+
+    page.reload()
+    expect(page.locator("main")).to_contain_text("basic → professional: approved")
+    expect(page.locator("main")).to_contain_text("Professional")

@@ -1,6 +1,7 @@
 """Overrides (and their expiry), plan changes (downgrades refused with the numbers,
 requests approved by staff) and feature gating on pages and the API."""
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -231,3 +232,32 @@ def test_retired_plan_is_not_offered_to_tenants(conn, factory):
                                      ("staff", None, "x@example"))
 
 
+
+
+def test_a_decision_on_no_such_request_is_404_and_changes_nothing(client, factory, staff_client):
+    """The decision route: a request id that names nothing (unknown, malformed, huge), a
+    decision that is no word of its own, or the console's route asked on a tenant's pages
+    is not found; the waiting request stays as it was, and no tenant's name shows."""
+    tenant, other = factory.tenant(plan="basic"), factory.tenant(plan="basic")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    page = f"/t/{tenant.slug}/plan"
+    assert post_form(client, page, page, {"plan": "professional"}).status_code == 302
+    [change] = db.session.query(PlanRequest).filter_by(tenant_id=tenant.id).all()
+    staff_client("operator")
+    for path in (f"/admin/plan-requests/{uuid.uuid4()}/approve", "/admin/plan-requests/not-an-id/approve",
+                 f"/admin/plan-requests/{'9' * 400}/reject", f"/admin/plan-requests/{change.id}/APPROVE"):
+        answer = post_form(client, "/admin/plan-requests", path, {})
+        assert answer.status_code == 404, path
+        assert tenant.slug not in answer.get_data(as_text=True)
+    nul = post_form(client, "/admin/plan-requests", f"/admin/plan-requests/{change.id}%00/approve", {})
+    assert nul.status_code == 400  # (a NUL is refused before any view: it could not be stored)
+    # Another tenant's admin, on its own pages, with a good form token: no console there.
+    neighbour = client.application.test_client()
+    sign_in_tenant(neighbour, other, factory.admin(other))
+    on_a_tenant = post_form(neighbour, f"/t/{other.slug}/plan",
+                            f"/t/{other.slug}/admin/plan-requests/{change.id}/approve", {})
+    assert on_a_tenant.status_code == 404 and tenant.slug not in on_a_tenant.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(PlanRequest, change.id).state == "pending"
+    assert get_tenant(tenant.id).plan_code == "basic" and get_tenant(other.id).plan_code == "basic"
+    assert events("tenant.plan_request_approved", tenant_id=tenant.id) == []
