@@ -45,7 +45,7 @@ class TenantLookup:
         return self._get(f"slug:{slug}", lambda: self._load(Tenant.slug == slug))
 
     def by_id(self, tenant_id):
-        return self._get(f"id:{tenant_id}", lambda: self._load(Tenant.id == tenant_id, tenant_id))
+        return self._get(f"id:{tenant_id}", lambda: self._load(tenant_id=tenant_id))
 
     def by_domain(self, host):
         # Only a verified domain routes: a domain merely claimed (its TXT record not yet
@@ -73,7 +73,7 @@ class TenantLookup:
         """The tenant read from the registry, past both caches, and put back in them: for
         a process that learns another changed it (a move's switch). (Redis may hold a ref
         a slower process wrote after the change's own invalidation: not trusted here.)"""
-        ref = self._load(Tenant.id == tenant_id, tenant_id)
+        ref = self._load(tenant_id=tenant_id)
         if ref is not None:
             now = time.monotonic()
             for key in (f"id:{tenant_id}", f"slug:{slug}"):
@@ -129,20 +129,17 @@ class TenantLookup:
             log.warning("tenant cache: could not write to Redis: %s", exc)
 
     @staticmethod
-    def _load(condition, tenant_id=None):
-        # The version is read before the row: a change committed in between bumps it after
-        # its commit, so this ref then holds an older version and is read again at once
-        # (read after, an old row could carry the new version and never be read again).
-        version = published_version(tenant_id) if tenant_id is not None else None
-        tenant = db.session.execute(select(Tenant).where(condition)).scalar_one_or_none()
-        if tenant is None:
+    def _load(condition=None, tenant_id=None):
+        """The ref of the tenant `condition` finds (`tenant_id`: its id, when known), with
+        the registry version published before its row was read: a change committed in
+        between bumps it after its commit, so this ref holds an older version and is read
+        again at once (read after the row, an old row could carry the new version)."""
+        tenant_id = tenant_id or db.session.execute(select(Tenant.id).where(condition)).scalar_one_or_none()
+        if tenant_id is None:
             return None
-        if tenant_id is None:  # (found by slug or domain: its id known only now; a second read)
-            version = published_version(tenant.id)
-            tenant = db.session.execute(select(Tenant).where(Tenant.id == tenant.id)).scalar_one_or_none()
-            if tenant is None:
-                return None
-        return replace(TenantRef.of(tenant), registry_version=version)
+        version = published_version(tenant_id)
+        tenant = db.session.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one_or_none()
+        return None if tenant is None else replace(TenantRef.of(tenant), registry_version=version)
 
 
 def published_version(tenant_id):
