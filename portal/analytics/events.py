@@ -4,9 +4,10 @@ activity, and the rules an event must meet (each refusal names the field).
 A batch is stored in one transaction and one statement: the events, the users new to
 the tenant (numbered in the order first seen), and the day's roll-ups (events and a
 bitmap of users per day, name and block of users), so dashboards never count raw events
-for a whole range (portal/analytics/queries.py). Then, outside the tenant's
-transaction, the registry's count of the tenant's events per day (the staff overview)
-and the tenant's cache version (its cached dashboards are stale from that moment).
+for a whole range (portal/analytics/queries.py). In the same transaction it deletes what
+dashboards kept that it changes (runs of days, days' active users). Then, outside the
+tenant's transaction, the registry's count of the tenant's events per day (the staff
+overview) and the tenant's cache version (its cached dashboards are stale from that moment).
 """
 import json
 import logging
@@ -23,7 +24,7 @@ from portal.models import WITH_STORAGE
 from portal.services import cache, entitlements
 from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
-from portal.tenancy.data import ALL_EVENTS, ROLLUP_CHUNK_BITS
+from portal.tenancy.data import ALL_EVENTS, MAU_DAYS, MAX_SPAN_DAYS, ROLLUP_CHUNK_BITS
 from portal.tenancy.placement import qualified_table, tenant_transaction
 
 log = logging.getLogger(__name__)
@@ -119,15 +120,21 @@ def acting_user_key():
     return None if getattr(current_user, "is_staff", False) else getattr(current_user, "id", None)
 
 
+def lock_analytics(session, tenant_id):
+    """Hold the tenant's analytics lock until the transaction ends: a tenant's batches
+    number new users one at a time, and a dashboard keeps a day's active users only while
+    no batch can change them (portal/analytics/queries.py)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"analytics:{tenant_id}"})
+
+
 def store(rows, tenant=None):
     """Store checked rows (dicts of name, user_key, properties, occurred_at) in one
     transaction, then count them for the staff overview and make the tenant's cached
     results stale."""
     tenant = tenant or require_tenant()
+    days = Counter(r["occurred_at"].astimezone(timezone.utc).date() for r in rows)
     with tenant_transaction(tenant) as session:
-        # A tenant's batches number new users one at a time (the lock ends with the transaction).
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                        {"key": f"analytics:{tenant.id}"})
+        lock_analytics(session, tenant.id)
         session.execute(text(_STORE.format(users=qualified_table(session, "event_users"),
                                            events=qualified_table(session, "events"),
                                            rollups=qualified_table(session, "event_rollups"))), {
@@ -137,7 +144,17 @@ def store(rows, tenant=None):
             "properties": [json.dumps(r["properties"]) for r in rows],
             "occurred_at": [r["occurred_at"] for r in rows],
         })
-    _count_days(tenant.id, rows)
+        # What dashboards kept that these events change is worked out again when next
+        # shown: the runs of days they fall in, and the active users of the days whose 30
+        # days hold them.
+        first, last = min(days), max(days)
+        session.execute(text(f"DELETE FROM {qualified_table(session, 'event_spans')} WHERE first_day <= :last "
+                             f"AND first_day > CAST(:first AS date) - {MAX_SPAN_DAYS} AND first_day + days > :first"),
+                        {"first": first, "last": last})
+        session.execute(text(f"DELETE FROM {qualified_table(session, 'event_active_days')} "
+                             "WHERE day BETWEEN :first AND :last"),
+                        {"first": first, "last": last + timedelta(days=MAU_DAYS - 1)})
+    _count_days(tenant.id, days)
     cache.touch(tenant.id)
 
 
@@ -159,10 +176,10 @@ ON CONFLICT (day) DO UPDATE SET tenants = t.tenants + excluded.tenants, events =
 """)
 
 
-def _count_days(tenant_id, rows):
-    """Add the rows to the registry's events per tenant and day, and per day. After the
-    tenant's commit: a failure here leaves the overview short, never the tenant's own numbers."""
-    days = Counter(r["occurred_at"].astimezone(timezone.utc).date() for r in rows)
+def _count_days(tenant_id, days):
+    """Add a batch's events per day (a Counter) to the registry's events per tenant and
+    day, and per day. After the tenant's commit: a failure here leaves the overview short,
+    never the tenant's own numbers."""
     try:
         db.session.execute(_COUNT_DAYS, {"tenant_id": str(tenant_id), "days": sorted(days),
                                          "events": [days[d] for d in sorted(days)]})

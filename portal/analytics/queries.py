@@ -1,20 +1,27 @@
 """A tenant's analytics, read in its own storage (any tier, under row-level security).
 
 Counts and unique users come from the daily roll-ups (portal/analytics/events.py): the
-users of a range are the set bits of the OR of its bitmaps, block by block, so a 90-day
-range reads a few rows a day, however many events it holds, and the numbers are exact.
-Totals and active users read the every-event roll-ups (ALL_EVENTS), the table per event
-name the others.
+users of a range are the set bits of the OR of its bitmaps, block by block, so a range
+reads a few rows a day, however many events it holds, and the numbers are exact. Totals
+read the every-event roll-ups (ALL_EVENTS), the table per event name the others.
+What a range costs then grows with the tenant's users (a bitmap has a bit for each), so
+dashboards keep what they work out until an event changes it: runs of 2 to 64 days
+ORed together (event_spans: a 90-day range ORs about a dozen runs' bitmaps, not 90
+days'), and each day's active users over 1, 7 and 30 days (event_active_days: ORing 30
+days of bitmaps a day). A batch deletes what its events change (events.store).
 Hours (ranges of two days or less), funnels and property breakdowns need the events
 themselves and read them through the (tenant, name, time) and (tenant, time) indexes.
 Days are UTC days.
 """
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from portal.tenancy.data import ALL_EVENTS, ROLLUP_CHUNK_BITS
-from portal.tenancy.placement import qualified_table, tenant_session
+from portal.analytics.events import lock_analytics
+from portal.lifecycle.fences import REFUSED as FENCE_REFUSED
+from portal.tenancy.data import ALL_EVENTS, MAU_DAYS, MAX_SPAN_DAYS, ROLLUP_CHUNK_BITS
+from portal.tenancy.placement import qualified_table, tenant_session, tenant_transaction
 
 HOURLY_UP_TO_DAYS = 2
 BREAKDOWN_VALUES = 20
@@ -27,29 +34,182 @@ def _bounds(start, end):
 
 
 def dashboard(tenant, start, end):
-    """Everything the dashboard shows for days `start`..`end` (inclusive), JSON-able."""
-    span = {"start": start, "end": end, "all": ALL_EVENTS}
+    """Everything the dashboard shows for days `start`..`end` (inclusive), JSON-able.
+
+    What is kept (runs of days, days' active users) is read first; what is missing is
+    worked out and kept under the tenant's analytics lock, so no batch changes it in
+    between (a batch deletes what it changes, under the same lock). Where the tenant's
+    storage refuses writes (a move's freeze), it is worked out and not kept."""
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    spans, single_days = _cover(start, end)
     with tenant_session(tenant) as session:
-        rollups = qualified_table(session, "event_rollups")
-        by_name = session.execute(text(f"""
-            SELECT name, sum(events) AS events, sum(users) AS users FROM (
-              SELECT name, chunk, sum(events) AS events, bit_count(bit_or(users)) AS users
-              FROM {rollups} WHERE day BETWEEN :start AND :end AND name <> :all GROUP BY name, chunk) per_block
-            GROUP BY name ORDER BY events DESC, name"""), span).all()
-        total_users = session.execute(text(f"""
-            SELECT coalesce(sum(users), 0) FROM (
-              SELECT bit_count(bit_or(users)) AS users FROM {rollups}
-              WHERE day BETWEEN :start AND :end AND name = :all GROUP BY chunk) per_block"""), span).scalar()
-        # Per day: its events, and its users over 1, 7 and 30 days, from the every-event
-        # roll-ups on a dense grid of days × blocks (a day with no row ORs in nothing).
-        daily = session.execute(text(f"""
+        hourly = _hourly(session, start, end) if len(days) <= HOURLY_UP_TO_DAYS else None
+        per_day = _kept_days(session, days)
+        by_name = _by_name(session, spans, single_days)
+    missing_days = [d for d in days if d not in per_day]
+    if missing_days or by_name is None:
+        with tenant_transaction(tenant) as session:
+            lock_analytics(session, tenant.id)
+            worked = _work_out(session, missing_days) if missing_days else {}
+            per_day.update(worked)
+            kept_spans = _kept_spans(session, start, end) if by_name is None else set()
+            missing_spans = [span for span in spans if by_name is None and span not in kept_spans]
+            try:
+                with session.begin_nested():
+                    _keep(session, tenant, worked, missing_spans)
+            except DBAPIError as exc:
+                if getattr(exc.orig, "pgcode", None) != FENCE_REFUSED:
+                    raise
+                spans, single_days = [], days  # nothing kept: every day on its own
+            if by_name is None:
+                by_name = _by_name(session, spans, single_days)
+    every = by_name.pop(ALL_EVENTS, (0, 0))
+    return {
+        "start": start.isoformat(), "end": end.isoformat(),
+        "totals": {"events": every[0], "users": every[1]},
+        "by_name": [{"name": name, "events": n, "users": users} for name, (n, users) in by_name.items()],
+        "daily": [{"day": d.isoformat(), **dict(zip(("events", "dau", "wau", "mau"), per_day[d], strict=True))}
+                  for d in days],
+        "hourly": hourly,
+    }
+
+
+EPOCH = date(1970, 1, 1)
+# Today and the two days before, where late events mostly land, are read day by day: a
+# run of days holding one would be deleted by nearly every batch.
+OPEN_DAYS = 3
+
+
+def _cover(start, end):
+    """([(first_day, days)], [day]): the aligned runs of 2 to 64 days and the single days
+    that together cover start..end, fewest first (a run starts a multiple of its length
+    after 1970-01-01). The open days are single days."""
+    closed_end = min(end, datetime.now(timezone.utc).date() - timedelta(days=OPEN_DAYS))
+    spans, singles, day = [], [], start
+    while day <= closed_end:
+        size = MAX_SPAN_DAYS
+        while size > 1 and ((day - EPOCH).days % size or day + timedelta(days=size - 1) > closed_end):
+            size //= 2
+        (spans.append((day, size)) if size > 1 else singles.append(day))
+        day += timedelta(days=size)
+    singles += [day + timedelta(days=n) for n in range((end - day).days + 1)]
+    return spans, singles
+
+
+def _kept_spans(session, start, end):
+    """The runs of days starting in start..end that are kept (each has its every-event row
+    of block 0)."""
+    return set(session.execute(text(
+        f"SELECT first_day, days FROM {qualified_table(session, 'event_spans')} "
+        "WHERE first_day BETWEEN :start AND :end AND name = :all AND chunk = 0"),
+        {"start": start, "end": end, "all": ALL_EVENTS}).all())
+
+
+def _by_name(session, spans, single_days):
+    """{name: (events, users)} over the runs of days and the single days, every name's
+    (ALL_EVENTS) included, the most events first: the users are the set bits of the OR of
+    their bitmaps, block by block. None when a run is not kept, which the same statement
+    counts (one snapshot: a batch deleting a run in between cannot go unseen)."""
+    firsts = [first for first, _ in spans]
+    rows = session.execute(text(f"""
+        WITH runs AS (
+          SELECT name, chunk, events, users FROM {qualified_table(session, 'event_spans')}
+          WHERE first_day BETWEEN :first AND :last
+            AND (first_day, days) IN (SELECT * FROM unnest(CAST(:firsts AS date[]), CAST(:sizes AS int[])))
+        ), per_name AS (
+          SELECT name, sum(events) AS events, sum(users) AS users FROM (
+            SELECT name, chunk, sum(events) AS events, bit_count(bit_or(users)) AS users FROM (
+              SELECT * FROM runs
+              UNION ALL
+              SELECT name, chunk, events, users FROM {qualified_table(session, 'event_rollups')}
+              WHERE day = ANY(CAST(:days AS date[]))
+            ) parts GROUP BY name, chunk) per_block
+          GROUP BY name
+        )
+        SELECT k.runs, p.name, p.events, p.users
+        FROM (SELECT count(*) AS runs FROM runs WHERE name = :all AND chunk = 0) k
+        LEFT JOIN per_name p ON true
+        ORDER BY p.events DESC, p.name"""),
+        {"firsts": firsts, "sizes": [size for _, size in spans], "days": single_days, "all": ALL_EVENTS,
+         "first": min(firsts, default=EPOCH), "last": max(firsts, default=EPOCH)}).all()
+    if rows[0].runs < len(spans):
+        return None
+    return {row.name: (int(row.events), int(row.users)) for row in rows if row.name is not None}
+
+
+def _kept_days(session, days):
+    """{day: (events, dau, wau, mau)} of the days (a run) whose active users are kept."""
+    return {row[0]: tuple(row[1:]) for row in session.execute(text(
+        f"SELECT day, events, dau, wau, mau FROM {qualified_table(session, 'event_active_days')} "
+        "WHERE day BETWEEN :first AND :last"), {"first": days[0], "last": days[-1]})}
+
+
+def _keep(session, tenant, worked_days, spans):
+    """Keep the days' active users worked out ({day: (events, dau, wau, mau)}) and the runs
+    of days (worked out here from the day's roll-ups, each with its every-event row of
+    block 0 even when empty)."""
+    if worked_days:
+        session.execute(text(f"""
+            INSERT INTO {qualified_table(session, 'event_active_days')} (tenant_id, day, events, dau, wau, mau)
+            SELECT CAST(:tenant_id AS uuid), * FROM unnest(CAST(:days AS date[]), CAST(:events AS bigint[]),
+              CAST(:dau AS int[]), CAST(:wau AS int[]), CAST(:mau AS int[]))
+            ON CONFLICT (tenant_id, day) DO NOTHING"""),
+            {"tenant_id": str(tenant.id), "days": list(worked_days),
+             **{name: [values[n] for values in worked_days.values()]
+                for n, name in enumerate(("events", "dau", "wau", "mau"))}})
+    if spans:
+        session.execute(text(f"""
+            INSERT INTO {qualified_table(session, 'event_spans')}
+              (tenant_id, key, first_day, days, name, chunk, events, users)
+            SELECT CAST(:tenant_id AS uuid), first_day || '|' || days || '|' || chunk || '|' || name,
+                   first_day, days, name, chunk, sum(events), bit_or(users)
+            FROM unnest(CAST(:firsts AS date[]), CAST(:sizes AS int[])) AS w(first_day, days)
+            CROSS JOIN LATERAL (
+              SELECT r.name, r.chunk, r.events, r.users FROM {qualified_table(session, 'event_rollups')} r
+              WHERE r.day BETWEEN w.first_day AND w.first_day + w.days - 1
+              UNION ALL
+              SELECT :all, 0, 0, CAST(repeat('0', {ROLLUP_CHUNK_BITS}) AS bit({ROLLUP_CHUNK_BITS}))
+            ) x
+            GROUP BY first_day, days, name, chunk
+            ON CONFLICT (tenant_id, key) DO NOTHING"""),
+            {"tenant_id": str(tenant.id), "firsts": [first for first, _ in spans],
+             "sizes": [size for _, size in spans], "all": ALL_EVENTS})
+
+
+# Up to this many days missing, each is worked out on its own (its 30 days of roll-ups, the
+# usual case: today, after a batch); more, over one grid of days with sliding windows.
+ONE_BY_ONE_UP_TO = 8
+
+
+def _work_out(session, days):
+    """{day: (events, dau, wau, mau)} for each of `days` (sorted), from the every-event
+    roll-ups: the users are the set bits of the OR of the day's, its 7 days' and its 30
+    days' bitmaps, block by block."""
+    rollups = qualified_table(session, "event_rollups")
+    params = {"days": days, "all": ALL_EVENTS, "first": days[0], "last": days[-1]}
+    if len(days) <= ONE_BY_ONE_UP_TO:
+        rows = session.execute(text(f"""
+            SELECT day, coalesce(sum(events), 0), coalesce(sum(dau), 0), coalesce(sum(wau), 0), sum(mau) FROM (
+              SELECT m.day, r.chunk, sum(r.events) FILTER (WHERE r.day = m.day) AS events,
+                     bit_count(bit_or(r.users) FILTER (WHERE r.day = m.day)) AS dau,
+                     bit_count(bit_or(r.users) FILTER (WHERE r.day > m.day - 7)) AS wau,
+                     bit_count(bit_or(r.users)) AS mau
+              FROM unnest(CAST(:days AS date[])) AS m(day)
+              JOIN {rollups} r ON r.name = :all AND r.day BETWEEN m.day - {MAU_DAYS - 1} AND m.day
+              GROUP BY m.day, r.chunk) per_block
+            GROUP BY day"""), params).all()
+    else:
+        # A dense grid of days × blocks (a day with no row ORs in nothing), so that the
+        # windows' rows are days.
+        rows = session.execute(text(f"""
             WITH blocks AS (
               SELECT day, chunk, events, users FROM {rollups}
-              WHERE day BETWEEN CAST(:start AS date) - 29 AND :end AND name = :all
+              WHERE day BETWEEN CAST(:first AS date) - {MAU_DAYS - 1} AND :last AND name = :all
             ), grid AS (
               SELECT CAST(d.day AS date) AS day, c.chunk, coalesce(b.events, 0) AS events,
                      coalesce(b.users, z.zero) AS users
-              FROM generate_series(CAST(:start AS date) - 29, CAST(:end AS date), interval '1 day') AS d(day)
+              FROM generate_series(CAST(:first AS date) - {MAU_DAYS - 1}, CAST(:last AS date),
+                                   interval '1 day') AS d(day)
               CROSS JOIN (SELECT DISTINCT chunk FROM blocks) c
               CROSS JOIN (SELECT CAST(repeat('0', {ROLLUP_CHUNK_BITS}) AS bit({ROLLUP_CHUNK_BITS})) AS zero) z
               LEFT JOIN blocks b ON b.day = CAST(d.day AS date) AND b.chunk = c.chunk
@@ -58,23 +218,13 @@ def dashboard(tenant, start, end):
                      bit_count(bit_or(users) OVER (PARTITION BY chunk ORDER BY day
                                                    ROWS BETWEEN 6 PRECEDING AND CURRENT ROW)) AS wau,
                      bit_count(bit_or(users) OVER (PARTITION BY chunk ORDER BY day
-                                                   ROWS BETWEEN 29 PRECEDING AND CURRENT ROW)) AS mau
+                                                   ROWS BETWEEN {MAU_DAYS - 1} PRECEDING AND CURRENT ROW)) AS mau
               FROM grid
             )
             SELECT day, sum(events), sum(dau), sum(wau), sum(mau) FROM windows
-            WHERE day >= :start GROUP BY day"""), span).all()
-        hourly = _hourly(session, start, end) if (end - start).days + 1 <= HOURLY_UP_TO_DAYS else None
-    per_day = {row[0]: row for row in daily}
-    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    return {
-        "start": start.isoformat(), "end": end.isoformat(),
-        "totals": {"events": sum(int(r.events) for r in by_name), "users": int(total_users)},
-        "by_name": [{"name": r.name, "events": int(r.events), "users": int(r.users)} for r in by_name],
-        "daily": [{"day": d.isoformat(), **{name: int(value) for name, value in zip(
-                      ("events", "dau", "wau", "mau"), per_day.get(d, (d, 0, 0, 0, 0))[1:], strict=True)}}
-                  for d in days],
-        "hourly": hourly,
-    }
+            WHERE day = ANY(CAST(:days AS date[])) GROUP BY day"""), params).all()
+    worked = {row[0]: tuple(int(value) for value in row[1:]) for row in rows}
+    return {d: worked.get(d, (0, 0, 0, 0)) for d in days}
 
 
 def _hourly(session, start, end):

@@ -3,9 +3,10 @@ scheduler queues, also `flask analytics expire` for cron.
 
 What we chose, and why: each tenant's expired events are deleted through the (tenant,
 time) index in batches of BATCH rows, one short transaction each, and its roll-ups
-older than the retention with them. The cost follows what expires (a day's events a
-day), not the table's size, and no batch holds locks for long; the dashboards already
-hide anything older than the retention (their range starts there). Time partitions
+older than the retention with them (and what dashboards kept that counted them). The
+cost follows what expires (a day's events a day), not the table's size, and no batch
+holds locks for long; the dashboards already hide anything older than the retention
+(their range starts there). Time partitions
 (DROP of a month at a time) would cost nothing per row, but the pool's shared table
 mixes tenants with retentions of 30 days to 2 years, so a partition could only be
 dropped after the longest, and the tables would no longer be the same in every tier
@@ -16,12 +17,13 @@ from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import select, text
 
-from portal.analytics.events import retention_days
+from portal.analytics.events import lock_analytics, retention_days
 from portal.extensions import db
 from portal.lifecycle import dispatch
 from portal.models import WITH_STORAGE, ActivityDay, Job, Tenant, TenantActivityDay
 from portal.services import cache, jobqueue
 from portal.tenancy.context import TenantRef
+from portal.tenancy.data import MAU_DAYS
 from portal.tenancy.placement import qualified_table, tenant_transaction
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,15 @@ def expire_tenant(tenant, today=None):
         if deleted < BATCH:
             break
     with tenant_transaction(tenant) as session:
+        lock_analytics(session, tenant.id)  # (no dashboard keeps a day it works out meanwhile)
         rollups = session.execute(text(f"DELETE FROM {qualified_table(session, 'event_rollups')} WHERE day < :day"),
                                   {"day": first_kept}).rowcount
+        # What dashboards kept of expired days goes: the runs of days that hold one, and
+        # the active users of the days whose 30 days reached back to one.
+        session.execute(text(f"DELETE FROM {qualified_table(session, 'event_spans')} WHERE first_day < :day"),
+                        {"day": first_kept})
+        session.execute(text(f"DELETE FROM {qualified_table(session, 'event_active_days')} WHERE day < :day"),
+                        {"day": first_kept + timedelta(days=MAU_DAYS - 1)})
     if events or rollups:
         cache.touch(tenant.id)
     return events, rollups

@@ -150,6 +150,48 @@ class EventRollup(TenantBase):
     users: Mapped[str] = mapped_column(BIT(ROLLUP_CHUNK_BITS))
 
 
+MAX_SPAN_DAYS = 64  # the longest run of days kept ORed together (EventSpan)
+
+
+class EventSpan(TenantBase):
+    """The roll-ups of an aligned run of 2, 4, … 64 days (`days`, from `first_day`, a
+    multiple of `days` days after 1970-01-01) ORed together: the same shape as a day's.
+    Worked out the first time a dashboard's range holds the run and kept until an event
+    lands in it (portal/analytics/queries.py). A kept run always has its every-event row
+    of block 0. Derived data: moved with the tenant, not exported."""
+
+    __tablename__ = "event_spans"
+    __table_args__ = (Index("ix_event_spans_tenant_first_day", "tenant_id", "first_day"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)  # first_day|days|chunk|name
+    first_day: Mapped[date] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(80))
+    chunk: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(BigInteger)
+    users: Mapped[str] = mapped_column(BIT(ROLLUP_CHUNK_BITS))
+
+
+MAU_DAYS = 30  # the widest active-users window: an event counts in the 30 days from its own
+
+
+class EventActiveDay(TenantBase):
+    """One UTC day's events and active users (that day, its 7 days and its 30 days), worked
+    out from the every-event roll-ups the first time a dashboard shows the day and kept
+    until an event lands in the 30 days it counts (portal/analytics/queries.py). Derived
+    data: moved with the tenant, not exported (an import works it out again)."""
+
+    __tablename__ = "event_active_days"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+    dau: Mapped[int] = mapped_column(Integer)
+    wau: Mapped[int] = mapped_column(Integer)
+    mau: Mapped[int] = mapped_column(Integer)
+
+
 class TenantSession(TenantBase):
     """A signed-in browser of a tenant user: the cookie holds a random secret, this row its
     SHA-256. No row, no session (portal/auth/sessions.py)."""
@@ -171,4 +213,4 @@ class TenantSession(TenantBase):
 
 TENANT_TABLES = [TenantUser.__table__, TenantRole.__table__, Order.__table__, TenantSetting.__table__,
                  ApiToken.__table__, Event.__table__, EventUser.__table__, EventRollup.__table__,
-                 TenantSession.__table__]
+                 EventSpan.__table__, EventActiveDay.__table__, TenantSession.__table__]

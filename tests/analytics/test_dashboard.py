@@ -10,10 +10,11 @@ from sqlalchemy import text
 
 from portal.analytics import queries, retention, services
 from portal.analytics.events import store
+from portal.lifecycle.fences import Fence
 from portal.models import AuditEvent, TenantActivityDay
 from portal.services import cache
 from portal.tenancy.context import tenant_context
-from portal.tenancy.placement import tenant_session
+from portal.tenancy.placement import qualified_table, tenant_session
 from tests.factories import auth, make_token, sign_in_staff, sign_in_tenant
 
 TODAY = datetime.now(timezone.utc).date()
@@ -34,7 +35,7 @@ def _raw(tenant, start, end):
     """Per name: (events, unique users) by plain SQL over the events."""
     with tenant_session(tenant) as session:
         return {name: (n, users) for name, n, users in session.execute(text(
-            "select name, count(*), count(distinct user_key) from tenant_data.events "
+            f"select name, count(*), count(distinct user_key) from {qualified_table(session, 'events')} "
             "where occurred_at >= :a and occurred_at < :b and name not like 'portal.%' group by name"),
             {"a": _at(start, 0), "b": _at(end + timedelta(days=1), 0)})}
 
@@ -42,7 +43,8 @@ def _raw(tenant, start, end):
 def _raw_users(tenant, start, end):
     with tenant_session(tenant) as session:
         return session.execute(text(
-            "select count(distinct user_key) from tenant_data.events where occurred_at >= :a and occurred_at < :b"),
+            f"select count(distinct user_key) from {qualified_table(session, 'events')} "
+            "where occurred_at >= :a and occurred_at < :b"),
             {"a": _at(start, 0), "b": _at(end + timedelta(days=1), 0)}).scalar()
 
 
@@ -61,16 +63,139 @@ def test_counts_and_unique_users_match_raw_sql(factory):
         shown = {r["name"]: (r["events"], r["users"]) for r in data["by_name"] if not r["name"].startswith("portal.")}
         assert shown == _raw(tenant, start, end), (start, end)
         assert data["totals"]["users"] == _raw_users(tenant, start, end)
-    data = queries.dashboard(tenant, TODAY - timedelta(days=9), TODAY)
+    _assert_daily_matches_raw_sql(tenant, queries.dashboard(tenant, TODAY - timedelta(days=9), TODAY))
+
+
+def _assert_daily_matches_raw_sql(tenant, data):
     for row in data["daily"]:
         day = date.fromisoformat(row["day"])
-        assert row["dau"] == _raw_users(tenant, day, day)
-        assert row["wau"] == _raw_users(tenant, day - timedelta(days=6), day)
-        assert row["mau"] == _raw_users(tenant, day - timedelta(days=29), day)
+        assert row["dau"] == _raw_users(tenant, day, day), row
+        assert row["wau"] == _raw_users(tenant, day - timedelta(days=6), day), row
+        assert row["mau"] == _raw_users(tenant, day - timedelta(days=29), day), row
         with tenant_session(tenant) as session:
             assert row["events"] == session.execute(text(
-                "select count(*) from tenant_data.events where occurred_at >= :a and occurred_at < :b"),
-                {"a": _at(day, 0), "b": _at(day + timedelta(days=1), 0)}).scalar()
+                f"select count(*) from {qualified_table(session, 'events')} "
+                "where occurred_at >= :a and occurred_at < :b"),
+                {"a": _at(day, 0), "b": _at(day + timedelta(days=1), 0)}).scalar(), row
+
+
+def _kept_days(tenant):
+    with tenant_session(tenant) as session:
+        return set(session.execute(text(f"select day from {qualified_table(session, 'event_active_days')}")).scalars())
+
+
+def test_active_users_kept_per_day_stay_exact_as_new_and_late_events_arrive(factory, monkeypatch):
+    tenant = factory.tenant(plan="professional")
+    start = TODAY - timedelta(days=39)
+    with tenant_context(tenant):
+        store(_rows(1200))
+    worked_out, work_out = [], queries._work_out
+    monkeypatch.setattr(queries, "_work_out", lambda session, days: worked_out.append(days) or work_out(session, days))
+    # First view: every day worked out over one grid of days, and kept.
+    _assert_daily_matches_raw_sql(tenant, queries.dashboard(tenant, start, TODAY))
+    assert worked_out == [[start + timedelta(days=n) for n in range(40)]]
+    assert _kept_days(tenant) == {start + timedelta(days=n) for n in range(40)}
+    # Kept: the next view works nothing out.
+    queries.dashboard(tenant, start, TODAY)
+    assert len(worked_out) == 1
+    # A late event (a new user, 3 days ago): its day and the days after it (their 30 days
+    # hold it) are worked out again, one by one; the rest stay kept.
+    late = TODAY - timedelta(days=3)
+    with tenant_context(tenant):
+        store([{"name": "view", "user_key": "late-3", "properties": {}, "occurred_at": _at(late)}])
+    assert _kept_days(tenant) == {start + timedelta(days=n) for n in range(36)}
+    _assert_daily_matches_raw_sql(tenant, queries.dashboard(tenant, start, TODAY))
+    assert worked_out[-1] == [late + timedelta(days=n) for n in range(4)]
+    # Later still (25 days ago, a user seen before and a new one): 26 days, over the grid.
+    late = TODAY - timedelta(days=25)
+    with tenant_context(tenant):
+        store([{"name": "buy", "user_key": "u3", "properties": {}, "occurred_at": _at(late)},
+               {"name": "buy", "user_key": "late-25", "properties": {}, "occurred_at": _at(late)}])
+    _assert_daily_matches_raw_sql(tenant, queries.dashboard(tenant, start, TODAY))
+    assert worked_out[-1] == [late + timedelta(days=n) for n in range(26)]
+    # What is kept is what working out again from nothing gives.
+    kept = queries.dashboard(tenant, start, TODAY)["daily"]
+    with tenant_session(tenant) as session:
+        session.execute(text("delete from tenant_data.event_active_days"))
+        session.commit()
+    assert queries.dashboard(tenant, start, TODAY)["daily"] == kept
+
+
+def _kept_spans(tenant):
+    with tenant_session(tenant) as session:
+        return set(session.execute(text(
+            f"select first_day, days from {qualified_table(session, 'event_spans')}")).all())
+
+
+def _assert_names_match_raw_sql(tenant, start, end):
+    data = queries.dashboard(tenant, start, end)
+    shown = {r["name"]: (r["events"], r["users"]) for r in data["by_name"] if not r["name"].startswith("portal.")}
+    assert shown == _raw(tenant, start, end), (start, end)
+    assert data["totals"]["users"] == _raw_users(tenant, start, end), (start, end)
+    assert data["totals"]["events"] == sum(r["events"] for r in data["by_name"])
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 7, 40, 90, 365])
+def test_a_range_is_covered_by_aligned_runs_and_its_open_days_one_by_one(length):
+    end = TODAY - timedelta(days=length % 5)  # some ranges end before the open days, some in them
+    start = end - timedelta(days=length - 1)
+    spans, singles = queries._cover(start, end)
+    covered = sorted([first + timedelta(days=n) for first, size in spans for n in range(size)] + singles)
+    assert covered == [start + timedelta(days=n) for n in range(length)]  # each day once
+    for first, size in spans:
+        assert size in (2, 4, 8, 16, 32, 64) and (first - queries.EPOCH).days % size == 0
+        assert first + timedelta(days=size - 1) < TODAY - timedelta(days=queries.OPEN_DAYS - 1)
+    assert set(singles) >= {d for d in covered if d > TODAY - timedelta(days=queries.OPEN_DAYS)}
+    if length == 90:
+        assert len(spans) + len(singles) <= 16  # not 90 days' bitmaps a name and block
+
+
+def test_runs_of_days_kept_stay_exact_as_late_events_arrive(factory):
+    tenant = factory.tenant(plan="professional")
+    start = TODAY - timedelta(days=39)
+    with tenant_context(tenant):
+        store(_rows(1200))
+    _assert_names_match_raw_sql(tenant, start, TODAY)
+    spans, _ = queries._cover(start, TODAY)
+    assert _kept_spans(tenant) == set(spans) and spans
+    # A late event in a kept run: the runs holding its day go, the others stay.
+    late = TODAY - timedelta(days=20)
+    with tenant_context(tenant):
+        store([{"name": "click", "user_key": "late-20", "properties": {}, "occurred_at": _at(late)},
+               {"name": "view", "user_key": "u5", "properties": {}, "occurred_at": _at(late)}])
+    assert _kept_spans(tenant) == {(first, size) for first, size in spans
+                                   if not first <= late < first + timedelta(days=size)}
+    with tenant_session(tenant) as session:  # a run gone is seen by the statement that would read it
+        assert queries._by_name(session, *queries._cover(start, TODAY)) is None
+    for first, last in [(start, TODAY), (late - timedelta(days=5), late + timedelta(days=9)), (late, late),
+                        (start, TODAY - timedelta(days=10)), (start + timedelta(days=1), TODAY - timedelta(days=1))]:
+        _assert_names_match_raw_sql(tenant, first, last)
+    # What is kept is what working out again from nothing gives.
+    kept = queries.dashboard(tenant, start, TODAY)
+    with tenant_session(tenant) as session:
+        session.execute(text("delete from tenant_data.event_spans"))
+        session.commit()
+    assert queries.dashboard(tenant, start, TODAY) == kept
+
+
+def test_a_tenant_whose_writes_are_refused_is_shown_its_numbers_and_nothing_is_kept(app, make_tiered):
+    tenant = make_tiered("bridge", plan="professional")
+    start = TODAY - timedelta(days=39)
+    with tenant_context(tenant):
+        store(_rows(600))
+    fence = Fence(tenant, app.config["DATABASE_URL"])
+    fence.install("frozen")  # as in a move's freeze: every write refused
+    try:
+        data = queries.dashboard(tenant, start, TODAY)
+        _assert_daily_matches_raw_sql(tenant, data)
+        shown = {r["name"]: (r["events"], r["users"]) for r in data["by_name"]}
+        assert shown == _raw(tenant, start, TODAY)
+        assert _kept_days(tenant) == set() and _kept_spans(tenant) == set()
+    finally:
+        fence.remove()
+        fence.close()
+    assert queries.dashboard(tenant, start, TODAY) == data
+    assert len(_kept_days(tenant)) == 40 and _kept_spans(tenant)
 
 
 def test_hours_funnel_and_breakdown_match_raw_sql(factory):
@@ -169,13 +294,21 @@ def test_a_batch_over_the_limit_is_refused(client, factory):
     assert response.status_code == 400 and response.json["error"]["field"] == "events"
 
 
-def test_retention_removes_old_events_and_their_rollups(factory):
+def test_retention_removes_old_events_their_rollups_and_the_active_users_they_counted(factory):
     tenant = factory.tenant(plan="basic")  # 30 days
     with tenant_context(tenant):
         store([{"name": "old", "user_key": "u", "properties": {}, "occurred_at": _at(TODAY - timedelta(days=31))},
                {"name": "edge", "user_key": "u", "properties": {}, "occurred_at": _at(TODAY - timedelta(days=29))},
                {"name": "new", "user_key": "u", "properties": {}, "occurred_at": _at(TODAY)}])
+    month = (TODAY - timedelta(days=31), TODAY)
+    queries.dashboard(tenant, *month)  # keeps the days' active users
     assert retention.expire_tenant(tenant) == (1, 2)  # its roll-up, and the day's every-event one
+    # The days whose 30 days held the expired one are worked out again: the numbers are
+    # those of the events kept.
+    assert _kept_days(tenant) == {TODAY}
+    assert _kept_spans(tenant) and all(first >= TODAY - timedelta(days=29) for first, _ in _kept_spans(tenant))
+    _assert_daily_matches_raw_sql(tenant, queries.dashboard(tenant, *month))
+    _assert_names_match_raw_sql(tenant, *month)
     with tenant_session(tenant) as session:
         names = set(session.execute(text("select name from tenant_data.events")).scalars())
         days = set(session.execute(text("select day from tenant_data.event_rollups")).scalars())

@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.models import AuditEvent
 from portal.services import cache
 from portal.tenancy.context import tenant_context
-from portal.tenancy.data import EventUser
+from portal.tenancy.data import EventActiveDay, EventUser
 from portal.tenancy.placement import tenant_session
 from tests.factories import sign_in_staff, sign_in_tenant
 from tests.isolation.conftest import TIER_SPECS
@@ -41,6 +41,10 @@ def test_each_tenant_sees_only_its_own_events_in_every_tier(client, factory, mak
         with tenant_session(tenant) as session:
             keys = set(session.execute(select(EventUser.user_key)).scalars())
         assert keys == {f"user-{tenant.slug}", str(admin.id)}  # its own user, and its admin's sign-in
+        with tenant_session(tenant) as session:  # the active users its views kept: its own alone
+            kept = session.execute(select(EventActiveDay.tenant_id, EventActiveDay.dau)
+                                   .where(EventActiveDay.day == now.date())).all()
+        assert kept == [(tenant.id, 2)], spec  # the same two users
     # Every tenant's cache is its own: clearing one leaves the others.
     first, *rest = tenants.values()
     cache.clear(first.id)
