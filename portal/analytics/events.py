@@ -19,12 +19,13 @@ from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy import text
 
+from portal.analytics.queries import forget_kept, lock_analytics
 from portal.extensions import db
 from portal.models import WITH_STORAGE
 from portal.services import cache, entitlements
 from portal.services.errors import Refused
 from portal.tenancy.context import require_tenant
-from portal.tenancy.data import ALL_EVENTS, MAU_DAYS, MAX_SPAN_DAYS, ROLLUP_CHUNK_BITS
+from portal.tenancy.data import ALL_EVENTS, ROLLUP_CHUNK_BITS
 from portal.tenancy.placement import qualified_table, tenant_transaction
 
 log = logging.getLogger(__name__)
@@ -120,18 +121,13 @@ def acting_user_key():
     return None if getattr(current_user, "is_staff", False) else getattr(current_user, "id", None)
 
 
-def lock_analytics(session, tenant_id):
-    """Hold the tenant's analytics lock until the transaction ends: a tenant's batches
-    number new users one at a time, and a dashboard keeps a day's active users only while
-    no batch can change them (portal/analytics/queries.py)."""
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"analytics:{tenant_id}"})
-
-
 def store(rows, tenant=None):
     """Store checked rows (dicts of name, user_key, properties, occurred_at) in one
     transaction, then count them for the staff overview and make the tenant's cached
     results stale."""
     tenant = tenant or require_tenant()
+    if not rows:
+        return
     days = Counter(r["occurred_at"].astimezone(timezone.utc).date() for r in rows)
     with tenant_transaction(tenant) as session:
         lock_analytics(session, tenant.id)
@@ -144,16 +140,7 @@ def store(rows, tenant=None):
             "properties": [json.dumps(r["properties"]) for r in rows],
             "occurred_at": [r["occurred_at"] for r in rows],
         })
-        # What dashboards kept that these events change is worked out again when next
-        # shown: the runs of days they fall in, and the active users of the days whose 30
-        # days hold them.
-        first, last = min(days), max(days)
-        session.execute(text(f"DELETE FROM {qualified_table(session, 'event_spans')} WHERE first_day <= :last "
-                             f"AND first_day > CAST(:first AS date) - {MAX_SPAN_DAYS} AND first_day + days > :first"),
-                        {"first": first, "last": last})
-        session.execute(text(f"DELETE FROM {qualified_table(session, 'event_active_days')} "
-                             "WHERE day BETWEEN :first AND :last"),
-                        {"first": first, "last": last + timedelta(days=MAU_DAYS - 1)})
+        forget_kept(session, min(days), max(days))
     _count_days(tenant.id, days)
     cache.touch(tenant.id)
 

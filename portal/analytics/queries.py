@@ -6,8 +6,8 @@ reads a few rows a day, however many events it holds, and the numbers are exact.
 read the every-event roll-ups (ALL_EVENTS), the table per event name the others.
 What a range costs then grows with the tenant's users (a bitmap has a bit for each), so
 dashboards keep what they work out until an event changes it: runs of 2 to 64 days
-ORed together (event_spans: a 90-day range ORs about a dozen runs' bitmaps, not 90
-days'), and each day's active users over 1, 7 and 30 days (event_active_days: ORing 30
+ORed together (event_spans: a 90-day range ORs about 5 runs' bitmaps and a few days',
+not 90 days'), and each day's active users over 1, 7 and 30 days (event_active_days: ORing 30
 days of bitmaps a day). A batch deletes what its events change (events.store).
 Hours (ranges of two days or less), funnels and property breakdowns need the events
 themselves and read them through the (tenant, name, time) and (tenant, time) indexes.
@@ -18,7 +18,6 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from portal.analytics.events import lock_analytics
 from portal.lifecycle.fences import REFUSED as FENCE_REFUSED
 from portal.tenancy.data import ALL_EVENTS, MAU_DAYS, MAX_SPAN_DAYS, ROLLUP_CHUNK_BITS
 from portal.tenancy.placement import qualified_table, tenant_session, tenant_transaction
@@ -31,6 +30,26 @@ def _bounds(start, end):
     """The range's first instant and the instant after its last day (UTC)."""
     return (datetime.combine(start, time(), timezone.utc),
             datetime.combine(end + timedelta(days=1), time(), timezone.utc))
+
+
+def lock_analytics(session, tenant_id):
+    """Hold the tenant's analytics lock until the transaction ends. A tenant's batches
+    take it (they number new users one at a time, and change what dashboards keep), and
+    so do dashboards working out what they keep and the expiry: nothing is kept from a
+    moment a batch had changed."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"analytics:{tenant_id}"})
+
+
+def forget_kept(session, first, last):
+    """Delete what dashboards kept that events on days `first`..`last` change: the runs of
+    days holding one of those days, and the active users of the days whose 30 days hold
+    one. (The caller holds the analytics lock.)"""
+    session.execute(text(f"DELETE FROM {qualified_table(session, 'event_spans')} WHERE first_day <= :last "
+                         f"AND first_day > CAST(:first AS date) - {MAX_SPAN_DAYS} AND first_day + days > :first"),
+                    {"first": first, "last": last})
+    session.execute(text(f"DELETE FROM {qualified_table(session, 'event_active_days')} "
+                         "WHERE day BETWEEN :first AND :last"),
+                    {"first": first, "last": last + timedelta(days=MAU_DAYS - 1)})
 
 
 def dashboard(tenant, start, end):
@@ -46,14 +65,18 @@ def dashboard(tenant, start, end):
         hourly = _hourly(session, start, end) if len(days) <= HOURLY_UP_TO_DAYS else None
         per_day = _kept_days(session, days)
         by_name = _by_name(session, spans, single_days)
-    missing_days = [d for d in days if d not in per_day]
-    if missing_days or by_name is None:
+    if len(per_day) < len(days) or by_name is None:
         with tenant_transaction(tenant) as session:
             lock_analytics(session, tenant.id)
-            worked = _work_out(session, missing_days) if missing_days else {}
+            # Read again under the lock: another view may have kept them meanwhile, and the
+            # page then shows one moment.
+            per_day = _kept_days(session, days)
+            worked = _work_out(session, [d for d in days if d not in per_day])
             per_day.update(worked)
-            kept_spans = _kept_spans(session, start, end) if by_name is None else set()
-            missing_spans = [span for span in spans if by_name is None and span not in kept_spans]
+            missing_spans = []
+            if by_name is None:
+                kept_spans = _kept_spans(session, start, end)
+                missing_spans = [span for span in spans if span not in kept_spans]
             try:
                 with session.begin_nested():
                     _keep(session, tenant, worked, missing_spans)
@@ -61,8 +84,7 @@ def dashboard(tenant, start, end):
                 if getattr(exc.orig, "pgcode", None) != FENCE_REFUSED:
                     raise
                 spans, single_days = [], days  # nothing kept: every day on its own
-            if by_name is None:
-                by_name = _by_name(session, spans, single_days)
+            by_name = _by_name(session, spans, single_days)
     every = by_name.pop(ALL_EVENTS, (0, 0))
     return {
         "start": start.isoformat(), "end": end.isoformat(),
@@ -90,7 +112,10 @@ def _cover(start, end):
         size = MAX_SPAN_DAYS
         while size > 1 and ((day - EPOCH).days % size or day + timedelta(days=size - 1) > closed_end):
             size //= 2
-        (spans.append((day, size)) if size > 1 else singles.append(day))
+        if size > 1:
+            spans.append((day, size))
+        else:
+            singles.append(day)
         day += timedelta(days=size)
     singles += [day + timedelta(days=n) for n in range((end - day).days + 1)]
     return spans, singles
@@ -138,7 +163,7 @@ def _by_name(session, spans, single_days):
 
 
 def _kept_days(session, days):
-    """{day: (events, dau, wau, mau)} of the days (a run) whose active users are kept."""
+    """{day: (events, dau, wau, mau)} of the consecutive `days` whose active users are kept."""
     return {row[0]: tuple(row[1:]) for row in session.execute(text(
         f"SELECT day, events, dau, wau, mau FROM {qualified_table(session, 'event_active_days')} "
         "WHERE day BETWEEN :first AND :last"), {"first": days[0], "last": days[-1]})}
@@ -146,7 +171,7 @@ def _kept_days(session, days):
 
 def _keep(session, tenant, worked_days, spans):
     """Keep the days' active users worked out ({day: (events, dau, wau, mau)}) and the runs
-    of days (worked out here from the day's roll-ups, each with its every-event row of
+    of days (worked out here from the days' roll-ups, each with its every-event row of
     block 0 even when empty)."""
     if worked_days:
         session.execute(text(f"""
@@ -185,6 +210,8 @@ def _work_out(session, days):
     """{day: (events, dau, wau, mau)} for each of `days` (sorted), from the every-event
     roll-ups: the users are the set bits of the OR of the day's, its 7 days' and its 30
     days' bitmaps, block by block."""
+    if not days:
+        return {}
     rollups = qualified_table(session, "event_rollups")
     params = {"days": days, "all": ALL_EVENTS, "first": days[0], "last": days[-1]}
     if len(days) <= ONE_BY_ONE_UP_TO:

@@ -17,13 +17,13 @@ from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import select, text
 
-from portal.analytics.events import lock_analytics, retention_days
+from portal.analytics.events import retention_days
+from portal.analytics.queries import EPOCH, forget_kept, lock_analytics
 from portal.extensions import db
 from portal.lifecycle import dispatch
 from portal.models import WITH_STORAGE, ActivityDay, Job, Tenant, TenantActivityDay
 from portal.services import cache, jobqueue
 from portal.tenancy.context import TenantRef
-from portal.tenancy.data import MAU_DAYS
 from portal.tenancy.placement import qualified_table, tenant_transaction
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,11 @@ def expire_tenant(tenant, today=None):
         if deleted < BATCH:
             break
     with tenant_transaction(tenant) as session:
-        lock_analytics(session, tenant.id)  # (no dashboard keeps a day it works out meanwhile)
+        lock_analytics(session, tenant.id)
         rollups = session.execute(text(f"DELETE FROM {qualified_table(session, 'event_rollups')} WHERE day < :day"),
                                   {"day": first_kept}).rowcount
-        # What dashboards kept of expired days goes: the runs of days that hold one, and
-        # the active users of the days whose 30 days reached back to one.
-        session.execute(text(f"DELETE FROM {qualified_table(session, 'event_spans')} WHERE first_day < :day"),
-                        {"day": first_kept})
-        session.execute(text(f"DELETE FROM {qualified_table(session, 'event_active_days')} WHERE day < :day"),
-                        {"day": first_kept + timedelta(days=MAU_DAYS - 1)})
+        if events or rollups:  # what dashboards kept that counted the expired days
+            forget_kept(session, EPOCH, first_kept - timedelta(days=1))
     if events or rollups:
         cache.touch(tenant.id)
     return events, rollups

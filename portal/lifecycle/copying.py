@@ -20,6 +20,7 @@ JSON, any text reads back exactly as it was written, which Python's types cannot
 """
 import hashlib
 import uuid
+from datetime import date
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import BIT
@@ -125,7 +126,7 @@ def _key_match(table, array):
     """`<key> = ANY(<array>)`, the array cast to the key's type so that the primary key's
     index serves it."""
     key = _key(table)
-    element = "uuid" if table.c[key].type.python_type is uuid.UUID else "text"
+    element = {uuid.UUID: "uuid", date: "date"}.get(table.c[key].type.python_type, "text")
     return f'"{key}" = ANY(CAST({array} AS {element}[]))'
 
 

@@ -29,17 +29,15 @@ from portal.models import WITH_STORAGE, Tenant
 from portal.services import audit_events, jobqueue
 from portal.services.errors import NotFound, Refused
 from portal.tenancy.context import TenantRef
-from portal.tenancy.data import TENANT_TABLES
+from portal.tenancy.data import KEPT_TABLES, TENANT_TABLES
 from portal.tenancy.placement import tenant_session, tenant_transaction
 
 FORMAT = 4
 PROGRESS_ROWS = 20_000
 # API tokens and sign-in sessions are credentials of the tenant as it is: not part of its
 # data to take away (an imported tenant has another id, which they could not carry anyway).
-# What dashboards keep (runs of days, days' active users) is worked out from the roll-ups
-# again on the first view.
-EXPORTED_TABLES = [t for t in TENANT_TABLES
-                   if t.name not in ("api_tokens", "sessions", "event_spans", "event_active_days")]
+# What dashboards keep is worked out from the roll-ups again on the first view.
+EXPORTED_TABLES = [t for t in TENANT_TABLES if t.name not in ("api_tokens", "sessions") and t not in KEPT_TABLES]
 
 
 def export_dir():

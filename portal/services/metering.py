@@ -17,7 +17,7 @@ from portal.dbsetup import owner_connection
 from portal.extensions import redis_holder
 from portal.services import ratelimit
 from portal.services.keys import tenant_key
-from portal.tenancy.data import TENANT_TABLES, TenantUser
+from portal.tenancy.data import KEPT_TABLES, TENANT_TABLES, TenantUser
 from portal.tenancy.names import database_name, schema_name
 from portal.tenancy.placement import placement_owner_url, tenant_session
 
@@ -73,11 +73,13 @@ def remember_seen(tenant_id, name, value):
 
 
 def measure_storage(tenant):
-    """The bytes of `tenant`'s rows where `tenant` (a TenantRef) says, measured now."""
+    """The bytes of `tenant`'s rows where `tenant` (a TenantRef) says, measured now (what
+    dashboards keep is derived, not the tenant's data: not counted)."""
     if tenant.tier == "pool":
         # One statement: the sizes of its rows in every tenant table (RLS: its rows only).
         per_table = union_all(*(select(func.coalesce(func.sum(func.pg_column_size(table.table_valued())), 0)
-                                       .label("bytes")) for table in TENANT_TABLES)).subquery()
+                                       .label("bytes")) for table in TENANT_TABLES
+                                 if table not in KEPT_TABLES)).subquery()
         with tenant_session(tenant) as session:
             return int(session.execute(select(func.sum(per_table.c.bytes))).scalar_one())
     if tenant.tier == "bridge":
@@ -87,8 +89,9 @@ def measure_storage(tenant):
     with owner_connection(url, database=database, autocommit=True) as conn:
         return int(conn.execute(text(
             "select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class c "
-            "join pg_namespace n on n.oid = c.relnamespace where n.nspname = :s and c.relkind = 'r'"
-        ), {"s": schema}).scalar_one())
+            "join pg_namespace n on n.oid = c.relnamespace where n.nspname = :s and c.relkind = 'r' "
+            "and c.relname <> ALL(:kept)"
+        ), {"s": schema, "kept": [table.name for table in KEPT_TABLES]}).scalar_one())
 
 
 def usage(tenant, entitlements):

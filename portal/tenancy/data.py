@@ -211,6 +211,9 @@ class TenantSession(TenantBase):
     impersonation_id: Mapped[Optional[uuid.UUID]] = mapped_column(UUID(as_uuid=True), nullable=True)
 
 
+# What dashboards keep: derived from the roll-ups and worked out again when missing, so
+# moved with the tenant but neither exported nor counted as its storage.
+KEPT_TABLES = [EventSpan.__table__, EventActiveDay.__table__]
 TENANT_TABLES = [TenantUser.__table__, TenantRole.__table__, Order.__table__, TenantSetting.__table__,
                  ApiToken.__table__, Event.__table__, EventUser.__table__, EventRollup.__table__,
                  EventSpan.__table__, EventActiveDay.__table__, TenantSession.__table__]

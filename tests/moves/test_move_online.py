@@ -6,17 +6,20 @@ process's view)."""
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal import create_app
+from portal.analytics import queries
 from portal.extensions import db
 from portal.metrics import REGISTRY
+from portal.models import Tenant
 from portal.plans import services as plan_services
 from portal.services.metering import storage_bytes
 from portal.tenancy.context import TenantRef
-from portal.tenancy.data import Order, TenantUser
+from portal.tenancy.data import KEPT_TABLES, Event, EventActiveDay, Order, TenantUser
 from portal.tenancy.placement import tenant_session
 from tests.conftest import FreshContextClient, app_config
 from tests.factories import auth, make_token
@@ -187,3 +190,65 @@ def test_a_second_app_sees_a_suspension_and_a_plan_change_at_once(moving_app, ma
         with other_app.app_context():
             from portal.extensions import db as other_db
             other_db.engine.dispose()
+
+
+class Analyst(threading.Thread):
+    """Sends an event through the API and works out the tenant's dashboard where the
+    registry says it is now, over and over: what dashboards keep (a date-keyed row of
+    each day, runs of days) is deleted and kept again throughout a move."""
+
+    def __init__(self, app, token, tenant_id):
+        super().__init__(daemon=True)
+        self.app, self.client, self.token, self.tenant_id = app, app.test_client(), token, tenant_id
+        self.sent, self.views, self.failed = 0, 0, []
+        self.stop = threading.Event()
+
+    def run(self):
+        today = datetime.now(timezone.utc).date()
+        with self.app.app_context():
+            while not self.stop.is_set():
+                answer = self.client.post("/api/v1/events", json={"events": [{"name": "seen", "user_id": "x"}]},
+                                          headers=auth(self.token))
+                if answer.status_code == 202:
+                    self.sent += 1
+                elif answer.status_code != 503:  # (frozen: refused, as any write)
+                    self.failed.append((answer.status_code, answer.get_data(as_text=True)[:200]))
+                try:
+                    db.session.expire_all()
+                    queries.dashboard(TenantRef.of(db.session.get(Tenant, self.tenant_id)),
+                                      today - timedelta(days=89), today)
+                    self.views += 1
+                except Exception as exc:  # noqa: BLE001 - the test reports it
+                    self.failed.append(repr(exc)[:200])
+                finally:
+                    db.session.remove()
+                time.sleep(0.02)
+
+
+@pytest.mark.parametrize("source, target", [("pool", "silo-second"), ("bridge", "pool")])
+def test_what_dashboards_keep_moves_while_it_changes(moving_app, made, source, target, monkeypatch):
+    tenant = made.tenant(*PLACES[source])
+    _roomy(tenant)
+    monkeypatch.setitem(moving_app.config, "PORTAL_STALL_STEP", "catch-up:0.6")
+    analyst = Analyst(moving_app, admin_token(tenant), tenant.id)
+    analyst.start()
+    time.sleep(0.3)
+    try:
+        row, job = move(tenant, *PLACES[target])
+    finally:
+        analyst.stop.set()
+        analyst.join(10)
+    assert job.state == "succeeded", (job.error, job.steps)  # its checksums of every table agreed
+    assert analyst.failed == [] and analyst.sent > 5 and analyst.views > 5
+    # Where it is now, what was kept (copied, then caught up) is what working out gives.
+    db.session.refresh(tenant)
+    ref, today = TenantRef.of(tenant), datetime.now(timezone.utc).date()
+    kept = queries.dashboard(ref, today - timedelta(days=89), today)
+    with tenant_session(ref) as session:
+        assert session.execute(select(func.count()).select_from(EventActiveDay)).scalar() > 0
+        for table in KEPT_TABLES:
+            session.execute(table.delete())
+        session.commit()
+        events = session.execute(select(func.count()).select_from(Event)).scalar()
+    assert queries.dashboard(ref, today - timedelta(days=89), today) == kept
+    assert kept["totals"]["events"] == events >= analyst.sent
