@@ -12,7 +12,7 @@ from portal.analytics import queries, retention, services
 from portal.analytics.events import store
 from portal.lifecycle.fences import Fence
 from portal.models import AuditEvent, TenantActivityDay
-from portal.services import cache
+from portal.services import cache, metering
 from portal.tenancy.context import tenant_context
 from portal.tenancy.placement import qualified_table, tenant_session
 from tests.factories import auth, make_token, sign_in_staff, sign_in_tenant
@@ -421,3 +421,14 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted():
 
     assert [safe_cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "\rx", "fine", 3)] == [
         "'=1+1", "'+1", "'-1", "'@x", "'\tx", "'\rx", "fine", 3]
+
+
+@pytest.mark.parametrize("tier", ["pool", "bridge"])
+def test_what_dashboards_keep_is_not_counted_as_the_tenants_storage(make_tiered, tier):
+    tenant = make_tiered(tier, plan="professional")
+    with tenant_context(tenant):
+        store(_rows(300))
+    before = metering.measure_storage(tenant)
+    queries.dashboard(tenant, TODAY - timedelta(days=39), TODAY)
+    assert _kept_days(tenant) and _kept_spans(tenant)
+    assert metering.measure_storage(tenant) == before
