@@ -16,12 +16,16 @@ with users in proportion (one per 50 events).
    connection, to --ingest-tenants tenants' tokens, until --ingest-events are stored.
    Events/s = events accepted / wall time. Each answer's latency too.
 2. The big tenant's dashboard, last 90 days, through the app's test client signed in as
-   its admin (the whole request: pipeline, cache, queries, page): cold (the tenant's cache
-   cleared before each request) --rounds times and warm (served from the cache)
-   --warm-rounds times, p50/p95; the queries alone (queries.dashboard) cold too.
+   its admin (the whole request: pipeline, cache, queries, page), --rounds times each
+   cold: with the tenant's cache cleared before each request; after a new event stored
+   before each (how a dashboard goes cold in use: its cache stale, today's active users
+   to work out again); and as a first view (the cache cleared and no day's active users
+   kept, as after an import). Warm (served from the cache) --warm-rounds times. p50/p95.
+   The queries alone (queries.dashboard) after a new event too.
 3. The staff overview page (/admin/analytics) at --tenants tenants, signed in as a
    superadmin, --rounds times, p50/p95.
-4. Growth: the cold 90-day dashboard page of each growth tenant, p50/p95.
+4. Growth: the cold 90-day dashboard page of each growth tenant, after a new event and
+   as a first view, p50/p95.
 
     .venv/bin/python bench/analytics.py                      # the issue's figures
     .venv/bin/python bench/analytics.py --tenants 500 --events 200000 --big 100000 \\
@@ -47,6 +51,7 @@ from _common import PASSWORD, ROOT, Throwaway, csrf_token, percentile  # noqa: E
 from sqlalchemy import create_engine, select, text  # noqa: E402
 
 from portal.analytics import queries  # noqa: E402
+from portal.analytics.events import store  # noqa: E402
 from portal.auth.principals import TenantPrincipal  # noqa: E402
 from portal.auth.services import create_staff_user  # noqa: E402
 from portal.extensions import db  # noqa: E402
@@ -269,7 +274,19 @@ def dashboard_page(app, client, ref, days=90):
         with app.app_context():
             cache.clear(ref.id)
 
-    return get, clear
+    def new_event():
+        with app.app_context(), tenant_context(ref):
+            store([{"name": "bench.tick", "user_key": None, "properties": {},
+                    "occurred_at": datetime.now(timezone.utc)}])
+
+    def forget_what_is_kept():
+        clear()
+        with app.app_context(), tenant_session(ref) as session:
+            for table in ("event_spans", "event_active_days"):
+                session.execute(text(f"delete from tenant_data.{table}"))
+            session.commit()
+
+    return get, {"cache cleared": clear, "after a new event": new_event, "first view": forget_what_is_kept}
 
 
 def main():
@@ -351,19 +368,18 @@ def run(app, throwaway, args):
 
     # 2. the big tenant's dashboard
     client = tenant_client(app, big)
-    get, clear = dashboard_page(app, client, big)
+    get, colds = dashboard_page(app, client, big)
     get()
-    cold = timed(get, args.rounds, clear)
+    print(f"\nbig tenant ({args.big:,} events), {args.days}-day dashboard page:")
+    for what, before in colds.items():
+        print(f"  cold, {what + ':':<20} {summary(timed(get, args.rounds, before))}")
     get()
-    warm = timed(get, args.warm_rounds)
+    print(f"  warm (from the cache):    {summary(timed(get, args.warm_rounds))}")
     today = datetime.now(timezone.utc).date()
     with app.app_context():
         queries_only = timed(lambda: queries.dashboard(big, today - timedelta(days=args.days - 1), today),
-                             args.rounds)
-    print(f"\nbig tenant ({args.big:,} events), {args.days}-day dashboard page:")
-    print(f"  cold (cache cleared): {summary(cold)}")
-    print(f"  warm (from the cache): {summary(warm)}")
-    print(f"  the queries alone:    {summary(queries_only)}")
+                             args.rounds, colds["after a new event"])
+    print(f"  the queries alone, after a new event: {summary(queries_only)}")
 
     # 3. staff overview
     staff = staff_client(app)
@@ -378,9 +394,10 @@ def run(app, throwaway, args):
     # 4. growth
     print("\ncold 90-day dashboard page by the tenant's events:")
     for n, ref in sorted(list(growth.items()) + [(args.big, big)], key=lambda pair: pair[0]):
-        get, clear = dashboard_page(app, tenant_client(app, ref), ref)
+        get, colds = dashboard_page(app, tenant_client(app, ref), ref)
         get()
-        print(f"  {n:>11,} events: {summary(timed(get, args.rounds, clear))}")
+        for what in ("after a new event", "first view"):
+            print(f"  {n:>11,} events, {what + ':':<18} {summary(timed(get, args.rounds, colds[what]))}")
 
 
 if __name__ == "__main__":
