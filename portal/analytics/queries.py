@@ -68,15 +68,13 @@ def dashboard(tenant, start, end):
     if len(per_day) < len(days) or by_name is None:
         with tenant_transaction(tenant) as session:
             lock_analytics(session, tenant.id)
-            # Read again under the lock: another view may have kept them meanwhile, and the
-            # page then shows one moment.
+            # Read again under the lock: another view may have kept some meanwhile, a batch
+            # forgotten some, and the page then shows one moment.
             per_day = _kept_days(session, days)
             worked = _work_out(session, [d for d in days if d not in per_day])
             per_day.update(worked)
-            missing_spans = []
-            if by_name is None:
-                kept_spans = _kept_spans(session, start, end)
-                missing_spans = [span for span in spans if span not in kept_spans]
+            kept_spans = _kept_spans(session, start, end)
+            missing_spans = [span for span in spans if span not in kept_spans]
             try:
                 with session.begin_nested():
                     _keep(session, tenant, worked, missing_spans)

@@ -178,6 +178,31 @@ def test_runs_of_days_kept_stay_exact_as_late_events_arrive(factory):
     assert queries.dashboard(tenant, start, TODAY) == kept
 
 
+def test_a_batch_landing_between_the_first_read_and_the_lock_is_seen(factory, monkeypatch):
+    tenant = factory.tenant(plan="professional")
+    start = TODAY - timedelta(days=39)
+    with tenant_context(tenant):
+        store(_rows(600))
+    queries.dashboard(tenant, start, TODAY)  # everything kept
+    with tenant_context(tenant):  # today's active users forgotten: the next view takes the lock
+        store([{"name": "view", "user_key": "u1", "properties": {}, "occurred_at": _at(TODAY)}])
+    lock = queries.lock_analytics
+
+    def a_late_batch_first(session, tenant_id):
+        monkeypatch.setattr(queries, "lock_analytics", lock)
+        with tenant_context(tenant):  # it forgets a kept run and kept days the first read saw
+            store([{"name": "late", "user_key": "late-20", "properties": {},
+                    "occurred_at": _at(TODAY - timedelta(days=20))}])
+        lock(session, tenant_id)
+
+    monkeypatch.setattr(queries, "lock_analytics", a_late_batch_first)
+    data = queries.dashboard(tenant, start, TODAY)
+    assert queries.lock_analytics is lock  # the late batch did land in between
+    shown = {r["name"]: (r["events"], r["users"]) for r in data["by_name"] if not r["name"].startswith("portal.")}
+    assert shown == _raw(tenant, start, TODAY) and shown["late"] == (1, 1)
+    _assert_daily_matches_raw_sql(tenant, data)
+
+
 def test_a_tenant_whose_writes_are_refused_is_shown_its_numbers_and_nothing_is_kept(app, make_tiered):
     tenant = make_tiered("bridge", plan="professional")
     start = TODAY - timedelta(days=39)
