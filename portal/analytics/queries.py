@@ -64,8 +64,9 @@ def dashboard(tenant, start, end):
     with tenant_session(tenant) as session:
         hourly = _hourly(session, start, end) if len(days) <= HOURLY_UP_TO_DAYS else None
         per_day = _kept_days(session, days)
-        by_name = _by_name(session, spans, single_days)
-    if len(per_day) < len(days) or by_name is None:
+        # (With days to work out, the names are read under the lock, once.)
+        by_name = _by_name(session, spans, single_days) if len(per_day) == len(days) else None
+    if by_name is None:
         with tenant_transaction(tenant) as session:
             lock_analytics(session, tenant.id)
             # Read again under the lock: another view may have kept some meanwhile, a batch
