@@ -20,6 +20,7 @@ then /metrics adds up every process's counts. Without it each process counts alo
 there (nothing tells a stranger the portal has it); a wrong token gets 403, so that a
 misconfigured scraper says so rather than look for a wrong address.
 """
+import gc
 import hmac
 import ipaddress
 import logging
@@ -235,6 +236,12 @@ class RequestMetrics:
     def finish(self, environ, seen, started):
         from portal.logs import request_line
 
+        # No garbage collection while counting: a half-read answer's generator finalized by
+        # the collector counts itself (_Answered.__iter__), and a collection can start on any
+        # allocation, such as inside prometheus_client's lock on one of these metrics, which
+        # that count would then wait for forever (seen once: a test process hung).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             seconds = time.perf_counter() - started
             tenant = environ.get("portal.tenant")
@@ -254,6 +261,9 @@ class RequestMetrics:
             request_line(environ, status, seconds)
         except Exception:  # counting must never break an answer
             log.exception("request metrics failed")
+        finally:
+            if collecting:
+                gc.enable()
 
 
 class _Answered:
