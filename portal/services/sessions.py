@@ -105,16 +105,18 @@ def staff_user(user_id):
     return user
 
 
-def tenant_user(data, user_id):
+def tenant_user(data, user_id, *beside):
     """The tenant user of this cookie's session, read through `data` (a session on the
-    tenant) with the session's row in one query, if the session is live; else None."""
+    tenant) with the session's row in one query, if the session is live; else None.
+    With `beside` (columns, such as scalar subqueries), the row (user, *their values)."""
     sid = session.get(SID)
     if not sid:
         return None
-    return data.execute(
-        select(TenantUser).join(TenantSession, TenantSession.user_id == TenantUser.id)
+    found = data.execute(
+        select(TenantUser, *beside).join(TenantSession, TenantSession.user_id == TenantUser.id)
         .where(TenantSession.id_hash == digest(sid), TenantUser.id == user_id,
-               TenantSession.expires_at > _now())).scalar_one_or_none()
+               TenantSession.expires_at > _now())).one_or_none()
+    return found if beside or found is None else found[0]
 
 
 # -- ending ----------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """A tenant's own settings (tenant table `settings`): display colour, whether support staff
-may look into the account, how long a sign-in lasts. Read once per request; saved (with
-the tenant's name, in the registry) by its admins."""
+may look into the account, how long a sign-in lasts. Read once per request (a signed-in
+page reads them in the user loader's statement: `as_column`); saved (with the tenant's
+name, in the registry) by its admins."""
 import re
 
 from flask import g
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Tenant
@@ -22,9 +23,22 @@ DEFAULTS = {"display_colour": "#3b5bdb", "support_access": True, "session_minute
 
 def read(session):
     """The settings of the tenant `session` is bound to (defaults for any not set)."""
+    return _with_defaults(session.execute(select(as_column())).scalar())
+
+
+def as_column():
+    """The stored settings as one JSON object ({key: stored value}), a scalar subquery to
+    read beside another statement's row: the user loader's, which saves a signed-in page a
+    round trip. Its rows are the tenant's by the same row-level security (or schema, or
+    database) as any other tenant table's."""
+    return (select(func.json_object_agg(TenantSetting.key, TenantSetting.value))
+            .where(TenantSetting.key.in_(DEFAULTS)).scalar_subquery())
+
+
+def _with_defaults(stored):
+    """`as_column`'s value (None when no setting is stored) as the settings, defaults for any not set."""
     values = dict(DEFAULTS)
-    rows = session.execute(select(TenantSetting).where(TenantSetting.key.in_(DEFAULTS))).scalars()
-    values.update({row.key: row.value.get("value") for row in rows})
+    values.update({key: value.get("value") for key, value in (stored or {}).items()})
     return values
 
 
@@ -42,11 +56,11 @@ def current():
     return g.tenant_settings
 
 
-def prime(session):
-    """Read the request's settings in a transaction already open on its tenant (the user
-    loader's), so that the page's layout needs no transaction of its own."""
+def prime(stored):
+    """The request's settings from `as_column`'s value, read by the user loader beside the
+    user, so that the page's layout needs no statement of its own."""
     if "tenant_settings" not in g:
-        g.tenant_settings = read(session)
+        g.tenant_settings = _with_defaults(stored)
 
 
 def forget():

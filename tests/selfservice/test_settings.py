@@ -83,3 +83,25 @@ def test_members_and_other_tenants_cannot_reach_settings(client, factory):
     assert client.get(f"/t/{a.slug}/settings").status_code == 403
     response = client.get(f"/t/{b.slug}/settings")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_each_tenants_layout_shows_its_own_colour(client, app, factory):
+    """The layout's settings are read beside the signed-in user (one statement): each
+    tenant's pages show its own colour, signed in or not, never a neighbour's."""
+    a, b = factory.tenant(), factory.tenant()
+    colours = {a.slug: "#aa3300", b.slug: "#0033aa"}
+    for tenant in (a, b):
+        admin = app.test_client()  # (the client fixture made it a FreshContextClient)
+        sign_in_tenant(admin, tenant, factory.admin(tenant))
+        assert _save(admin, tenant, display_colour=colours[tenant.slug]).status_code == 302
+    for tenant, other in ((a, b), (b, a)):
+        member = app.test_client()
+        anonymous = member.get(f"/t/{tenant.slug}/login").get_data(as_text=True)
+        sign_in_tenant(member, tenant, factory.user(tenant, role="member"))
+        page = member.get(f"/t/{tenant.slug}/orders").get_data(as_text=True)
+        for shown in (anonymous, page):
+            assert f"--tenant-colour: {colours[tenant.slug]}" in shown
+            assert colours[other.slug] not in shown
+    c, member = factory.tenant(), app.test_client()  # no setting stored: the default
+    sign_in_tenant(member, c, factory.user(c, role="member"))
+    assert "--tenant-colour: #3b5bdb" in member.get(f"/t/{c.slug}/orders").get_data(as_text=True)
