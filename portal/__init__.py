@@ -34,7 +34,7 @@ def register_extensions(app):
     from portal.quotas.limits import count_slow_statement
     from portal.services import entitlements
     from portal.tenancy.engines import SiloEngines
-    from portal.tenancy.placement import SlowStatements, install_engine_hooks
+    from portal.tenancy.placement import RequestConnection, SlowStatements, install_engine_hooks
 
     cfg = app.config
     db.init_app(app)
@@ -50,6 +50,7 @@ def register_extensions(app):
         cfg["SILO_MAX_ENGINES"], cfg["SILO_POOL_SIZE"], cfg["SILO_MAX_OVERFLOW"], cfg["SILO_CONNECTION_BUDGET"],
         on_create=lambda engine: install_engine_hooks(engine, slow),
     )
+    app.teardown_request(RequestConnection.give_back)
     entitlements.install(app)
 
 

@@ -20,17 +20,18 @@ import os
 import time
 from contextlib import contextmanager
 
-from flask import current_app, has_request_context
-from sqlalchemy import event
+from flask import current_app, g, has_request_context
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from portal.extensions import Session as RegistrySession
 from portal.extensions import db
-from portal.tenancy.context import require_tenant
+from portal.tenancy.context import get_current_tenant, require_tenant
 from portal.tenancy.data import TENANT_SCHEMA
 from portal.tenancy.names import database_name, role_name, role_password, schema_name
 
+_LEASE = "portal_request_connection"  # in `g` and in a TenantSession's info
 _PENDING = "portal.pending_tenant"
 _TX_TENANT = "portal.transaction_tenant"
 _STARTED = "portal.statement_started"
@@ -42,6 +43,58 @@ _SET_TIMEOUT = ", set_config('statement_timeout', %(_portal_timeout)s, true)"
 
 class TenantSession(Session):
     """A session whose transactions are bound to one tenant (see module doc)."""
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            lease = self.info.pop(_LEASE, None)
+            if lease is not None:
+                self.bind = None  # used again after closing, it fails rather than join another's transaction
+                lease.lent = False  # the request's next session may have its connection
+
+
+class RequestConnection:
+    """A request's one connection to its own tenant's placement, lent to one tenant session
+    at a time (`tenant_session`), and given back to the pool when the request ends.
+
+    A signed-in page opens two sessions one after the other (the user loader's, the
+    view's); each from the pool would cost a checkout with its pre-ping (a round trip) and a
+    reset on return. Each session still has its own transaction on it (begun, its settings
+    sent with its first statement, ended at close), so nothing of one reaches the next.
+    A session opened while another holds it (nested) takes a connection of its own from
+    the pool, as every session did before: its commit stays its own."""
+
+    def __init__(self, tenant, connection):
+        self.tenant, self.connection, self.lent = tenant, connection, False
+
+    @staticmethod
+    def borrow(tenant, bind):
+        """The request's connection for a session on `tenant` through `bind` (an Engine), or
+        None: outside a request, for any ref but the request's current one (another tenant,
+        or this one reloaded or placed elsewhere by a move), or while it is lent."""
+        if not has_request_context() or not isinstance(bind, Engine) or tenant is not get_current_tenant():
+            return None
+        lease = g.get(_LEASE)
+        if lease is not None and lease.tenant is not tenant:  # the current ref was reloaded
+            if lease.lent:
+                return None
+            RequestConnection.give_back()
+            lease = None
+        if lease is None:
+            lease = RequestConnection(tenant, bind.connect())
+            setattr(g, _LEASE, lease)
+        if lease.lent:
+            return None
+        lease.lent = True
+        return lease
+
+    @staticmethod
+    def give_back(_exc=None):
+        """The request's end (a teardown): its connection goes back to the pool."""
+        lease = g.pop(_LEASE, None)
+        if lease is not None:
+            lease.connection.close()
 
 
 @event.listens_for(TenantSession, "after_begin")
@@ -167,12 +220,17 @@ def tenant_session(tenant=None, bind=None):
     """
     tenant = tenant or require_tenant()
     default_bind, role, mode = _bind_for(tenant)
+    lease = RequestConnection.borrow(tenant, default_bind) if bind is None else None
+    # The plan's statement timeout guards requests against noisy neighbours; jobs
+    # (exports, deletions of a whole tenant) are bounded by the job timeout instead.
+    info = {"tenant_id": str(tenant.id), "role": role,
+            "timeout": tenant.statement_timeout_ms if has_request_context() else None}
+    if lease is not None:
+        info[_LEASE] = lease
+        bind = lease.connection
     return TenantSession(
         bind=bind if bind is not None else default_bind,
-        # The plan's statement timeout guards requests against noisy neighbours; jobs
-        # (exports, deletions of a whole tenant) are bounded by the job timeout instead.
-        info={"tenant_id": str(tenant.id), "role": role,
-              "timeout": tenant.statement_timeout_ms if has_request_context() else None},
+        info=info,
         expire_on_commit=False,
         join_transaction_mode=mode,
     )

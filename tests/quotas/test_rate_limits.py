@@ -72,6 +72,35 @@ def test_request_over_the_minute_limit_gets_429_page(client, factory, override, 
     assert client.get(f"/t/{quiet.slug}/login").status_code == 200
 
 
+def test_a_signed_in_flood_is_refused_without_reading_anything(client, factory, override):
+    """The early 429 (the resolver's gate) loads no one: a flooding tenant's signed-in
+    requests cost its neighbours no statement, only the plain page."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    tenant = factory.tenant()
+    user = factory.admin(tenant)
+    sign_in_tenant(client, tenant, user)
+    override(tenant, "limit:requests_per_minute", "5")
+    fresh_minute()
+    while client.get(f"/t/{tenant.slug}/orders").status_code != 429:
+        pass
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        early = client.get(f"/t/{tenant.slug}/orders")
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    body = early.get_data(as_text=True)
+    assert early.status_code == 429 and "5 requests a minute" in body and "portal.css" in body
+    assert statements == []
+    assert user.email not in body and "with-sidebar" not in body  # the plain layout: it names no one
+
+
 def rpm_key(tenant):
     from portal.services.keys import tenant_key
     from portal.services.ratelimit import minute_window

@@ -1,0 +1,109 @@
+"""A request's tenant sessions share one connection to its tenant's placement, one session
+at a time (portal/tenancy/placement.py, RequestConnection): one checkout a page, not one a
+session; and nothing of it reaches another tenant, a nested transaction or a closed session.
+
+(The pool tier's sessions are bound to the test's own connection here: the bridge and silo
+tiers take theirs from real pools, so they are the ones counted.)"""
+import pytest
+from sqlalchemy import event, select, text
+from sqlalchemy.exc import UnboundExecutionError
+from sqlalchemy.pool import Pool
+
+from portal.tenancy.context import current_tenant
+from portal.tenancy.data import Order
+from portal.tenancy.placement import tenant_session, tenant_transaction
+from tests.factories import sign_in_tenant
+
+
+class PoolCounts:
+    """Checkouts and checkins of every pool while it is on."""
+
+    def __init__(self):
+        self.out = self.back = 0
+
+    def _out(self, *args):
+        self.out += 1
+
+    def _back(self, *args):
+        self.back += 1
+
+    def __enter__(self):
+        event.listen(Pool, "checkout", self._out)
+        event.listen(Pool, "checkin", self._back)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(Pool, "checkout", self._out)
+        event.remove(Pool, "checkin", self._back)
+
+
+@pytest.mark.parametrize("tier, placement", [("bridge", None), ("silo", "local")])
+def test_a_signed_in_page_takes_one_connection_and_gives_it_back(client, factory, make_tiered, tier, placement):
+    tenant = make_tiered(tier, placement)
+    factory.order(tenant, number=7, customer="Counted Customer")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    client.get(f"/t/{tenant.slug}/orders")  # (the silo engine made, its pool warm)
+    with PoolCounts() as counts:
+        page = client.get(f"/t/{tenant.slug}/orders")
+    assert page.status_code == 200 and "Counted Customer" in page.get_data(as_text=True)
+    # the user loader's session and the view's: one checkout (it was two), returned at the end
+    assert (counts.out, counts.back) == (1, 1)
+
+
+def _ids(session):
+    return {row.number for row in session.execute(select(Order.number))}
+
+
+def test_only_the_requests_own_tenant_borrows_it(app, factory, make_tiered):
+    a, b = make_tiered("bridge"), make_tiered("bridge")
+    factory.order(a, number=1)
+    factory.order(b, number=2)
+    with app.test_request_context(f"/t/{a.slug}/orders"):
+        token = current_tenant.set(a)
+        try:
+            with tenant_session() as first:
+                assert _ids(first) == {1}
+                lent = first.get_bind()
+            with tenant_session(b) as other:  # another tenant: a connection of its own
+                assert other.get_bind() is not lent
+                assert _ids(other) == {2}
+            with tenant_session(a.placed("bridge", a.placement_env)) as placed:  # not the request's ref
+                assert placed.get_bind() is not lent
+            with tenant_session() as second:  # the request's next session: the same connection
+                assert second.get_bind() is lent
+                assert _ids(second) == {1}
+                assert second.execute(text("select current_setting('app.tenant_id')")).scalar() == str(a.id)
+        finally:
+            current_tenant.reset(token)
+
+
+def test_a_nested_transaction_commits_on_its_own(app, factory, make_tiered):
+    tenant = make_tiered("bridge")
+    with app.test_request_context(f"/t/{tenant.slug}/orders"):
+        token = current_tenant.set(tenant)
+        try:
+            with tenant_session() as outer:
+                assert _ids(outer) == set()  # the outer session holds the request's connection
+                with tenant_transaction() as inner:  # so this one takes its own, and commits
+                    assert inner.get_bind() is not outer.get_bind()
+                    inner.add(Order(tenant_id=tenant.id, number=5, customer="Nested", amount_cents=1,
+                                    status="open"))
+            with tenant_session() as after:  # the outer one rolled back: the write stands
+                assert _ids(after) == {5}
+        finally:
+            current_tenant.reset(token)
+
+
+def test_a_closed_session_cannot_use_the_connection_again(app, make_tiered):
+    tenant = make_tiered("bridge")
+    with app.test_request_context(f"/t/{tenant.slug}/orders"):
+        token = current_tenant.set(tenant)
+        try:
+            with tenant_session() as first:
+                first.execute(text("select 1"))
+            with tenant_session() as second:
+                second.execute(text("select 1"))
+                with pytest.raises(UnboundExecutionError):  # it would have joined `second`'s transaction
+                    first.execute(text("select 1"))
+        finally:
+            current_tenant.reset(token)
