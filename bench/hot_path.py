@@ -152,29 +152,37 @@ def wrk(url, seconds, headers=()):
 FLOOD_CONNECTIONS = 50
 
 
-def flood(url, rate, seconds, headers=()):
+def flood(url, rate, seconds, headers=(), new_connections=False):
     """wrk flooding `url` at about `rate` requests/s for `seconds`, in the background:
     each of FLOOD_CONNECTIONS connections waits 1000 * FLOOD_CONNECTIONS / rate ms before
     each request (wrk's `delay` hook), so the rate holds however fast the answers come (a
-    refusal takes ~1 ms: close to an open loop). Returns (the process, its script file)."""
+    refusal takes ~1 ms: close to an open loop). Returns (the process, its script file).
+
+    Keep-alive connections, as an HTTP client keeps them: between its requests a connection
+    waits in gunicorn's poller, holding no thread. With `new_connections` (a connection a
+    request) wrk opens each connection and only then waits out its delay before sending:
+    each of the 50 holds a gunicorn thread idle for ~100 ms (gthread waits on a new
+    connection's first bytes in a pool thread), a slow-client attack rather than a flood
+    of requests; the portal's own work is the same either way."""
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     script.write(f"function delay()\n  return {round(1000 * FLOOD_CONNECTIONS / rate)}\nend\n")
     script.close()
-    args = ["wrk", "-t", "1", "-c", str(FLOOD_CONNECTIONS), "-d", f"{seconds}s", "-s", script.name,
-            "-H", "Connection: close"]
+    args = ["wrk", "-t", "1", "-c", str(FLOOD_CONNECTIONS), "-d", f"{seconds}s", "-s", script.name]
+    if new_connections:
+        args += ["-H", "Connection: close"]
     for header in headers:
         args += ["-H", header]
     return subprocess.Popen(args + [url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), script.name
 
 
-def noisy_neighbour(quiet, flooder, rate, seconds):
+def noisy_neighbour(quiet, flooder, rate, seconds, new_connections=False):
     """The quiet page's requests/s alone and while `flooder` is flooded at `rate`, in the
     order alone, flood, flood, alone: ({condition: [req/s]}, [(flood req/s, refused)])."""
     found, floods = {"alone": [], "flooded": []}, []
     for condition in ("alone", "flooded", "flooded", "alone"):
         process = script = None
         if condition == "flooded":
-            process, script = flood(flooder[0], rate, seconds + 2, flooder[1])
+            process, script = flood(flooder[0], rate, seconds + 2, flooder[1], new_connections)
             time.sleep(1)  # the flood under way before the quiet tenant is measured
         found[condition].append(wrk(quiet[0], seconds, quiet[1])[0])
         log(f"noisy neighbour: quiet tenant {condition}: {found[condition][-1]:.0f} requests/s")
@@ -212,6 +220,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=500, help="in-process requests")
     parser.add_argument("--flood-rate", type=int, default=500, help="noisy neighbour: the flood's requests/s "
                         "(0: skip)")
+    parser.add_argument("--flood-new-connections", action="store_true",
+                        help="the flood opens a connection a request and waits before sending (see `flood`)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian's `wrk`)")
@@ -267,7 +277,7 @@ def main():
             time.sleep(app.config["ENTITLEMENTS_CACHE_SECONDS"] + 1)  # every worker sees the new limit
             neighbour = noisy_neighbour((f"{base}/t/acme/orders", (f"Cookie: {cookies['acme']}",)),
                                         (f"{base}/t/globex/orders", (f"Cookie: {cookies['globex']}",)),
-                                        args.flood_rate, args.seconds)
+                                        args.flood_rate, args.seconds, args.flood_new_connections)
         for process in processes:
             stop(process)
         processes = []
@@ -296,8 +306,9 @@ def main():
     if args.flood_rate:
         found, floods = neighbour
         alone, flooded = statistics.median(found["alone"]), statistics.median(found["flooded"])
+        style = "a new connection a request" if args.flood_new_connections else "keep-alive connections"
         print(f"\nnoisy neighbour: acme's orders page (wrk -c8) while globex's pages are flooded at "
-              f"{args.flood_rate}/s (its limit 60 a minute)")
+              f"{args.flood_rate}/s over {FLOOD_CONNECTIONS} {style} (its limit 60 a minute)")
         print(f"  alone {alone:.0f} req/s ({', '.join(f'{r:.0f}' for r in found['alone'])}); flooded {flooded:.0f} "
               f"req/s ({', '.join(f'{r:.0f}' for r in found['flooded'])}); ratio {flooded / alone:.2f} (goal >= 0.9)")
         print("  the flood: " + "; ".join(f"{rate:.0f} req/s, {share:.1%} refused" for rate, share in floods))
