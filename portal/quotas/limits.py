@@ -19,9 +19,9 @@ import time
 import uuid
 
 import redis
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 
-from portal.answers import refusal, wsgi_refusal
+from portal.answers import refusal, wants_json
 from portal.errors import feature_refusal
 from portal.extensions import redis_holder
 from portal.lifecycle import fences
@@ -50,8 +50,11 @@ class OverLimit:
     limits in this process lifts the block; in other processes it lasts to the minute's
     end."""
 
+    PAGES_KEPT = 512
+
     def __init__(self):
         self._until = {}  # tenant id: (monotonic end, the limit that was passed)
+        self._pages = {}  # the refusals' pages (`_page`)
 
     def block(self, tenant_id, seconds, limit=None):
         self._until[tenant_id] = (time.monotonic() + seconds, limit)
@@ -73,8 +76,25 @@ class OverLimit:
             return None
         retry = max(1, int(left + 0.999))
         refused(environ, "rate_limit")
-        return wsgi_refusal(app, environ, start_response, 429, "Too many requests", minute_refusal(limit, retry),
-                            {"Retry-After": retry})
+        body, content_type = self._page(app, environ, limit, retry)
+        return Response(body, 429, {"Retry-After": str(retry)}, content_type=content_type)(environ, start_response)
+
+    def _page(self, app, environ, limit, retry):
+        """The refusal's body and type, made once for each (JSON or not, the path prefix its
+        links start with, limit, seconds to wait): a flood's every request would otherwise
+        render the same page again. Made for no one (the client's cookies left out: no
+        flash message, no user), so that one client's page holds nothing of theirs."""
+        key = (wants_json(environ), environ.get("SCRIPT_NAME", ""), limit, retry)
+        page = self._pages.get(key)
+        if page is None:
+            anyone = {name: value for name, value in environ.items()
+                      if name not in ("HTTP_COOKIE", "HTTP_AUTHORIZATION")}
+            with app.request_context(anyone):
+                made = refusal(429, "Too many requests", minute_refusal(limit, retry))
+            if len(self._pages) >= self.PAGES_KEPT:
+                self._pages.clear()
+            page = self._pages[key] = (made.get_data(), made.content_type)
+        return page
 
 
 def try_again(seconds):

@@ -101,6 +101,29 @@ def test_a_signed_in_flood_is_refused_without_reading_anything(client, factory, 
     assert user.email not in body and "with-sidebar" not in body  # the plain layout: it names no one
 
 
+def test_the_early_429_pages_are_each_tenants_own(app, client, factory, override):
+    """The early 429's page is made once and kept, by what is in it: each flooded tenant's
+    still names its own limit and links its own prefix's stylesheet, the API's stays JSON,
+    and none carries a cookie."""
+    a, b = factory.tenant(plan="professional"), factory.tenant(plan="professional")
+    override(a, "limit:requests_per_minute", "5")
+    override(b, "limit:requests_per_minute", "7")
+    fresh_minute()
+    for tenant, limit in ((a, 5), (b, 7)):
+        while client.get(f"/t/{tenant.slug}/login").status_code != 429:
+            pass
+        for _ in range(2):  # made, then kept
+            page = client.get(f"/t/{tenant.slug}/login")
+            body = page.get_data(as_text=True)
+            assert page.status_code == 429 and page.mimetype == "text/html" and "Set-Cookie" not in page.headers
+            assert f"allows {limit} requests a minute" in body
+            assert STYLESHEET.search(body).group(1) == f"/t/{tenant.slug}/static/css/portal.css"
+            assert 1 <= int(page.headers["Retry-After"]) <= 60
+        api = client.get("/api/v1/status", headers={"X-Tenant-ID": tenant.slug})
+        assert api.status_code == 429 and api.is_json
+        assert f"allows {limit} requests a minute" in api.get_json()["error"]["message"]
+
+
 def rpm_key(tenant):
     from portal.services.keys import tenant_key
     from portal.services.ratelimit import minute_window
