@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Engine
 
+from portal.tenancy.data import row_key
 from portal.tenancy.placement import qualified_table
 
 
@@ -103,7 +104,7 @@ def copy_out(session, table, out, keys=None):
     the bytes written)."""
     dbapi = _prepare(session)
     column_list = _column_list(session, table)
-    key = _key(table)
+    key = row_key(table)
     where = ""
     if keys is not None:
         with dbapi.cursor() as cursor:  # COPY takes no parameters: the list is quoted by psycopg2
@@ -117,15 +118,10 @@ def copy_out(session, table, out, keys=None):
     return rows, sink.digest.hexdigest()
 
 
-def _key(table):
-    (column,) = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
-    return column
-
-
 def _key_match(table, array):
     """`<key> = ANY(<array>)`, the array cast to the key's type so that the primary key's
     index serves it."""
-    key = _key(table)
+    key = row_key(table)
     element = {uuid.UUID: "uuid", date: "date"}.get(table.c[key].type.python_type, "text")
     return f'"{key}" = ANY(CAST({array} AS {element}[]))'
 
@@ -144,7 +140,7 @@ def row_hashes(session, table, keys):
     row is absent)."""
     _prepare(session)
     rows = session.execute(text(
-        f'SELECT "{_key(table)}"::text, hash_record_extended(r, 0) FROM (SELECT {_hashed_list(session, table)} '
+        f'SELECT "{row_key(table)}"::text, hash_record_extended(r, 0) FROM (SELECT {_hashed_list(session, table)} '
         f"FROM {_qualified(session, table)} WHERE {_key_match(table, ':keys')}) r"), {"keys": list(keys)})
     return dict(rows.all())
 

@@ -50,7 +50,7 @@ from portal.extensions import redis_holder
 from portal.metrics import WRITE_HELD
 from portal.services.errors import Refused
 from portal.services.keys import frozen_key, placement_version_key
-from portal.tenancy.data import TENANT_SCHEMA, TENANT_TABLES
+from portal.tenancy.data import TENANT_SCHEMA, TENANT_TABLES, row_key
 from portal.tenancy.names import database_name, schema_name
 from portal.tenancy.placement import placement_owner_url
 
@@ -59,12 +59,6 @@ log = logging.getLogger(__name__)
 SCHEMA = "portal_fence"
 REFUSED = "PT503"  # the SQLSTATE of a write refused by a fence
 STATES = ("open", "frozen", "moved", "maintenance")
-
-
-def pk_column(table):
-    """The column besides tenant_id that keys a tenant table's rows."""
-    (column,) = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
-    return column
 
 
 class Fence:
@@ -135,7 +129,7 @@ class Fence:
 
         self._ddl(objects)
         for table in TENANT_TABLES:
-            qualified, key = f'"{self.tables_schema}"."{table.name}"', pk_column(table)
+            qualified, key = f'"{self.tables_schema}"."{table.name}"', row_key(table)
 
             def triggers(conn, qualified=qualified, key=key):
                 for suffix, events, row in (("w", "INSERT OR UPDATE", "NEW"), ("d", "DELETE", "OLD")):

@@ -217,3 +217,10 @@ KEPT_TABLES = [EventSpan.__table__, EventActiveDay.__table__]
 TENANT_TABLES = [TenantUser.__table__, TenantRole.__table__, Order.__table__, TenantSetting.__table__,
                  ApiToken.__table__, Event.__table__, EventUser.__table__, EventRollup.__table__,
                  EventSpan.__table__, EventActiveDay.__table__, TenantSession.__table__]
+
+
+def row_key(table):
+    """The column besides tenant_id that keys tenant table `table`'s rows (every one has
+    exactly one)."""
+    (column,) = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
+    return column
