@@ -40,6 +40,13 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 FREEING = {"users.remove", "roles.delete", "domains.remove", "tokens.revoke", "support.end"}
 
 
+# The request a kept refusal page is made from: its prefix (SCRIPT_NAME, the key's), what
+# it accepts (JSON or a page, the key's), and where it was sent (a request's own).
+_PAGE_ENVIRON = ("SCRIPT_NAME", "HTTP_ACCEPT", "REQUEST_METHOD", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",
+                 "HTTP_HOST", "wsgi.url_scheme", "wsgi.input", "wsgi.errors", "wsgi.version", "wsgi.multithread",
+                 "wsgi.multiprocess", "wsgi.run_once")
+
+
 class OverLimit:
     """Tenants refused for the rest of their current minute, in this process.
 
@@ -77,18 +84,22 @@ class OverLimit:
         retry = max(1, int(left + 0.999))
         refused(environ, "rate_limit")
         body, content_type = self._page(app, environ, limit, retry)
-        return Response(body, 429, {"Retry-After": str(retry)}, content_type=content_type)(environ, start_response)
+        headers = {"Retry-After": str(retry), "Vary": "Accept"}  # (page or JSON, by Accept)
+        return Response(body, 429, headers, content_type=content_type)(environ, start_response)
 
     def _page(self, app, environ, limit, retry):
         """The refusal's body and type, made once for each (JSON or not, the path prefix its
         links start with, limit, seconds to wait): a flood's every request would otherwise
-        render the same page again. Made for no one (the client's cookies left out: no
-        flash message, no user), so that one client's page holds nothing of theirs."""
+        render the same page again. Made for no one (from `_PAGE_ENVIRON` only: no cookie,
+        so no flash message and no user; no path), so that no client's page holds anything
+        of theirs."""
         key = (wants_json(environ), environ.get("SCRIPT_NAME", ""), limit, retry)
         page = self._pages.get(key)
         if page is None:
-            anyone = {name: value for name, value in environ.items()
-                      if name not in ("HTTP_COOKIE", "HTTP_AUTHORIZATION")}
+            # Only what the key holds, and what a request needs to be one: nothing else of
+            # this client's request (its path, query, cookies) can reach the kept page.
+            anyone = {name: environ[name] for name in _PAGE_ENVIRON if name in environ}
+            anyone.update(PATH_INFO="/api/" if key[0] else "/", QUERY_STRING="")  # (JSON on the API)
             with app.request_context(anyone):
                 made = refusal(429, "Too many requests", minute_refusal(limit, retry))
             if len(self._pages) >= self.PAGES_KEPT:

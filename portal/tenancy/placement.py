@@ -45,13 +45,16 @@ class TenantSession(Session):
     """A session whose transactions are bound to one tenant (see module doc)."""
 
     def close(self):
+        lease = self.info.pop(_LEASE, None)
         try:
             super().close()
-        finally:
-            lease = self.info.pop(_LEASE, None)
-            if lease is not None:
-                self.bind = None  # used again after closing, it fails rather than join another's transaction
-                lease.lent = False  # the request's next session may have its connection
+        except BaseException:
+            if lease is not None:  # in an unknown state: no later session gets it
+                RequestConnection.give_back()
+            raise
+        if lease is not None:
+            self.bind = None  # used again after closing, it fails rather than join another's transaction
+            lease.lent = False  # the request's next session may have its connection
 
 
 class RequestConnection:
@@ -63,29 +66,41 @@ class RequestConnection:
     reset on return. Each session still has its own transaction on it (begun, its settings
     sent with its first statement, ended at close), so nothing of one reaches the next.
     A session opened while another holds it (nested) takes a connection of its own from
-    the pool, as every session did before: its commit stays its own."""
+    the pool, as every session did before: its commit stays its own.
 
-    def __init__(self, tenant, connection):
-        self.tenant, self.connection, self.lent = tenant, connection, False
+    The connection is held from the request's first session to its end: a silo tenant's
+    database connections (its plan's cap, its engine's pool) bound its requests at once in
+    a worker, not only its statements at once."""
+
+    def __init__(self, key, connection):
+        self.key, self.connection, self.lent = key, connection, False
+
+    @staticmethod
+    def key_of(tenant):
+        """What decides a tenant session's bind (placement.py `_bind_for`): refs equal in
+        it share the request's connection (a service may make its own ref of the tenant)."""
+        return tenant.id, tenant.tier, tenant.placement_env, tenant.placement_version, tenant.db_connections
 
     @staticmethod
     def borrow(tenant, bind):
         """The request's connection for a session on `tenant` through `bind` (an Engine), or
-        None: outside a request, for any ref but the request's current one (another tenant,
-        or this one reloaded or placed elsewhere by a move), or while it is lent."""
-        if not has_request_context() or not isinstance(bind, Engine) or tenant is not get_current_tenant():
+        None: outside a request, for another tenant or this one placed elsewhere (a move
+        switched it, or a move's target), or while it is lent."""
+        if not has_request_context() or not isinstance(bind, Engine):
+            return None
+        current, key = get_current_tenant(), RequestConnection.key_of(tenant)
+        if current is None or RequestConnection.key_of(current) != key:
             return None
         lease = g.get(_LEASE)
-        if lease is not None and lease.tenant is not tenant:  # the current ref was reloaded
-            if lease.lent:
-                return None
-            RequestConnection.give_back()
+        if lease is not None and lease.lent:
+            return None
+        if lease is not None and (lease.key != key or lease.connection.invalidated
+                                  or lease.connection.in_transaction()):
+            RequestConnection.give_back()  # the current ref was reloaded, or the connection is not clean
             lease = None
         if lease is None:
-            lease = RequestConnection(tenant, bind.connect())
+            lease = RequestConnection(key, bind.connect())
             setattr(g, _LEASE, lease)
-        if lease.lent:
-            return None
         lease.lent = True
         return lease
 

@@ -4,6 +4,8 @@ session; and nothing of it reaches another tenant, a nested transaction or a clo
 
 (The pool tier's sessions are bound to the test's own connection here: the bridge and silo
 tiers take theirs from real pools, so they are the ones counted.)"""
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import event, select, text
 from sqlalchemy.exc import UnboundExecutionError
@@ -67,9 +69,10 @@ def test_only_the_requests_own_tenant_borrows_it(app, factory, make_tiered):
             with tenant_session(b) as other:  # another tenant: a connection of its own
                 assert other.get_bind() is not lent
                 assert _ids(other) == {2}
-            with tenant_session(a.placed("bridge", a.placement_env)) as placed:  # not the request's ref
-                assert placed.get_bind() is not lent
-            with tenant_session() as second:  # the request's next session: the same connection
+            moved = replace(a, placement_version=a.placement_version + 1)  # as a move's switch leaves it
+            with tenant_session(moved) as elsewhere:
+                assert elsewhere.get_bind() is not lent
+            with tenant_session(replace(a)) as second:  # a ref of its own, equal: the same connection
                 assert second.get_bind() is lent
                 assert _ids(second) == {1}
                 assert second.execute(text("select current_setting('app.tenant_id')")).scalar() == str(a.id)
@@ -90,6 +93,22 @@ def test_a_nested_transaction_commits_on_its_own(app, factory, make_tiered):
                                     status="open"))
             with tenant_session() as after:  # the outer one rolled back: the write stands
                 assert _ids(after) == {5}
+        finally:
+            current_tenant.reset(token)
+
+
+def test_a_connection_left_in_a_transaction_is_not_lent_again(app, make_tiered):
+    tenant = make_tiered("bridge")
+    with app.test_request_context(f"/t/{tenant.slug}/orders"):
+        token = current_tenant.set(tenant)
+        try:
+            with tenant_session() as first:
+                first.execute(text("select 1"))
+                lent = first.get_bind()
+            lent.begin()  # (as raw use of it might leave it)
+            with tenant_session() as second:  # would have joined that transaction, its commit a no-op
+                assert second.get_bind() is not lent
+            assert lent.closed  # given back, its transaction rolled back
         finally:
             current_tenant.reset(token)
 
