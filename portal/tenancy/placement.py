@@ -231,7 +231,9 @@ def tenant_session(tenant=None, bind=None):
     """A session on `tenant`'s placement (default: the current tenant).
 
     `bind` joins an open connection (a pool tenant's rows written in the same
-    transaction as its registry row). Use as `with tenant_session() as s: ...`.
+    transaction as its registry row). Use as `with tenant_session() as s: ...`: in a
+    request, a session on its own tenant borrows the request's connection
+    (`RequestConnection`) and hands it on when closed.
     """
     tenant = tenant or require_tenant()
     default_bind, role, mode = _bind_for(tenant)
