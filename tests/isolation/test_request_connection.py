@@ -4,6 +4,7 @@ session; and nothing of it reaches another tenant, a nested transaction or a clo
 
 (The pool tier's sessions are bound to the test's own connection here: the bridge and silo
 tiers take theirs from real pools, so they are the ones counted.)"""
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.exc import UnboundExecutionError
 from sqlalchemy.pool import Pool
 
-from portal.tenancy.context import current_tenant
+from portal.tenancy.context import tenant_context
 from portal.tenancy.data import Order
 from portal.tenancy.placement import tenant_session, tenant_transaction
 from tests.factories import sign_in_tenant
@@ -52,6 +53,13 @@ def test_a_signed_in_page_takes_one_connection_and_gives_it_back(client, factory
     assert (counts.out, counts.back) == (1, 1)
 
 
+@contextmanager
+def in_request_of(app, tenant):
+    """A request of `tenant`'s, as the resolver leaves it bound."""
+    with app.test_request_context(f"/t/{tenant.slug}/orders"), tenant_context(tenant):
+        yield
+
+
 def _ids(session):
     return {row.number for row in session.execute(select(Order.number))}
 
@@ -60,69 +68,53 @@ def test_only_the_requests_own_tenant_borrows_it(app, factory, make_tiered):
     a, b = make_tiered("bridge"), make_tiered("bridge")
     factory.order(a, number=1)
     factory.order(b, number=2)
-    with app.test_request_context(f"/t/{a.slug}/orders"):
-        token = current_tenant.set(a)
-        try:
-            with tenant_session() as first:
-                assert _ids(first) == {1}
-                lent = first.get_bind()
-            with tenant_session(b) as other:  # another tenant: a connection of its own
-                assert other.get_bind() is not lent
-                assert _ids(other) == {2}
-            moved = replace(a, placement_version=a.placement_version + 1)  # as a move's switch leaves it
-            with tenant_session(moved) as elsewhere:
-                assert elsewhere.get_bind() is not lent
-            with tenant_session(replace(a)) as second:  # a ref of its own, equal: the same connection
-                assert second.get_bind() is lent
-                assert _ids(second) == {1}
-                assert second.execute(text("select current_setting('app.tenant_id')")).scalar() == str(a.id)
-        finally:
-            current_tenant.reset(token)
+    with in_request_of(app, a):
+        with tenant_session() as first:
+            assert _ids(first) == {1}
+            lent = first.get_bind()
+        with tenant_session(b) as other:  # another tenant: a connection of its own
+            assert other.get_bind() is not lent
+            assert _ids(other) == {2}
+        moved = replace(a, placement_version=a.placement_version + 1)  # as a move's switch leaves it
+        with tenant_session(moved) as elsewhere:
+            assert elsewhere.get_bind() is not lent
+        with tenant_session(replace(a)) as second:  # a ref of its own, equal: the same connection
+            assert second.get_bind() is lent
+            assert _ids(second) == {1}
+            assert second.execute(text("select current_setting('app.tenant_id')")).scalar() == str(a.id)
 
 
 def test_a_nested_transaction_commits_on_its_own(app, factory, make_tiered):
     tenant = make_tiered("bridge")
-    with app.test_request_context(f"/t/{tenant.slug}/orders"):
-        token = current_tenant.set(tenant)
-        try:
-            with tenant_session() as outer:
-                assert _ids(outer) == set()  # the outer session holds the request's connection
-                with tenant_transaction() as inner:  # so this one takes its own, and commits
-                    assert inner.get_bind() is not outer.get_bind()
-                    inner.add(Order(tenant_id=tenant.id, number=5, customer="Nested", amount_cents=1,
-                                    status="open"))
-            with tenant_session() as after:  # the outer one rolled back: the write stands
-                assert _ids(after) == {5}
-        finally:
-            current_tenant.reset(token)
+    with in_request_of(app, tenant):
+        with tenant_session() as outer:
+            assert _ids(outer) == set()  # the outer session holds the request's connection
+            with tenant_transaction() as inner:  # so this one takes its own, and commits
+                assert inner.get_bind() is not outer.get_bind()
+                inner.add(Order(tenant_id=tenant.id, number=5, customer="Nested", amount_cents=1,
+                                status="open"))
+        with tenant_session() as after:  # the outer one rolled back: the write stands
+            assert _ids(after) == {5}
 
 
 def test_a_connection_left_in_a_transaction_is_not_lent_again(app, make_tiered):
     tenant = make_tiered("bridge")
-    with app.test_request_context(f"/t/{tenant.slug}/orders"):
-        token = current_tenant.set(tenant)
-        try:
-            with tenant_session() as first:
-                first.execute(text("select 1"))
-                lent = first.get_bind()
-            lent.begin()  # (as raw use of it might leave it)
-            with tenant_session() as second:  # would have joined that transaction, its commit a no-op
-                assert second.get_bind() is not lent
-            assert lent.closed  # given back, its transaction rolled back
-        finally:
-            current_tenant.reset(token)
+    with in_request_of(app, tenant):
+        with tenant_session() as first:
+            first.execute(text("select 1"))
+            lent = first.get_bind()
+        lent.begin()  # (as raw use of it might leave it)
+        with tenant_session() as second:  # would have joined that transaction, its commit a no-op
+            assert second.get_bind() is not lent
+        assert lent.closed  # given back, its transaction rolled back
 
 
 def test_a_closed_session_cannot_use_the_connection_again(app, make_tiered):
     tenant = make_tiered("bridge")
-    with app.test_request_context(f"/t/{tenant.slug}/orders"):
-        token = current_tenant.set(tenant)
-        try:
-            with tenant_session() as first:
+    with in_request_of(app, tenant):
+        with tenant_session() as first:
+            first.execute(text("select 1"))
+        with tenant_session() as second:
+            second.execute(text("select 1"))
+            with pytest.raises(UnboundExecutionError):  # it would have joined `second`'s transaction
                 first.execute(text("select 1"))
-            with tenant_session() as second:
-                second.execute(text("select 1"))
-                with pytest.raises(UnboundExecutionError):  # it would have joined `second`'s transaction
-                    first.execute(text("select 1"))
-        finally:
-            current_tenant.reset(token)
