@@ -12,7 +12,13 @@ over random tenants:
      same round trip as the query (as portal/tenancy/placement.py does);
   C  the same as A, but set_config sent as its own statement (one more round trip);
   D  the owner as in B, with the same set_config piggybacked as in A: no RLS, so
-     A - D is the policy's own cost and D - B the extra statement's.
+     A - D is the policy's own cost and D - B the extra statement's;
+  S  on the owner's connection (the baseline's own backend), the role switched to the
+     application role for the transaction (`set_config('role', .., true)`, piggybacked
+     as the bridge tier does): RLS as in A. A and B run on two backends, and on a small
+     machine where a backend happens to run moves its time by more than the tax
+     (measured: 0.78 to 1.48 for A/B from one pair of connections to the next); S/B
+     compares on one backend, at the price of the role switch (~15 µs).
 
 Raw psycopg2 connections, one per role (a fresh pair for each of --sessions slices of
 the rounds), in their default (transactional) mode: like SQLAlchemy on psycopg2, each
@@ -218,6 +224,15 @@ def run_d(owner, tenant_id):
     return rows
 
 
+def run_s(owner, tenant_id, role):
+    """On the owner's connection, the application role for the transaction: RLS as in A."""
+    with owner.cursor() as cur:
+        cur.execute(f"{SET_TENANT}, set_config('role', %s, true); {LATEST_RLS}", (tenant_id, role))
+        rows = cur.fetchall()
+    owner.commit()
+    return rows
+
+
 def run_c(app, tenant_id):
     """RLS, set_config as its own statement: BEGIN, two round trips, COMMIT."""
     with app.cursor() as cur:
@@ -233,6 +248,7 @@ VARIANTS = {
     "D": ("owner, WHERE, + set_config piggybacked", run_d),
     "A": ("app role, RLS, set_config piggybacked", run_a),
     "C": ("app role, RLS, set_config own round trip", run_c),
+    "S": ("owner's connection as the app role, RLS", run_s),
 }
 
 
@@ -265,10 +281,12 @@ def plans(app, owner, tenant_id):
     return a, b
 
 
-def measure(app, owner, tenant_ids, iterations, warmup, rng):
+def measure(app, owner, role, tenant_ids, iterations, warmup, rng):
     """Rounds of one random tenant each; in every round each variant runs once, in a
     fresh random order, so that neither drift nor warm buffers favour one of them."""
-    connection = {"A": app, "B": owner, "C": app, "D": owner}
+    connection = {"A": app, "B": owner, "C": app, "D": owner, "S": owner}
+    runs = {name: run for name, (_, run) in VARIANTS.items()}
+    runs["S"] = lambda conn, tenant_id: run_s(conn, tenant_id, role)
     timings = {name: [] for name in VARIANTS}
     names = list(VARIANTS)
     for round_no in range(warmup + iterations):
@@ -278,7 +296,7 @@ def measure(app, owner, tenant_ids, iterations, warmup, rng):
         rng.shuffle(names)
         results = {}
         for name in names:
-            run = VARIANTS[name][1]
+            run = runs[name]
             started = time.perf_counter_ns()
             results[name] = run(connection[name], tenant_id)
             elapsed = time.perf_counter_ns() - started
@@ -322,7 +340,7 @@ def report(args, timings, ratios, server_version, plan_a, plan_b, load_seconds, 
               f"{'p50 µs':>9}{'p99 µs':>9}{'p50/B':>8}{'p99/B':>8}")
     print(header)
     print("-" * len(header))
-    for name in ("B", "D", "A", "C"):
+    for name in ("B", "D", "A", "C", "S"):
         p50, p99 = stats[name]
         print(f"{name:<3}{VARIANTS[name][0]:<46}{p50:>9.0f}{p99:>9.0f}{p50 / b50:>8.3f}{p99 / b99:>8.3f}")
     print("-" * len(header))
@@ -334,7 +352,10 @@ def report(args, timings, ratios, server_version, plan_a, plan_b, load_seconds, 
 
     print(f"RLS tax A/B: p50 {a50 / b50:.3f} ({verdict(a50 / b50)}), p99 {a99 / b99:.3f} ({verdict(a99 / b99)})"
           f"   goal <= {GOAL:.2f}")
-    print("A/B p50 of each pair of connections: " + ", ".join(f"{ratio:.3f}" for ratio in ratios))
+    print("A/B p50 of each pair of connections: " + ", ".join(f"{ratio:.3f}" for ratio, _ in ratios))
+    s50, s99 = stats["S"]
+    print(f"on the baseline's own backend, S/B: p50 {s50 / b50:.3f} ({verdict(s50 / b50)}), p99 {s99 / b99:.3f}; "
+          "of each pair: " + ", ".join(f"{same:.3f}" for _, same in ratios))
     print(f"of which, p50: the set_config statement D - B {d50 - b50:.0f} µs, the policy A - D {a50 - d50:.0f} µs")
     print(f"piggyback saves C - A: p50 {c50 - a50:.0f} µs, p99 {c99 - a99:.0f} µs per transaction "
           f"(C/A p50 {c50 / a50:.3f})")
@@ -350,7 +371,7 @@ def split(total, parts):
 def measure_sessions(bench, tenant_ids, args, rng, opened):
     """The rounds, split over `args.sessions` fresh pairs of connections: on a small
     machine the p50 of one pair depends on where its two backends happen to run, so a
-    single pair is a sample of one. Returns the pooled timings and each pair's A/B p50."""
+    single pair is a sample of one. Returns the pooled timings and each pair's A/B and S/B p50."""
     timings = {name: [] for name in VARIANTS}
     ratios = []
     for iterations, warmup in zip(split(args.iterations, args.sessions), split(args.warmup, args.sessions),
@@ -359,14 +380,15 @@ def measure_sessions(bench, tenant_ids, args, rng, opened):
         opened.extend((app, owner))
         gc.disable()
         try:
-            session = measure(app, owner, tenant_ids, iterations, warmup, rng)
+            session = measure(app, owner, bench.role, tenant_ids, iterations, warmup, rng)
         finally:
             gc.enable()
             app.close()
             owner.close()
         for name, values in session.items():
             timings[name].extend(values)
-        ratios.append(percentile(session["A"], 50) / percentile(session["B"], 50))
+        b50 = percentile(session["B"], 50)
+        ratios.append((percentile(session["A"], 50) / b50, percentile(session["S"], 50) / b50))
     return timings, ratios
 
 
@@ -399,7 +421,7 @@ def main(argv=None):
         plan_a, plan_b = plans(app, owner, rng.choice(tenant_ids))
         app.close()
         owner.close()
-        log(f"measuring: {args.warmup:,} warm-up rounds, then {args.iterations:,} rounds of A, B, C and D, "
+        log(f"measuring: {args.warmup:,} warm-up rounds, then {args.iterations:,} rounds of A, B, C, D and S, "
             f"over {args.sessions} pairs of connections")
         load_before = load_average()
         timings, ratios = measure_sessions(bench, tenant_ids, args, rng, opened)
