@@ -106,17 +106,17 @@ def staff_user(user_id):
 
 
 def tenant_user(data, user_id, *beside):
-    """The tenant user of this cookie's session, read through `data` (a session on the
-    tenant) with the session's row in one query, if the session is live; else None.
-    With `beside` (columns, such as scalar subqueries), the row (user, *their values)."""
+    """The row (tenant user, *the values of `beside`) of this cookie's session, read through
+    `data` (a session on the tenant) with the session's row in one query, if the session
+    is live; else None. `beside`: columns read in the same statement (the user loader's
+    layout settings)."""
     sid = session.get(SID)
     if not sid:
         return None
-    found = data.execute(
+    return data.execute(
         select(TenantUser, *beside).join(TenantSession, TenantSession.user_id == TenantUser.id)
         .where(TenantSession.id_hash == digest(sid), TenantUser.id == user_id,
                TenantSession.expires_at > _now())).one_or_none()
-    return found if beside or found is None else found[0]
 
 
 # -- ending ----------------------------------------------------------------------------------
