@@ -26,10 +26,12 @@ def wants_json(environ):
     return accept.best_match(("text/html", "application/json")) == "application/json"
 
 
-def refusal(status, title, message, headers=None, detail=None, template="errors/error.html", **extra):
+def refusal(status, title, message, headers=None, detail=None, template="errors/error.html", as_json=None,
+            **extra):
     """A refusal or an error with its reason, in a request context: JSON
-    `{"error": {"code", "message", ...extra}}`, or the page `template`."""
-    if wants_json(request.environ):
+    `{"error": {"code", "message", ...extra}}`, or the page `template` (`as_json`: which,
+    when already decided; else `wants_json`)."""
+    if wants_json(request.environ) if as_json is None else as_json:
         response = jsonify(error={"code": status, "message": message, **extra})
         response.status_code = status
     else:

@@ -99,9 +99,9 @@ class OverLimit:
             # Only what the key holds, and what a request needs to be one: nothing else of
             # this client's request (its path, query, cookies) can reach the kept page.
             anyone = {name: environ[name] for name in _PAGE_ENVIRON if name in environ}
-            anyone.update(PATH_INFO="/api/" if key[0] else "/", QUERY_STRING="")  # (JSON on the API)
+            anyone.update(PATH_INFO="/", QUERY_STRING="")
             with app.request_context(anyone):
-                made = refusal(429, "Too many requests", minute_refusal(limit, retry))
+                made = refusal(429, "Too many requests", minute_refusal(limit, retry), as_json=key[0])
             if len(self._pages) >= self.PAGES_KEPT:
                 self._pages.clear()
             page = self._pages[key] = (made.get_data(), made.content_type)
