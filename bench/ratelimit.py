@@ -14,7 +14,9 @@ check and is let through) and "flood".
       from the per-process cache, the Redis check). Requests alternate between the two
       (ABBA order), --requests each after --warmup; p50/p99 in ms and the check's share
       of the page, (with - without) / with. In the "with" requests the hook, and the
-      check inside it, are also timed where they run (a wrapper); and after each pair one
+      wait for the script's reply inside it, are also timed where they run (wrappers: the
+      hook sends the script, checks the request's database connection out, then reads the
+      reply, so the wait is what the checkout did not cover); and after each pair one
       request to the flooder's page (its limit 1 a minute here) gives the cost of a refusal (429).
 
 (b) Noisy neighbour. The app is served by werkzeug's threaded server on 127.0.0.1 in a
@@ -257,8 +259,8 @@ def without_limits(config):
 
 
 class InSitu:
-    """While open, times (µs) the `limits.enforce` hook of `app`, and the rate-limit
-    check inside it, in the requests themselves."""
+    """While open, times (µs) the `limits.enforce` hook of `app`, and the wait for the
+    rate-limit script's reply inside it (`Hit.decision`), in the requests themselves."""
 
     def __init__(self, app):
         self.app, self.hook, self.check, self.on = app, [], [], False
@@ -268,7 +270,7 @@ class InSitu:
 
         funcs = self.app.before_request_funcs[None]
         self.index = next(i for i, f in enumerate(funcs) if _is_limits_hook(f))
-        self.original_hook, self.original_check = funcs[self.index], ratelimit.requests_this_minute
+        self.original_hook, self.original_check = funcs[self.index], ratelimit.Hit.decision
 
         def hook():
             started = time.perf_counter_ns()
@@ -286,14 +288,14 @@ class InSitu:
                 if self.on:
                     self.check.append((time.perf_counter_ns() - started) / 1e3)
 
-        funcs[self.index], ratelimit.requests_this_minute = hook, check
+        funcs[self.index], ratelimit.Hit.decision = hook, check
         return self
 
     def __exit__(self, *exc):
         from portal.services import ratelimit
 
         self.app.before_request_funcs[None][self.index] = self.original_hook
-        ratelimit.requests_this_minute = self.original_check
+        ratelimit.Hit.decision = self.original_check
 
 
 def time_pages(with_app, without_app, ref, refused_ref, n, warmup):
@@ -519,8 +521,9 @@ def main():
           f"mean {(statistics.mean(w) - statistics.mean(wo)) / statistics.mean(w):.1%} (goal <= 5%)")
     hook, check = pages["hook"], pages["check"]
     print(f"timed inside the 'with' requests, µs: the hook p50 {pct(hook, 50):.0f} / p99 {pct(hook, 99):.0f}, "
-          f"the check in it p50 {pct(check, 50):.0f} / p99 {pct(check, 99):.0f}")
-    print(f"share of the page's p50: the hook {pct(hook, 50) / 1e3 / pct(w, 50):.1%}, the check in it "
+          f"the wait for the script's reply in it p50 {pct(check, 50):.0f} / p99 {pct(check, 99):.0f}")
+    print(f"share of the page's p50: the hook {pct(hook, 50) / 1e3 / pct(w, 50):.1%} (the connection's checkout "
+          f"included), the reply's wait in it "
           f"{pct(check, 50) / 1e3 / pct(w, 50):.1%}, the check timed alone {pct(checks, 50) / 1e3 / pct(w, 50):.1%}")
     r = pages["refused"]
     print(f"a request refused by the hook (429 page, another tenant): p50 {pct(r, 50):.3f} ms, "

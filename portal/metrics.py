@@ -109,9 +109,47 @@ class _CountingPipeline(redis.client.Pipeline):
             raise
 
 
+class SentCommand:
+    """A command written to Redis now, its reply read later (`reply`): what the caller does
+    in between overlaps Redis's round trip. Its connection stays out of the pool until the
+    reply is read; read or not, `reply` must be called (a connection that fails is dropped)."""
+
+    def __init__(self, client, *args):
+        self.pool, self.command = client.connection_pool, args[0]
+        self.connection = self.pool.get_connection()
+        try:
+            self.connection.send_command(*args)
+        except BaseException as exc:
+            self._give_back(exc)
+            raise
+
+    def reply(self):
+        if self.connection is None:  # (given back: it may carry someone else's command by now)
+            raise RuntimeError(f"the reply to {self.command} was read already")
+        try:
+            answer = self.connection.read_response()  # (on a failure to read, it disconnects)
+        except BaseException as exc:
+            self._give_back(exc)
+            raise
+        self._give_back()
+        return answer
+
+    def _give_back(self, exc=None):
+        connection, self.connection = self.connection, None
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            redis_failed(self.command)
+        if exc is not None and not isinstance(exc, redis.ResponseError):  # (Redis answered: the connection is sound)
+            connection.disconnect()
+        self.pool.release(connection)
+
+
 class CountingRedis(redis.Redis):
     """The app's Redis client: a command that fails for want of Redis (unreachable, too
     slow) is counted in `portal_redis_errors_total{command}`, then raised as before."""
+
+    def send_now(self, *args):
+        """`args` sent at once, the reply read later: a SentCommand."""
+        return SentCommand(self, *args)
 
     def execute_command(self, *args, **options):
         try:

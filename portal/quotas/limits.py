@@ -19,7 +19,7 @@ import time
 import uuid
 
 import redis
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g, request, session
 
 from portal.answers import refusal, wants_json
 from portal.errors import feature_refusal
@@ -30,6 +30,7 @@ from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
 from portal.services.metering import storage_bytes
 from portal.tenancy.context import current_tenant, get_current_tenant
+from portal.tenancy.placement import RequestConnection
 from portal.tenancy.resolve import status_refusal
 
 log = logging.getLogger(__name__)
@@ -145,13 +146,24 @@ def reload_tenant(tenant):
     return fresh
 
 
+def _loads_principal_from_tenant_data():
+    """Whether the next step reads the tenant's database to load who this is: a signed-in
+    session (Flask-Login's key), or an API token."""
+    return "_user_id" in session or "Authorization" in request.headers
+
+
 def enforce():
     """The limits step: None to go on, or the refusal."""
     tenant = get_current_tenant()
     if tenant is None or request.endpoint in (None, "static"):
         return None
     granted = entitlements.current()
-    minute = ratelimit.requests_this_minute(tenant.id, granted.limit("requests_per_minute"))
+    minute = ratelimit.minute_hit(tenant.id, granted.limit("requests_per_minute"))  # sent; answered below
+    try:
+        if _loads_principal_from_tenant_data():
+            RequestConnection.open_early(tenant)  # its checkout's round trip while Redis answers
+    finally:
+        minute = minute.decision()
     version = minute.placement_version
     if minute.frozen and request.method not in SAFE_METHODS:  # a move's freeze: wait for its end
         version = fences.wait_while_frozen(tenant.id, current_app.config["MOVE_HOLD_WRITES_MS"])

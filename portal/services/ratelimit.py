@@ -16,7 +16,7 @@ import redis
 from flask import current_app
 
 from portal.extensions import redis_holder
-from portal.metrics import RATE_LIMIT_UNCHECKED
+from portal.metrics import RATE_LIMIT_UNCHECKED, CountingRedis
 from portal.services.keys import frozen_key, placement_version_key, registry_version_key, tenant_key
 
 log = logging.getLogger(__name__)
@@ -75,33 +75,73 @@ def hit(tenant_id, name, window, seconds_left, limit, with_version=False):
     `with_version`, the tenant's published placement version comes back in the same round
     trip, and whether its writes are frozen (asked even when the limit is None: then
     nothing is counted)."""
-    if limit is None and not with_version:
-        return Decision(True, None, 0, seconds_left)
-    try:
-        keys = [tenant_key(tenant_id, name, window), placement_version_key(tenant_id), frozen_key(tenant_id),
-                registry_version_key(tenant_id)]
-        count, version, frozen, registry = _script()(keys=keys,
-                                                     args=[seconds_left * 1000 + 1000, "0" if limit is None else "1"])
-    except redis.RedisError as exc:
-        fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"] or limit is None
-        RATE_LIMIT_UNCHECKED.labels("open" if fail_open else "closed").inc()
-        log.warning("rate limit %s: Redis unreachable, failing %s: %s", name, "open" if fail_open else "closed", exc)
-        return Decision(fail_open, limit, 0, seconds_left, degraded=True)
-    version, frozen = (int(version) if version is not None else None), bool(frozen)
-    registry = int(registry) if registry is not None else None
-    if limit is None:
-        return Decision(True, None, 0, seconds_left, placement_version=version, frozen=frozen,
-                        registry_version=registry)
-    # The key outlives its window by a second of grace; the window itself ends in seconds_left.
-    return Decision(int(count) <= limit, limit, int(count), max(1, seconds_left), placement_version=version,
-                    frozen=frozen, registry_version=registry)
+    return Hit(tenant_id, name, window, seconds_left, limit, with_version).decision()
+
+
+class Hit:
+    """A hit being counted (`hit`'s arguments): the script is sent when it is made and its
+    reply read by `decision()`, so that the caller can do other work while Redis answers
+    (portal/quotas/limits.py checks the request's database connection out meanwhile).
+    `decision()` must be called: until then the hit holds a Redis connection. On a Redis
+    Cluster the script goes when `decision()` asks (its client sends no command early)."""
+
+    def __init__(self, tenant_id, name, window, seconds_left, limit, with_version=False):
+        self.name, self.limit, self.seconds_left, self.sent = name, limit, seconds_left, None
+        self.asks = limit is not None or with_version
+        self.keys = [tenant_key(tenant_id, name, window), placement_version_key(tenant_id), frozen_key(tenant_id),
+                     registry_version_key(tenant_id)]
+        self.args = [seconds_left * 1000 + 1000, "0" if limit is None else "1"]
+        client = redis_holder.client
+        if self.asks and isinstance(client, CountingRedis):
+            try:
+                self.sent = client.send_now("EVALSHA", _script().sha, len(self.keys), *self.keys, *self.args)
+            except redis.ConnectionError:
+                pass  # (a pooled connection gone stale: `decision` asks the ordinary way, with its retries)
+
+    def decision(self):
+        if not self.asks:
+            return Decision(True, None, 0, self.seconds_left)
+        limit, seconds_left = self.limit, self.seconds_left
+        try:
+            count, version, frozen, registry = self._reply()
+        except redis.RedisError as exc:
+            fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"] or limit is None
+            RATE_LIMIT_UNCHECKED.labels("open" if fail_open else "closed").inc()
+            log.warning("rate limit %s: Redis unreachable, failing %s: %s", self.name,
+                        "open" if fail_open else "closed", exc)
+            return Decision(fail_open, limit, 0, seconds_left, degraded=True)
+        version, frozen = (int(version) if version is not None else None), bool(frozen)
+        registry = int(registry) if registry is not None else None
+        if limit is None:
+            return Decision(True, None, 0, seconds_left, placement_version=version, frozen=frozen,
+                            registry_version=registry)
+        # The key outlives its window by a second of grace; the window itself ends in seconds_left.
+        return Decision(int(count) <= limit, limit, int(count), max(1, seconds_left), placement_version=version,
+                        frozen=frozen, registry_version=registry)
+
+    def _reply(self):
+        sent, self.sent = self.sent, None
+        if sent is not None:
+            try:
+                return sent.reply()
+            except (redis.exceptions.NoScriptError, redis.ConnectionError):
+                # Not loaded on this server yet (the ordinary call loads it), or the connection
+                # failed: asked again the ordinary way, as the client's own retries would (a
+                # script that ran before its reply was lost is then counted twice: stricter).
+                pass
+        return _script()(keys=self.keys, args=self.args)
 
 
 def requests_this_minute(tenant_id, limit, now=None):
     """A request of the tenant, counted; with the tenant's published placement version and
     whether its writes are frozen."""
+    return minute_hit(tenant_id, limit, now).decision()
+
+
+def minute_hit(tenant_id, limit, now=None):
+    """`requests_this_minute`, sent: its Decision is the Hit's `decision()`."""
     window, left = minute_window(now)
-    return hit(tenant_id, "rpm", window, left, limit, with_version=True)
+    return Hit(tenant_id, "rpm", window, left, limit, with_version=True)
 
 
 def api_call_today(tenant_id, limit, now=None):

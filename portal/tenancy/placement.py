@@ -16,6 +16,7 @@ transaction's first statement (psycopg2 runs both and returns the last one's res
 Registry sessions send it with no tenant. The role is switched only where it must be:
 measured, the extra set_config costs ~19 µs a transaction (docs/performance.md).
 """
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from flask import current_app, g, has_request_context
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from portal.extensions import Session as RegistrySession
@@ -30,6 +32,8 @@ from portal.extensions import db
 from portal.tenancy.context import get_current_tenant, require_tenant
 from portal.tenancy.data import TENANT_SCHEMA
 from portal.tenancy.names import database_name, role_name, role_password, schema_name
+
+log = logging.getLogger(__name__)
 
 _LEASE = "portal_request_connection"  # in `g` and in a TenantSession's info
 _PENDING = "portal.pending_tenant"
@@ -86,6 +90,27 @@ class RequestConnection:
         """The request's connection for a session on `tenant` through `bind` (an Engine), or
         None: outside a request, for another tenant or this one placed elsewhere (a move
         switched it, or a move's target), or while it is lent."""
+        lease = RequestConnection._held(tenant, bind)
+        if lease is None or lease.lent:
+            return None
+        lease.lent = True
+        return lease
+
+    @staticmethod
+    def open_early(tenant):
+        """Check the request's connection to `tenant`'s placement out now, unlent: its pool's
+        pre-ping (a round trip) overlaps another wait (portal/quotas/limits.py sends the
+        rate-limit script first). A connection that cannot be had is left to the first
+        session that needs it: it fails there as it always did."""
+        try:
+            RequestConnection._held(tenant, _bind_for(tenant)[0])
+        except SQLAlchemyError as exc:
+            log.info("the request's connection to %s was not opened early: %s", tenant.id, exc)
+
+    @staticmethod
+    def _held(tenant, bind):
+        """The request's connection to `tenant` through `bind`, opened if need be (lent or
+        not), or None where it does not serve (see `borrow`)."""
         if not has_request_context() or not isinstance(bind, Engine):
             return None
         current, key = get_current_tenant(), RequestConnection.key_of(tenant)
@@ -93,7 +118,7 @@ class RequestConnection:
             return None
         lease = g.get(_LEASE)
         if lease is not None and lease.lent:
-            return None
+            return lease
         if lease is not None and (lease.key != key or lease.connection.invalidated
                                   or lease.connection.in_transaction()):
             RequestConnection.give_back()  # the current ref was reloaded, or the connection is not clean
@@ -101,7 +126,6 @@ class RequestConnection:
         if lease is None:
             lease = RequestConnection(key, bind.connect())
             setattr(g, _LEASE, lease)
-        lease.lent = True
         return lease
 
     @staticmethod

@@ -9,12 +9,13 @@ from dataclasses import replace
 
 import pytest
 from sqlalchemy import event, select, text
-from sqlalchemy.exc import UnboundExecutionError
+from sqlalchemy.exc import OperationalError, UnboundExecutionError
 from sqlalchemy.pool import Pool
 
+from portal.metrics import CountingRedis, SentCommand
 from portal.tenancy.context import tenant_context
 from portal.tenancy.data import Order
-from portal.tenancy.placement import tenant_session, tenant_transaction
+from portal.tenancy.placement import RequestConnection, tenant_session, tenant_transaction
 from tests.factories import sign_in_tenant
 
 
@@ -118,3 +119,85 @@ def test_a_closed_session_cannot_use_the_connection_again(app, make_tiered):
             second.execute(text("select 1"))
             with pytest.raises(UnboundExecutionError):  # it would have joined `second`'s transaction
                 first.execute(text("select 1"))
+
+
+class Steps:
+    """The order of the limits step's Redis script (sent, its reply read) and of every pool
+    checkout, while it is on."""
+
+    def __init__(self, monkeypatch):
+        self.seen, self.monkeypatch = [], monkeypatch
+
+    def __enter__(self):
+        sent, reply = SentCommand.__init__, SentCommand.reply
+
+        def sending(command, *args):
+            self.seen.append("sent")
+            sent(command, *args)
+
+        def replying(command):
+            self.seen.append("reply")
+            return reply(command)
+
+        self.monkeypatch.setattr(SentCommand, "__init__", sending)
+        self.monkeypatch.setattr(SentCommand, "reply", replying)
+        event.listen(Pool, "checkout", self._checkout)
+        return self
+
+    def _checkout(self, *args):
+        self.seen.append("checkout")
+
+    def __exit__(self, *exc):
+        event.remove(Pool, "checkout", self._checkout)
+
+
+def early_send(app):
+    """Whether the app's Redis client sends a command before reading its reply (a single
+    server's does; a Redis Cluster's asks in one call)."""
+    return isinstance(app.extensions["portal.redis"], CountingRedis)
+
+
+@pytest.mark.parametrize("tier, placement", [("bridge", None), ("silo", "local")])
+def test_a_signed_in_pages_checkout_overlaps_the_rate_limit_script(app, client, factory, make_tiered,
+                                                                   monkeypatch, tier, placement):
+    tenant = make_tiered(tier, placement)
+    factory.order(tenant, number=3, customer="Overlapped Customer")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    client.get(f"/t/{tenant.slug}/orders")  # (the silo engine made, its pool warm)
+    with Steps(monkeypatch) as steps, PoolCounts() as counts:
+        page = client.get(f"/t/{tenant.slug}/orders")
+    assert page.status_code == 200 and "Overlapped Customer" in page.get_data(as_text=True)
+    assert (counts.out, counts.back) == (1, 1)  # checked out early, then lent to both sessions
+    # the script is on its way while the connection is checked out (its pre-ping), and
+    # its reply is read before anything else of the request runs on it
+    assert steps.seen == (["sent", "checkout", "reply"] if early_send(app) else ["checkout"])
+
+
+def test_an_anonymous_page_checks_nothing_out_early(app, client, factory, make_tiered, monkeypatch):
+    tenant = make_tiered("bridge")
+    opened = []
+    monkeypatch.setattr(RequestConnection, "open_early", staticmethod(opened.append))
+    assert client.get(f"/t/{tenant.slug}/login").status_code == 200
+    assert opened == []  # no one to load: nothing of the tenant's is read before the page's own
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    assert client.get(f"/t/{tenant.slug}/orders").status_code == 200
+    assert [ref.id for ref in opened] == [tenant.id]  # signed in: the user loader reads the tenant's database
+
+
+def test_a_connection_that_cannot_be_opened_early_is_left_to_the_session(app, client, factory, make_tiered,
+                                                                        monkeypatch):
+    tenant = make_tiered("bridge")
+    factory.order(tenant, number=4, customer="Later Customer")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    held, calls = RequestConnection._held, []
+
+    def fails_first(*args):
+        calls.append(args)
+        if len(calls) == 1:  # the early opening: the server is not there (for now)
+            raise OperationalError("select 1", {}, Exception("connection refused"))
+        return held(*args)
+
+    monkeypatch.setattr(RequestConnection, "_held", staticmethod(fails_first))
+    page = client.get(f"/t/{tenant.slug}/orders")
+    assert page.status_code == 200 and "Later Customer" in page.get_data(as_text=True)
+    assert len(calls) > 1  # the user loader's session opened it, as before

@@ -4,8 +4,12 @@ import re
 import threading
 from datetime import datetime, timezone
 
+import redis
+
+from portal.metrics import RATE_LIMIT_UNCHECKED
 from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
+from portal.tenancy.placement import RequestConnection
 from tests.factories import sign_in_tenant
 from tests.quotas.conftest import fresh_minute, plan
 
@@ -283,3 +287,57 @@ def test_the_apis_429_stays_json(client, factory, override):
         assert error["code"] == 429 and "2 requests a minute" in error["message"]
         assert TRY_AGAIN.search(error["message"])
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def _redis_in_use(app):
+    """Connections out of the app's Redis pool (a single server's; a cluster's: 0)."""
+    pool = getattr(app.extensions["portal.redis"], "connection_pool", None)
+    return len(pool._in_use_connections) if pool is not None else 0
+
+
+def test_a_script_the_server_does_not_know_is_loaded_and_counted_once(app, client, factory, redis_client):
+    tenant = factory.tenant()
+    fresh_minute()
+    assert client.get(f"/t/{tenant.slug}/login").status_code == 200
+    counted = int(redis_client.get(rpm_key(tenant)))
+    redis_client.script_flush()  # (as a restarted server would have it)
+    unchecked = RATE_LIMIT_UNCHECKED.labels("open")._value.get()
+    assert client.get(f"/t/{tenant.slug}/login").status_code == 200
+    assert int(redis_client.get(rpm_key(tenant))) == counted + 1  # counted, once
+    assert RATE_LIMIT_UNCHECKED.labels("open")._value.get() == unchecked  # and checked, not let through blind
+    assert _redis_in_use(app) == 0
+
+
+def test_connections_the_server_closed_are_made_again_and_the_request_counted_once(app, client, factory,
+                                                                                    redis_client):
+    tenant = factory.tenant()
+    fresh_minute()
+    assert client.get(f"/t/{tenant.slug}/login").status_code == 200
+    counted = int(redis_client.get(rpm_key(tenant)))
+    if not isinstance(redis_client, redis.cluster.RedisCluster):
+        redis_client.client_kill_filter(_type="normal", skipme=True)  # every pooled connection of the app
+    unchecked = RATE_LIMIT_UNCHECKED.labels("open")._value.get()
+    assert client.get(f"/t/{tenant.slug}/login").status_code == 200
+    assert int(redis_client.get(rpm_key(tenant))) == counted + 1
+    assert RATE_LIMIT_UNCHECKED.labels("open")._value.get() == unchecked
+    assert _redis_in_use(app) == 0
+
+
+def test_a_failure_between_the_scripts_sending_and_its_reply_leaves_no_connection_out(app, client, factory,
+                                                                                    monkeypatch, redis_client):
+    tenant = factory.tenant()
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    fresh_minute()
+    assert client.get(f"/t/{tenant.slug}/orders").status_code == 200
+    counted = int(redis_client.get(rpm_key(tenant)))
+
+    def fails(ref):
+        raise RuntimeError("failed while the script was on its way")
+
+    monkeypatch.setattr(RequestConnection, "open_early", staticmethod(fails))
+    assert client.get(f"/t/{tenant.slug}/orders").status_code == 500
+    assert _redis_in_use(app) == 0  # the reply was read, and the connection given back
+    assert int(redis_client.get(rpm_key(tenant))) == counted + 1
+    monkeypatch.undo()
+    assert client.get(f"/t/{tenant.slug}/orders").status_code == 200  # the next request's reply is its own
+    assert int(redis_client.get(rpm_key(tenant))) == counted + 2
