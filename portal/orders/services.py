@@ -1,5 +1,7 @@
 """A tenant's orders: the one set of rules for the pages and the API alike (each refusal
 names its field)."""
+import functools
+
 from sqlalchemy import func, select
 
 from portal.analytics.events import acting_user_key, track_event
@@ -20,7 +22,13 @@ LISTED = (Order.id, Order.number, Order.customer, Order.amount_cents, Order.stat
 def latest_orders(limit=50):
     """The tenant's latest orders, newest first: rows with LISTED's attributes."""
     with tenant_session() as session:
-        return session.execute(select(*LISTED).order_by(Order.created_at.desc()).limit(limit)).all()
+        return session.execute(_latest_statement(limit)).all()
+
+
+@functools.lru_cache(maxsize=4)
+def _latest_statement(limit):
+    """Made once for each limit (the page's, the API's): see sessions._tenant_user_statement."""
+    return select(*LISTED).order_by(Order.created_at.desc()).limit(limit)
 
 
 def get_order(order_id):

@@ -21,12 +21,13 @@ causes it (no window where the password is changed and the old session still wor
 the tenant loader reads its row in the query that reads the user (no extra round trip),
 and sessions survive a Redis outage and a tenant's move. docs/security.md says more.
 """
+import functools
 import uuid
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app, request, session
 from flask_login import login_user, logout_user
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from portal.extensions import db
 from portal.models import StaffSession, StaffUser
@@ -113,10 +114,18 @@ def tenant_user(data, user_id, *beside):
     sid = session.get(SID)
     if not sid:
         return None
-    return data.execute(
-        select(TenantUser, *beside).join(TenantSession, TenantSession.user_id == TenantUser.id)
-        .where(TenantSession.id_hash == digest(sid), TenantUser.id == user_id,
-               TenantSession.expires_at > _now())).one_or_none()
+    return data.execute(_tenant_user_statement(beside),
+                        {"id_hash": digest(sid), "user_id": user_id, "now": _now()}).one_or_none()
+
+
+@functools.lru_cache(maxsize=8)
+def _tenant_user_statement(beside):
+    """`tenant_user`'s statement, made once for each `beside` (the same columns each time:
+    `tenant_settings.as_column` is made once too): SQLAlchemy computes a statement's cache
+    key on every execution unless the statement is the same object (~0.1 ms a page)."""
+    return (select(TenantUser, *beside).join(TenantSession, TenantSession.user_id == TenantUser.id)
+            .where(TenantSession.id_hash == bindparam("id_hash"), TenantUser.id == bindparam("user_id"),
+                   TenantSession.expires_at > bindparam("now")))
 
 
 # -- ending ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 may look into the account, how long a sign-in lasts. Read once per request (a signed-in
 page reads them in the user loader's statement: `as_column`); saved (with the tenant's
 name, in the registry) by its admins."""
+import functools
 import re
 
 from flask import g
@@ -26,11 +27,13 @@ def read(session):
     return _with_defaults(session.execute(select(as_column())).scalar())
 
 
+@functools.cache
 def as_column():
     """The stored settings as one JSON object ({key: stored value}), a scalar subquery to
     read beside another statement's row: the user loader's, which saves a signed-in page a
     round trip. Its rows are the tenant's by the same row-level security (or schema, or
-    database) as any other tenant table's."""
+    database) as any other tenant table's. Made once (a statement holds no tenant: the
+    tenant is the transaction's), so that a statement made with it is the same each time."""
     return (select(func.json_object_agg(TenantSetting.key, TenantSetting.value))
             .where(TenantSetting.key.in_(DEFAULTS)).scalar_subquery())
 
