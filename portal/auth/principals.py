@@ -108,11 +108,10 @@ def load_user(user_id):
                     return None
             with tenant_session(tenant) as data:
                 # the layout's settings in the same statement as the user: a round trip less
-                found = sessions.tenant_user(data, uuid.UUID(local_id), tenant_settings.as_column())
-                if found is None or not found[0].is_active:
+                user = sessions.tenant_user(data, uuid.UUID(local_id), tenant_settings.as_column())
+                if user is None or not user.is_active:
                     return None
-                user, stored_settings = found
-                tenant_settings.prime(stored_settings)
+                tenant_settings.prime(user.tenant_settings)
                 return TenantPrincipal.of(user, data, impersonation=impersonation)
     except ValueError:
         return None

@@ -106,11 +106,18 @@ def staff_user(user_id):
     return user
 
 
+# What the user loader reads of a signed-in tenant user (portal/auth/principals.py): not the
+# whole row (its password hash, its tokens), which would cost the statement's planning and
+# an ORM object for nothing.
+PRINCIPAL_COLUMNS = (TenantUser.id, TenantUser.tenant_id, TenantUser.email, TenantUser.name, TenantUser.role,
+                     TenantUser.is_active)
+
+
 def tenant_user(data, user_id, *beside):
-    """The row (tenant user, *the values of `beside`) of this cookie's session, read through
-    `data` (a session on the tenant) with the session's row in one query, if the session
-    is live; else None. `beside`: columns read in the same statement (the user loader's
-    layout settings)."""
+    """The row (PRINCIPAL_COLUMNS of the tenant user, then the values of `beside`) of this
+    cookie's session, read through `data` (a session on the tenant) with the session's row
+    in one query, if the session is live; else None. `beside`: columns read in the same
+    statement (the user loader's layout settings)."""
     sid = session.get(SID)
     if not sid:
         return None
@@ -123,7 +130,7 @@ def _tenant_user_statement(beside):
     """`tenant_user`'s statement, made once for each `beside` (the same columns each time:
     `tenant_settings.as_column` is made once too): SQLAlchemy computes a statement's cache
     key on every execution unless the statement is the same object (~0.1 ms a page)."""
-    return (select(TenantUser, *beside).join(TenantSession, TenantSession.user_id == TenantUser.id)
+    return (select(*PRINCIPAL_COLUMNS, *beside).join(TenantSession, TenantSession.user_id == TenantUser.id)
             .where(TenantSession.id_hash == bindparam("id_hash"), TenantUser.id == bindparam("user_id"),
                    TenantSession.expires_at > bindparam("now")))
 

@@ -20,6 +20,7 @@ from portal.tenancy.placement import tenant_session, tenant_transaction
 
 SESSION_MINUTES = (5, 10080)  # a sign-in lasts 5 minutes to 7 days
 DEFAULTS = {"display_colour": "#3b5bdb", "support_access": True, "session_minutes": 480}
+COLUMN = "tenant_settings"  # `as_column`'s name in a row
 
 
 def read(session):
@@ -35,7 +36,7 @@ def as_column():
     database) as any other tenant table's. Made once (a statement holds no tenant: the
     tenant is the transaction's), so that a statement made with it is the same each time."""
     return (select(func.json_object_agg(TenantSetting.key, TenantSetting.value))
-            .where(TenantSetting.key.in_(DEFAULTS)).scalar_subquery())
+            .where(TenantSetting.key.in_(DEFAULTS)).scalar_subquery().label(COLUMN))
 
 
 def _with_defaults(stored):
