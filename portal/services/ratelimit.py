@@ -95,8 +95,8 @@ class Hit:
         if self.asks and isinstance(client, CountingRedis):
             try:
                 self.sent = client.send_now("EVALSHA", _script().sha, len(self.keys), *self.keys, *self.args)
-            except redis.ConnectionError:
-                pass  # (a pooled connection gone stale: `decision` asks the ordinary way, with its retries)
+            except redis.RedisError:
+                pass  # (a connection that failed: `decision` asks the ordinary way, with its retries, or degrades)
 
     def decision(self):
         if not self.asks:
