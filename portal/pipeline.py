@@ -9,7 +9,8 @@
 2. the request id, and input no service can store (a NUL character) refused;
 3. limits (portal/quotas/limits.py): requests a minute, API access and calls a day,
    storage; they read the tenant's entitlements once for the request
-   (`entitlements.current()`, the accessor views use too);
+   (`entitlements.current()`, the accessor views use too); while Redis answers the
+   minute's count, the request's tenant connection is checked out for the next step;
 4. principal: Flask-Login loads who is signed in, in this realm, while their session
    lives on the server (portal/auth/principals.py, portal/services/sessions.py); then
    every POST's CSRF token is checked (Flask-WTF);
