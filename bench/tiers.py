@@ -55,7 +55,7 @@ from portal.extensions import db  # noqa: E402
 from portal.lifecycle import upgrade  # noqa: E402
 from portal.lifecycle.provisioning import create_tenant  # noqa: E402
 from portal.lifecycle.storage import create_storage, drop_storage  # noqa: E402
-from portal.selfservice.services import latest_orders  # noqa: E402
+from portal.orders.services import latest_orders  # noqa: E402
 from portal.services.passwords import hash_password  # noqa: E402
 from portal.tenancy.context import TenantRef, tenant_context  # noqa: E402
 from portal.tenancy.data import Order, TenantUser  # noqa: E402

@@ -149,7 +149,7 @@ def reload_tenant(tenant):
 def _loads_principal_from_tenant_data():
     """Whether the next step reads the tenant's database to load who this is: a signed-in
     session (Flask-Login's key), or an API token."""
-    return "_user_id" in session or "Authorization" in request.headers
+    return "_user_id" in session or request.headers.get("Authorization", "").startswith("Bearer ")
 
 
 def enforce():
@@ -166,6 +166,7 @@ def enforce():
         minute = minute.decision()
     version = minute.placement_version
     if minute.frozen and request.method not in SAFE_METHODS:  # a move's freeze: wait for its end
+        RequestConnection.give_back()  # (a held write holds no connection: the tenant's reads go on)
         version = fences.wait_while_frozen(tenant.id, current_app.config["MOVE_HOLD_WRITES_MS"])
     if (version is not None and version > tenant.placement_version) or (
             minute.registry_version is not None and minute.registry_version != tenant.registry_version):

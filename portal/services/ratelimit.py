@@ -86,7 +86,7 @@ class Hit:
     Cluster the script goes when `decision()` asks (its client sends no command early)."""
 
     def __init__(self, tenant_id, name, window, seconds_left, limit, with_version=False):
-        self.name, self.limit, self.seconds_left, self.sent = name, limit, seconds_left, None
+        self.name, self.limit, self.seconds_left, self.sent, self.unsent = name, limit, seconds_left, None, None
         self.asks = limit is not None or with_version
         self.keys = [tenant_key(tenant_id, name, window), placement_version_key(tenant_id), frozen_key(tenant_id),
                      registry_version_key(tenant_id)]
@@ -95,8 +95,10 @@ class Hit:
         if self.asks and isinstance(client, CountingRedis):
             try:
                 self.sent = client.send_now("EVALSHA", _script().sha, len(self.keys), *self.keys, *self.args)
-            except redis.RedisError:
-                pass  # (a connection that failed: `decision` asks the ordinary way, with its retries, or degrades)
+            except redis.RedisError as exc:
+                # Not sent (Redis unreachable: taking a connection already went through the
+                # client's retries): `decision` degrades at once rather than try it all again.
+                self.unsent = exc
 
     def decision(self):
         if not self.asks:
@@ -120,14 +122,18 @@ class Hit:
                         frozen=frozen, registry_version=registry)
 
     def _reply(self):
+        if self.unsent is not None:
+            raise self.unsent
         sent, self.sent = self.sent, None
         if sent is not None:
             try:
                 return sent.reply()
             except (redis.exceptions.NoScriptError, redis.ConnectionError):
                 # Not loaded on this server yet (the ordinary call loads it), or the connection
-                # failed: asked again the ordinary way, as the client's own retries would (a
-                # script that ran before its reply was lost is then counted twice: stricter).
+                # broke before the reply came: asked again the ordinary way, as the client's
+                # own retries would (a script that ran before its reply was lost is then
+                # counted twice: stricter). A reply later than the socket timeout is not
+                # asked again: it degrades, as Redis being unreachable does.
                 pass
         return _script()(keys=self.keys, args=self.args)
 

@@ -24,7 +24,7 @@ class SiloEngines:
         """The engine for `key` (a tenant id) at `url`; made if not open. `cap` (the
         tenant's plan's database connections) bounds its pool further. The URL is part of
         the key: a tenant moved to another server gets an engine there at once."""
-        key = (key, url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url), cap)
+        key = self._key(key, url, cap)
         with self._lock:
             engine = self._engines.get(key)
             if engine is not None:
@@ -41,6 +41,15 @@ class SiloEngines:
                 self.on_create(engine)
             self._engines[key] = engine
             return engine
+
+    def existing(self, key, url, cap=None):
+        """The engine `get` would return if it is open; else None (none is made, none closed)."""
+        with self._lock:
+            return self._engines.get(self._key(key, url, cap))
+
+    @staticmethod
+    def _key(key, url, cap):
+        return key, url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url), cap
 
     def forget(self, tenant_id):
         with self._lock:

@@ -100,10 +100,12 @@ class RequestConnection:
     def open_early(tenant):
         """Check the request's connection to `tenant`'s placement out now, unlent: its pool's
         pre-ping (a round trip) overlaps another wait (portal/quotas/limits.py sends the
-        rate-limit script first). A connection that cannot be had is left to the first
-        session that needs it: it fails there as it always did."""
+        rate-limit script first, and reads where the tenant is placed only after). So it
+        makes no silo engine (`tenant` may be a ref a move has just made stale, and a new
+        engine could close another tenant's), and a connection that cannot be had is left
+        to the first session that needs it: it fails there as it always did."""
         try:
-            RequestConnection._held(tenant, _bind_for(tenant)[0])
+            RequestConnection._held(tenant, _bind_for(tenant, make_engine=False)[0])
         except SQLAlchemyError as exc:
             log.info("the request's connection to %s was not opened early: %s", tenant.id, exc)
 
@@ -234,8 +236,9 @@ def placement_owner_url(url_env):
     return os.environ[url_env]
 
 
-def _bind_for(tenant):
-    """(bind, role to switch to or None, join mode) for `tenant`'s placement."""
+def _bind_for(tenant, make_engine=True):
+    """(bind, role to switch to or None, join mode) for `tenant`'s placement. Without
+    `make_engine`, a silo tenant whose engine is not open has no bind (None)."""
     test_bind = current_app.extensions.get("portal.test_bind")
     if tenant.tier == "pool":
         if test_bind is not None:
@@ -247,7 +250,8 @@ def _bind_for(tenant):
     if tenant.tier == "silo":
         engines = current_app.extensions["portal.silo_engines"]
         url = silo_url(tenant, placement_owner_url(tenant.placement_env))
-        return engines.get(tenant.id, url, tenant.db_connections), None, "conditional_savepoint"
+        take = engines.get if make_engine else engines.existing
+        return take(tenant.id, url, tenant.db_connections), None, "conditional_savepoint"
     raise ValueError(f"unknown tier {tenant.tier!r}")
 
 

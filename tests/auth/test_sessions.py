@@ -3,12 +3,12 @@ ended is worth nothing afterwards, in both realms and at every address of a tena
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.lifecycle import states
 from portal.models import StaffSession
-from portal.services import password_links
+from portal.services import password_links, sessions
 from portal.tenancy.data import TenantSession, TenantUser
 from portal.tenancy.placement import tenant_session, tenant_transaction
 from portal.tenants.services import get_tenant
@@ -195,18 +195,19 @@ def test_staff_see_their_sessions_and_sign_out_everywhere(app, client, factory):
     assert theirs.get("/admin/tenants").status_code == 200
 
 
-def test_a_tenant_session_past_its_end_loads_no_one(client, factory):
+def test_a_tenant_session_past_its_end_loads_no_one(client, factory, monkeypatch):
     """The user loader's statement is made once (sessions._tenant_user_statement): its
     moment, session and user are bound afresh on every request."""
     tenant = factory.tenant()
     admin, other = factory.admin(tenant), factory.admin(tenant)
     sign_in_tenant(client, tenant, admin)
-    assert client.get(f"/t/{tenant.slug}/users").status_code == 200
-    with tenant_transaction(tenant) as session:
-        session.execute(update(TenantSession).where(TenantSession.user_id == admin.id)
-                        .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
-    ended = client.get(f"/t/{tenant.slug}/users")
+    assert client.get(f"/t/{tenant.slug}/orders").status_code == 200
+    with tenant_session(tenant) as session:
+        ends = session.execute(select(TenantSession.expires_at).where(TenantSession.user_id == admin.id)).scalar_one()
+    monkeypatch.setattr(sessions, "_now", lambda: ends + timedelta(seconds=1))  # the loader's clock, past its end
+    ended = client.get(f"/t/{tenant.slug}/orders")
     assert ended.status_code == 302 and "/login" in ended.headers["Location"]
+    monkeypatch.undo()
     sign_in_tenant(client, tenant, other)  # the next session is its own user's
     page = client.get(f"/t/{tenant.slug}/orders").get_data(as_text=True)
     assert other.email in page and admin.email not in page  # (the layout names who is signed in)

@@ -7,16 +7,23 @@ tiers take theirs from real pools, so they are the ones counted.)"""
 from contextlib import contextmanager
 from dataclasses import replace
 
+import flask
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import OperationalError, UnboundExecutionError
 from sqlalchemy.pool import Pool
 
+from portal.lifecycle import fences
 from portal.metrics import CountingRedis, SentCommand
+from portal.plans import services as plan_services
+from portal.services.keys import frozen_key
+from portal.tenancy import placement
 from portal.tenancy.context import tenant_context
 from portal.tenancy.data import Order
 from portal.tenancy.placement import RequestConnection, tenant_session, tenant_transaction
-from tests.factories import sign_in_tenant
+from portal.tenants.services import get_tenant
+from tests.factories import csrf_token, sign_in_tenant
+from tests.quotas.conftest import STAFF_ACTOR, fresh_minute
 
 
 class PoolCounts:
@@ -130,6 +137,7 @@ class Steps:
 
     def __enter__(self):
         sent, reply = SentCommand.__init__, SentCommand.reply
+        event.listen(Engine, "before_cursor_execute", self._statement)
 
         def sending(command, *args):
             self.seen.append("sent")
@@ -147,8 +155,13 @@ class Steps:
     def _checkout(self, *args):
         self.seen.append("checkout")
 
+    def _statement(self, *args):
+        if "statement" not in self.seen:  # (the first of the request's statements)
+            self.seen.append("statement")
+
     def __exit__(self, *exc):
         event.remove(Pool, "checkout", self._checkout)
+        event.remove(Engine, "before_cursor_execute", self._statement)
 
 
 def early_send(app):
@@ -169,8 +182,8 @@ def test_a_signed_in_pages_checkout_overlaps_the_rate_limit_script(app, client, 
     assert page.status_code == 200 and "Overlapped Customer" in page.get_data(as_text=True)
     assert (counts.out, counts.back) == (1, 1)  # checked out early, then lent to both sessions
     # the script is on its way while the connection is checked out (its pre-ping), and
-    # its reply is read before anything else of the request runs on it
-    assert steps.seen == (["sent", "checkout", "reply"] if early_send(app) else ["checkout"])
+    # its reply is read before the request runs any statement on it
+    assert steps.seen == (["sent", "checkout", "reply", "statement"] if early_send(app) else ["checkout", "statement"])
 
 
 def test_an_anonymous_page_checks_nothing_out_early(app, client, factory, make_tiered, monkeypatch):
@@ -201,3 +214,64 @@ def test_a_connection_that_cannot_be_opened_early_is_left_to_the_session(app, cl
     page = client.get(f"/t/{tenant.slug}/orders")
     assert page.status_code == 200 and "Later Customer" in page.get_data(as_text=True)
     assert len(calls) > 1  # the user loader's session opened it, as before
+
+
+def test_a_request_the_limits_step_refuses_takes_one_connection_and_gives_it_back(app, client, factory,
+                                                                                  make_tiered):
+    tenant = make_tiered("bridge")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    plan_services.set_override(get_tenant(tenant.id), "limit:requests_per_minute", "5", None, "test", STAFF_ACTOR)
+    fresh_minute()
+    while client.get(f"/t/{tenant.slug}/orders").status_code != 429:  # (the limits step's refusal)
+        pass
+    app.extensions["portal.over_limit"].lift(tenant.id)  # so the next one is refused there again, not earlier
+    with PoolCounts() as counts:
+        refused = client.get(f"/t/{tenant.slug}/orders")
+    assert refused.status_code == 429 and "5 requests a minute" in refused.get_data(as_text=True)
+    # checked out while Redis answered, used by the refusal page's layout (who is signed
+    # in), given back at the end: one connection, as for a page served
+    assert (counts.out, counts.back) == (1, 1)
+
+
+def test_a_write_held_by_a_moves_freeze_holds_no_connection(app, client, factory, make_tiered, monkeypatch,
+                                                            redis_client):
+    tenant = make_tiered("bridge")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    token = csrf_token(client.get(f"/t/{tenant.slug}/orders/new").get_data(as_text=True))
+    held = []
+
+    def waits(tenant_id, hold_ms):
+        held.append(placement._LEASE in flask.g)  # what the request holds while it waits
+        return None
+
+    monkeypatch.setattr(fences, "wait_while_frozen", waits)
+    redis_client.set(frozen_key(tenant.id), "1", px=30_000)
+    try:
+        made = client.post(f"/t/{tenant.slug}/orders/new", data={
+            "csrf_token": token, "customer": "Held Customer", "amount": "1.00", "status": "open"})
+    finally:
+        redis_client.delete(frozen_key(tenant.id))
+    assert held == [False]  # (the tenant's reads go on: its connections are not taken by held writes)
+    assert made.status_code in (200, 302)
+
+
+def test_the_early_checkout_makes_no_silo_engine(app, client, factory, make_tiered, monkeypatch):
+    """The ref may be stale when the early checkout runs (the reply says where the tenant
+    is): an engine made for it could close another tenant's (the engines are bounded)."""
+    tenant = make_tiered("silo", "local")
+    factory.order(tenant, number=8, customer="Engine Customer")
+    sign_in_tenant(client, tenant, factory.admin(tenant))
+    client.get(f"/t/{tenant.slug}/orders")
+    engines = app.extensions["portal.silo_engines"]
+    engines.forget(tenant.id)  # (closed, as when the bounded registry made room)
+    held, binds = RequestConnection._held, []
+
+    def seen(ref, bind):
+        binds.append(bind)
+        return held(ref, bind)
+
+    monkeypatch.setattr(RequestConnection, "_held", staticmethod(seen))
+    page = client.get(f"/t/{tenant.slug}/orders")
+    assert page.status_code == 200 and "Engine Customer" in page.get_data(as_text=True)
+    assert binds[0] is None  # early: no engine open, none made
+    assert binds[1] is not None  # the user loader's session made it, after the reply

@@ -2,11 +2,14 @@
 day (429 JSON with Retry-After and X-RateLimit-* headers; the UTC day's boundary)."""
 import re
 import threading
+import uuid
 from datetime import datetime, timezone
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from portal.metrics import RATE_LIMIT_UNCHECKED
+from portal.metrics import RATE_LIMIT_UNCHECKED, CountingRedis, SentCommand
 from portal.services import entitlements, ratelimit
 from portal.services.keys import tenant_key
 from portal.tenancy.placement import RequestConnection
@@ -308,8 +311,7 @@ def test_a_script_the_server_does_not_know_is_loaded_and_counted_once(app, clien
     assert _redis_in_use(app) == 0
 
 
-def test_connections_the_server_closed_are_made_again_and_the_request_counted_once(app, client, factory,
-                                                                                    redis_client):
+def test_connections_the_server_closed_between_requests_are_made_again(app, client, factory, redis_client):
     tenant = factory.tenant()
     fresh_minute()
     assert client.get(f"/t/{tenant.slug}/login").status_code == 200
@@ -341,3 +343,40 @@ def test_a_failure_between_the_scripts_sending_and_its_reply_leaves_no_connectio
     monkeypatch.undo()
     assert client.get(f"/t/{tenant.slug}/orders").status_code == 200  # the next request's reply is its own
     assert int(redis_client.get(rpm_key(tenant))) == counted + 2
+
+
+def test_a_reply_lost_after_the_script_was_sent_is_asked_again_never_let_through(app, client, factory,
+                                                                                monkeypatch, redis_client):
+    tenant = factory.tenant()
+    fresh_minute()
+    assert client.get(f"/t/{tenant.slug}/login").status_code == 200
+    counted = int(redis_client.get(rpm_key(tenant)))
+    reply = SentCommand.reply
+
+    def lost(command):
+        command.connection.disconnect()  # (the script ran; its reply will not come)
+        return reply(command)
+
+    monkeypatch.setattr(SentCommand, "reply", lost)
+    unchecked = RATE_LIMIT_UNCHECKED.labels("open")._value.get()
+    assert client.get(f"/t/{tenant.slug}/login").status_code == 200
+    sent_early = isinstance(app.extensions["portal.redis"], CountingRedis)
+    # asked again the ordinary way: counted twice (stricter), and checked, not let through blind
+    assert int(redis_client.get(rpm_key(tenant))) == counted + (2 if sent_early else 1)
+    assert RATE_LIMIT_UNCHECKED.labels("open")._value.get() == unchecked
+    assert _redis_in_use(app) == 0
+
+
+def test_a_script_that_could_not_be_sent_degrades_at_once(app, monkeypatch):
+    """Redis unreachable: taking a connection already went through the client's retries, so
+    the check fails open (the default) without trying it all again the ordinary way."""
+    def asked(*args, **kwargs):
+        raise AssertionError("asked again the ordinary way")
+
+    nowhere = CountingRedis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5,
+                                     retry=Retry(NoBackoff(), 0), decode_responses=True)
+    monkeypatch.setitem(app.extensions, "portal.redis", nowhere)
+    monkeypatch.setattr(ratelimit, "_script", lambda: type("Script", (), {"sha": "0" * 40, "__call__": asked})())
+    with app.app_context():
+        decision = ratelimit.requests_this_minute(uuid.uuid4(), 100)
+    assert decision.degraded and decision.allowed
