@@ -111,7 +111,7 @@ def load_user(user_id):
                 user = sessions.tenant_user(data, uuid.UUID(local_id), tenant_settings.as_column())
                 if user is None or not user.is_active:
                     return None
-                tenant_settings.prime(user.tenant_settings)
+                tenant_settings.prime(user)
                 return TenantPrincipal.of(user, data, impersonation=impersonation)
     except ValueError:
         return None

@@ -20,7 +20,6 @@ from portal.tenancy.placement import tenant_session, tenant_transaction
 
 SESSION_MINUTES = (5, 10080)  # a sign-in lasts 5 minutes to 7 days
 DEFAULTS = {"display_colour": "#3b5bdb", "support_access": True, "session_minutes": 480}
-COLUMN = "tenant_settings"  # `as_column`'s name in a row
 
 
 def read(session):
@@ -34,9 +33,10 @@ def as_column():
     read beside another statement's row: the user loader's, which saves a signed-in page a
     round trip. Its rows are the tenant's by the same row-level security (or schema, or
     database) as any other tenant table's. Made once (a statement holds no tenant: the
-    tenant is the transaction's), so that a statement made with it is the same each time."""
+    tenant is the transaction's), so that a statement made with it is the same each time.
+    Named `tenant_settings` in a row: `prime` reads it so."""
     return (select(func.json_object_agg(TenantSetting.key, TenantSetting.value))
-            .where(TenantSetting.key.in_(DEFAULTS)).scalar_subquery().label(COLUMN))
+            .where(TenantSetting.key.in_(DEFAULTS)).scalar_subquery().label("tenant_settings"))
 
 
 def _with_defaults(stored):
@@ -60,11 +60,11 @@ def current():
     return g.tenant_settings
 
 
-def prime(stored):
-    """The request's settings from `as_column`'s value, read by the user loader beside the
-    user, so that the page's layout needs no statement of its own."""
+def prime(row):
+    """The request's settings from `row`, which read `as_column` (the user loader's, beside
+    the user), so that the page's layout needs no statement of its own."""
     if "tenant_settings" not in g:
-        g.tenant_settings = _with_defaults(stored)
+        g.tenant_settings = _with_defaults(row.tenant_settings)
 
 
 def forget():
