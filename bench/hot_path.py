@@ -22,12 +22,15 @@ gunicorn): the single-request p50 of acme's orders page over --rounds requests.
 Noisy neighbour (--flood-rate, 500 by default; 0 skips it): globex's requests a minute
 lowered to 60, its orders page flooded at that rate by wrk (`flood`: a fixed pace, nearly
 an open loop) while acme's page is measured as above, alone / flooded / flooded / alone;
-the ratio of the medians, and the flood's achieved rate and share refused.
+the ratio of the medians, and the flood's achieved rate and share refused. Then the same
+again through Debian's nginx in front of the same gunicorn, with the shipped refusal cache
+(deploy/nginx/, set up as tests/servers.py's `nginx` does; skipped with --no-nginx or when
+nginx is not installed): both the quiet tenant and the flood go through it.
 
     .venv/bin/python bench/hot_path.py                  # the issue's figures (about 5 minutes)
     .venv/bin/python bench/hot_path.py --seconds 3 --repeat 1    # a quick check
 
-Needs wrk (Debian's `wrk`).
+Needs wrk (Debian's `wrk`); nginx (Debian's) for the second noisy-neighbour run.
 """
 import argparse
 import http.cookiejar
@@ -48,6 +51,9 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import PASSWORD, ROOT, Throwaway, csrf_token, open_to_load  # noqa: E402
+
+sys.path.insert(0, ROOT)
+from tests.servers import NGINX, nginx  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 TENANTS = [("acme", "basic"), ("globex", "professional"), ("initech", "enterprise")]  # pool, bridge, silo
@@ -222,13 +228,16 @@ def main():
                         "(0: skip)")
     parser.add_argument("--flood-new-connections", action="store_true",
                         help="the flood opens a connection a request and waits before sending (see `flood`)")
+    parser.add_argument("--no-nginx", action="store_true", help="no second noisy-neighbour run through nginx")
     args = parser.parse_args()
+    through_nginx = args.flood_rate and not args.no_nginx and os.path.exists(NGINX)
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian's `wrk`)")
     logging.disable(logging.INFO)
     log(f"load average before: {os.getloadavg()}")
     throwaway = Throwaway()
-    results, processes = [], []
+    results, processes, neighbours = [], [], []
+    front = tempfile.mkdtemp(prefix="bench-nginx-")
     try:
         app = throwaway.open()
         tenants = seed(app, args.orders)
@@ -275,9 +284,17 @@ def main():
                                    "bench/hot_path.py", ACTOR)
                 db.session.remove()
             time.sleep(app.config["ENTITLEMENTS_CACHE_SECONDS"] + 1)  # every worker sees the new limit
-            neighbour = noisy_neighbour((f"{base}/t/acme/orders", (f"Cookie: {cookies['acme']}",)),
-                                        (f"{base}/t/globex/orders", (f"Cookie: {cookies['globex']}",)),
-                                        args.flood_rate, args.seconds, args.flood_new_connections)
+            bases = [("gunicorn", base)]
+            if through_nginx:
+                nginx_port = free_port()
+                processes.append(nginx(nginx_port, [portal_port], front))
+                bases.append(("nginx in front of gunicorn (deploy/nginx/)", f"http://127.0.0.1:{nginx_port}"))
+            for label, url in bases:
+                log(f"noisy neighbour: {label}")
+                neighbours.append((label, noisy_neighbour(
+                    (f"{url}/t/acme/orders", (f"Cookie: {cookies['acme']}",)),
+                    (f"{url}/t/globex/orders", (f"Cookie: {cookies['globex']}",)),
+                    args.flood_rate, args.seconds, args.flood_new_connections)))
         for process in processes:
             stop(process)
         processes = []
@@ -286,6 +303,7 @@ def main():
         for process in processes:
             stop(process)
         throwaway.close()
+        shutil.rmtree(front, ignore_errors=True)
     log(f"load average after: {os.getloadavg()}")
     bare_name, pool_name = cases[0][0], cases[1][0]
     by_round = {}
@@ -303,11 +321,10 @@ def main():
         shown_pool = f"{to_pool:9.2f}" if name.startswith(("/t/globex", "/t/initech")) else f"{'':>9}"
         print(f"{name:<44}{statistics.median(rates):9.0f}{to_bare:9.2f}{shown_pool}{bad:9d}   "
               + ", ".join(f"{rate:.0f}" for rate in rates))
-    if args.flood_rate:
-        found, floods = neighbour
+    for label, (found, floods) in neighbours:
         alone, flooded = statistics.median(found["alone"]), statistics.median(found["flooded"])
         style = "a new connection a request" if args.flood_new_connections else "keep-alive connections"
-        print(f"\nnoisy neighbour: acme's orders page (wrk -c8) while globex's pages are flooded at "
+        print(f"\nnoisy neighbour, {label}: acme's orders page (wrk -c8) while globex's pages are flooded at "
               f"{args.flood_rate}/s over {FLOOD_CONNECTIONS} {style} (its limit 60 a minute)")
         print(f"  alone {alone:.0f} req/s ({', '.join(f'{r:.0f}' for r in found['alone'])}); flooded {flooded:.0f} "
               f"req/s ({', '.join(f'{r:.0f}' for r in found['flooded'])}); ratio {flooded / alone:.2f} (goal >= 0.9)")

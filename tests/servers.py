@@ -237,9 +237,12 @@ NGINX = "/usr/sbin/nginx"
 
 def nginx(port, upstreams, folder):
     """Debian's nginx on 127.0.0.1:`port`, balancing round robin over the web nodes at
-    `upstreams` (ports), its files in `folder`; each answer names the node that gave it
-    (`X-Upstream`). Returns the process (stop it with terminate)."""
+    `upstreams` (ports), with the shipped refusal cache (deploy/nginx/), its files in
+    `folder`; each answer names the node that gave it (`X-Upstream`). Returns the process
+    (stop it with terminate)."""
     import subprocess
+
+    snippets = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "nginx")
 
     conf = os.path.join(folder, "nginx.conf")
     servers = "".join(f"    server 127.0.0.1:{p};\n" for p in upstreams)
@@ -254,7 +257,9 @@ error_log {folder}/error.log;
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
-{temp}  upstream portal {{
+{temp}  include {snippets}/portal-refusals-maps.conf;
+  proxy_cache_path {folder}/refusals keys_zone=portal_refusals:1m max_size=8m inactive=10s use_temp_path=off;
+  upstream portal {{
 {servers}  }}
   server {{
     listen 127.0.0.1:{port};
@@ -263,6 +268,7 @@ http {{
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       add_header X-Upstream $upstream_addr always;
+      include {snippets}/portal-refusals.conf;
     }}
   }}
 }}

@@ -48,6 +48,12 @@ _PAGE_ENVIRON = ("SCRIPT_NAME", "HTTP_ACCEPT", "REQUEST_METHOD", "SERVER_NAME", 
                  "wsgi.multiprocess", "wsgi.run_once")
 
 
+# How long a reverse proxy may repeat the gate's refusal of a tenant (deploy/nginx/): a
+# flood's refusals then cost the web workers one request a second, not every one. Short, as
+# its Retry-After is repeated as is, and a limit raised meanwhile is seen that much later.
+FRONT_CACHE_SECONDS = 1
+
+
 class OverLimit:
     """Tenants refused for the rest of their current minute, in this process.
 
@@ -85,7 +91,10 @@ class OverLimit:
         retry = max(1, int(left + 0.999))
         refused(environ, "rate_limit")
         body, content_type = self._page(app, environ, limit, retry)
-        headers = {"Retry-After": str(retry), "Vary": "Accept"}  # (page or JSON, by Accept)
+        # X-Accel-Expires: an nginx in front may answer this tenant's next requests with
+        # this answer for a second (deploy/nginx/; its Retry-After a second stale at most).
+        headers = {"Retry-After": str(retry), "Vary": "Accept",  # (page or JSON, by Accept)
+                   "X-Accel-Expires": str(FRONT_CACHE_SECONDS)}
         return Response(body, 429, headers, content_type=content_type)(environ, start_response)
 
     def _page(self, app, environ, limit, retry):
