@@ -7,6 +7,8 @@ The portal is served by werkzeug in a thread of the test (one request at a time:
 the test's transaction), nginx by tests/servers.py with the shipped snippets."""
 import http.client
 import os
+import shutil
+import subprocess
 import threading
 
 import pytest
@@ -126,3 +128,22 @@ def test_a_page_and_json_are_kept_apart(front, factory, override):
     for _ in range(2):
         status, headers, body = get(front, f"/t/{tenant.slug}/orders", Accept="application/json")
         assert status == 429 and headers["Content-Type"].startswith("application/json"), body
+
+
+def test_the_shipped_site_is_a_valid_nginx_configuration(tmp_path):
+    """deploy/nginx/portal.conf as an operator installs it (the snippets in snippets/ beside
+    it), its cache kept under the test's folder instead of /var/lib/nginx."""
+    deploy = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "deploy", "nginx")
+    (tmp_path / "snippets").mkdir()
+    for name in ("portal-refusals-maps.conf", "portal-refusals.conf"):
+        shutil.copy(os.path.join(deploy, name), tmp_path / "snippets" / name)
+    with open(os.path.join(deploy, "portal.conf")) as site:
+        text = site.read()
+    assert "/var/lib/nginx/portal-refusals" in text
+    (tmp_path / "portal.conf").write_text(text.replace("/var/lib/nginx/portal-refusals", str(tmp_path / "cache")))
+    (tmp_path / "nginx.conf").write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+                                         "events {}\nhttp {\n  include portal.conf;\n}\n")
+    checked = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
