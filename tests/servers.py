@@ -238,12 +238,11 @@ NGINX = "/usr/sbin/nginx"
 def nginx(port, upstreams, folder):
     """Debian's nginx on 127.0.0.1:`port`, balancing round robin over the web nodes at
     `upstreams` (ports), with the shipped refusal cache (deploy/nginx/), its files in
-    `folder`; each answer names the node that gave it (`X-Upstream`). Returns the process
-    (stop it with terminate)."""
+    `folder`; each answer names the node that gave it (`X-Upstream`) and whether the cache
+    gave it (`X-Refusal-Cache`: HIT). Returns the process (stop it with terminate)."""
     import subprocess
 
     snippets = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "nginx")
-
     conf = os.path.join(folder, "nginx.conf")
     servers = "".join(f"    server 127.0.0.1:{p};\n" for p in upstreams)
     temp = "".join(f"  {kind}_temp_path {folder}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi",
@@ -268,6 +267,7 @@ http {{
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       add_header X-Upstream $upstream_addr always;
+      add_header X-Refusal-Cache $upstream_cache_status always;
       include {snippets}/portal-refusals.conf;
     }}
   }}
