@@ -27,6 +27,11 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 # Trust X-Forwarded-* only from the load balancer's addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# ...and no SCRIPT_NAME or PATH_INFO header from them (gunicorn's default trusts both): the
+# portal reads a tenant's `/t/<slug>/` prefix from the path itself, and a proxy's cache
+# (deploy/nginx/) keys on the path as sent; a header moving part of it into SCRIPT_NAME
+# would make the two disagree on the tenant.
+forwarder_headers = ""
 
 
 def child_exit(server, worker):

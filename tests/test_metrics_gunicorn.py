@@ -1,13 +1,16 @@
 """/metrics under real gunicorn with gunicorn.conf.py and PROMETHEUS_MULTIPROC_DIR: the
 answer adds up every worker's counts, whichever worker gives it, and a worker killed
-leaves its counts in the sums (gunicorn's `child_exit` marks only its live gauges gone)."""
+leaves its counts in the sums (gunicorn's `child_exit` marks only its live gauges gone).
+And what gunicorn.conf.py takes from a proxy's headers."""
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from portal.devserver import stop_process
@@ -72,5 +75,32 @@ def test_metrics_add_up_every_gunicorn_worker_and_keep_a_killed_ones_counts(app,
             time.sleep(0.2)
         # /metrics is asked REQUESTS-free: only /healthz counts here, the dead worker's included.
         assert _healthz_count(port) == REQUESTS
+    finally:
+        stop_process(master)
+
+
+def test_gunicorn_takes_no_script_name_from_a_client_even_a_trusted_one(app):
+    """gunicorn.conf.py's forwarder_headers: a SCRIPT_NAME header sent from the trusted
+    proxy's address (127.0.0.1 here) moves no part of the path (gunicorn's default would
+    take `/nope` off `/nope/healthz` and answer the health check)."""
+    port = free_port()
+    env = worker_env(app, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=1, GUNICORN_THREADS=1)
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                assert master.poll() is None, master.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "gunicorn did not answer /healthz"
+                time.sleep(0.3)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/nope/healthz",
+                                         headers={"SCRIPT_NAME": "/nope", "Connection": "close"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        assert answer.value.code == 404
     finally:
         stop_process(master)
