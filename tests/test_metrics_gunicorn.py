@@ -41,24 +41,32 @@ def _worker_pids(master):
     return [int(pid) for pid in out.split()]
 
 
+def _gunicorn(app, port, **env):
+    """gunicorn with gunicorn.conf.py on `port`, once it answers /readyz; stop it with
+    stop_process."""
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                              env=worker_env(app, GUNICORN_BIND=f"127.0.0.1:{port}", **env),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _get(f"http://127.0.0.1:{port}/readyz")
+            return master
+        except OSError:
+            if master.poll() is not None or time.monotonic() > deadline:
+                stop_process(master)
+                ended = master.stderr.read().decode()[-2000:]
+                raise AssertionError(f"gunicorn did not answer /readyz: {ended}") from None
+            time.sleep(0.3)
+
+
 def test_metrics_add_up_every_gunicorn_worker_and_keep_a_killed_ones_counts(app, tmp_path):
     port = free_port()
     multiproc = tmp_path / "prometheus"
     multiproc.mkdir()
-    env = worker_env(app, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=2, GUNICORN_THREADS=2,
-                     PROMETHEUS_MULTIPROC_DIR=str(multiproc), PORTAL_METRICS_TOKEN=TOKEN)
-    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    master = _gunicorn(app, port, GUNICORN_WORKERS=2, GUNICORN_THREADS=2, PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+                       PORTAL_METRICS_TOKEN=TOKEN)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(f"http://127.0.0.1:{port}/readyz")
-                break
-            except OSError:
-                assert master.poll() is None, master.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "gunicorn did not answer /readyz"
-                time.sleep(0.3)
         for _ in range(REQUESTS):
             _get(f"http://127.0.0.1:{port}/healthz")  # a new connection each: both workers take some
         counted = {name.split("_")[-1].removesuffix(".db") for name in os.listdir(multiproc)
@@ -84,19 +92,8 @@ def test_gunicorn_takes_no_script_name_from_a_client_even_a_trusted_one(app):
     proxy's address (127.0.0.1 here) moves no part of the path (gunicorn's default would
     take `/nope` off `/nope/healthz` and answer the health check)."""
     port = free_port()
-    env = worker_env(app, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=1, GUNICORN_THREADS=1)
-    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    master = _gunicorn(app, port, GUNICORN_WORKERS=1, GUNICORN_THREADS=1)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except OSError:
-                assert master.poll() is None, master.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "gunicorn did not answer /healthz"
-                time.sleep(0.3)
         request = urllib.request.Request(f"http://127.0.0.1:{port}/nope/healthz",
                                          headers={"SCRIPT_NAME": "/nope", "Connection": "close"})
         with pytest.raises(urllib.error.HTTPError) as answer:
