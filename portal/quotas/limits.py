@@ -161,18 +161,29 @@ def _loads_principal_from_tenant_data():
     return "_user_id" in session or request.headers.get("Authorization", "").startswith("Bearer ")
 
 
+def _counts_a_day(tenant, granted):
+    """Whether this request will be counted against the tenant's API calls a day, unless
+    the minute refuses it: an API call the plan allows, not a write refused for maintenance
+    (as `enforce` decides below, with what is known before the count)."""
+    return (request.blueprint == "api" and granted.has("api_access")
+            and granted.limit("api_calls_per_day") is not None
+            and not (tenant.maintenance_reason and request.method not in SAFE_METHODS))
+
+
 def enforce():
     """The limits step: None to go on, or the refusal."""
     tenant = get_current_tenant()
     if tenant is None or request.endpoint in (None, "static"):
         return None
     granted = entitlements.current()
-    minute = ratelimit.minute_hit(tenant.id, granted.limit("requests_per_minute"))  # sent; answered below
+    # Sent; answered below (with an API call's count of the day, when one is to be counted).
+    sent = ratelimit.minute_hit(tenant.id, granted.limit("requests_per_minute"),
+                                api_call=_counts_a_day(tenant, granted))
     try:
         if _loads_principal_from_tenant_data():
             RequestConnection.open_early(tenant)  # its checkout's round trip while Redis answers
     finally:
-        minute = minute.decision()
+        minute = sent.decision()
     version = minute.placement_version
     if minute.frozen and request.method not in SAFE_METHODS:  # a move's freeze: wait for its end
         RequestConnection.give_back()  # (a held write holds no connection: the tenant's reads go on)
@@ -207,7 +218,10 @@ def enforce():
         if not granted.has("api_access"):
             refused(request.environ, "feature")
             return feature_refusal("api_access")
-        day = ratelimit.api_call_today(tenant.id, granted.limit("api_calls_per_day"))
+        if sent.day is not None:
+            day = sent.day_decision(granted.limit("api_calls_per_day"))
+        else:  # (the tenant was read again above: its plan may give the API since)
+            day = ratelimit.api_call_today(tenant.id, granted.limit("api_calls_per_day"))
         g.api_calls = day
         if not day.allowed:
             refused(request.environ, "api_quota")

@@ -8,6 +8,7 @@ closed, and logs a warning.
 """
 import logging
 import time
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
@@ -24,14 +25,21 @@ log = logging.getLogger(__name__)
 # One round trip: count the hit (unless ARGV[2] is "0": unlimited), read the tenant's
 # published placement version (KEYS[2]; portal/lifecycle/moves.py), whether a move has
 # its writes frozen (KEYS[3]; portal/lifecycle/fences.py) and its registry version (KEYS[4];
-# portal/tenancy/lookup.py). Every key carries the tenant's hash tag: one Redis Cluster slot.
+# portal/tenancy/lookup.py); and, given KEYS[5] (an API call's day), count the day too, but
+# only when the hit is let through (ARGV[3]: the hit's limit, -1 for none; ARGV[4]: the
+# day key's expiry). Every key carries the tenant's hash tag: one Redis Cluster slot.
 _COUNT = """
 local count = 0
 if ARGV[2] == '1' then
   count = redis.call('INCR', KEYS[1])
   if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 end
-return {count, redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]), redis.call('GET', KEYS[4])}
+local day = false
+if KEYS[5] and (ARGV[3] == '-1' or count <= tonumber(ARGV[3])) then
+  day = redis.call('INCR', KEYS[5])
+  if day == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[4]) end
+end
+return {count, redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]), redis.call('GET', KEYS[4]), day}
 """
 
 
@@ -85,12 +93,16 @@ class Hit:
     `decision()` must be called: until then the hit holds a Redis connection. On a Redis
     Cluster the script goes when `decision()` asks (its client sends no command early)."""
 
-    def __init__(self, tenant_id, name, window, seconds_left, limit, with_version=False):
+    def __init__(self, tenant_id, name, window, seconds_left, limit, with_version=False, day=None):
         self.name, self.limit, self.seconds_left, self.sent, self.unsent = name, limit, seconds_left, None, None
+        self.day, self.day_count = day, None
         self.asks = limit is not None or with_version
         self.keys = [tenant_key(tenant_id, name, window), placement_version_key(tenant_id), frozen_key(tenant_id),
                      registry_version_key(tenant_id)]
         self.args = [seconds_left * 1000 + 1000, "0" if limit is None else "1"]
+        if day is not None:  # (an API call, its day counted in the same round trip)
+            self.keys.append(tenant_key(tenant_id, "api", day.window))
+            self.args += [-1 if limit is None else limit, day.seconds_left * 1000 + 1000]
         client = redis_holder.client
         if self.asks and isinstance(client, CountingRedis):
             try:
@@ -105,12 +117,9 @@ class Hit:
             return Decision(True, None, 0, self.seconds_left)
         limit, seconds_left = self.limit, self.seconds_left
         try:
-            count, version, frozen, registry = self._reply()
+            count, version, frozen, registry, self.day_count = self._reply()
         except redis.RedisError as exc:
-            fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"] or limit is None
-            RATE_LIMIT_UNCHECKED.labels("open" if fail_open else "closed").inc()
-            log.warning("rate limit %s: Redis unreachable, failing %s: %s", self.name,
-                        "open" if fail_open else "closed", exc)
+            fail_open = _fails_open(self.name, limit, exc)
             return Decision(fail_open, limit, 0, seconds_left, degraded=True)
         version, frozen = (int(version) if version is not None else None), bool(frozen)
         registry = int(registry) if registry is not None else None
@@ -120,6 +129,18 @@ class Hit:
         # The key outlives its window by a second of grace; the window itself ends in seconds_left.
         return Decision(int(count) <= limit, limit, int(count), max(1, seconds_left), placement_version=version,
                         frozen=frozen, registry_version=registry)
+
+    def day_decision(self, limit):
+        """The API call's day (`day`), counted with this hit once `decision()` let it
+        through: decided against `limit` (the tenant's, read again if it changed since)."""
+        seconds_left = self.day.seconds_left
+        if limit is None:
+            return Decision(True, None, 0, seconds_left)
+        if self.day_count is None:  # (Redis did not answer: as the hit itself)
+            return Decision(_fails_open("api", limit, "no answer to the script"), limit, 0, seconds_left,
+                            degraded=True)
+        count = int(self.day_count)
+        return Decision(count <= limit, limit, count, max(1, seconds_left))
 
     def _reply(self):
         if self.unsent is not None:
@@ -138,16 +159,30 @@ class Hit:
         return _script()(keys=self.keys, args=self.args)
 
 
+def _fails_open(name, limit, why):
+    """Redis did not answer counter `name`: whether to let the request through (counted)."""
+    fail_open = current_app.config["RATE_LIMIT_FAIL_OPEN"] or limit is None
+    RATE_LIMIT_UNCHECKED.labels("open" if fail_open else "closed").inc()
+    log.warning("rate limit %s: Redis unreachable, failing %s: %s", name, "open" if fail_open else "closed", why)
+    return fail_open
+
+
+Day = namedtuple("Day", "window seconds_left")
+
+
 def requests_this_minute(tenant_id, limit, now=None):
     """A request of the tenant, counted; with the tenant's published placement version and
     whether its writes are frozen."""
     return minute_hit(tenant_id, limit, now).decision()
 
 
-def minute_hit(tenant_id, limit, now=None):
-    """`requests_this_minute`, sent: its Decision is the Hit's `decision()`."""
+def minute_hit(tenant_id, limit, now=None, api_call=False):
+    """`requests_this_minute`, sent: its Decision is the Hit's `decision()`. With
+    `api_call`, the tenant's API calls today are counted in the same round trip when the
+    minute lets the request through: `day_decision()` (what `api_call_today` decides)."""
     window, left = minute_window(now)
-    return Hit(tenant_id, "rpm", window, left, limit, with_version=True)
+    day = Day(*day_window(None if now is None else datetime.fromtimestamp(now, timezone.utc))) if api_call else None
+    return Hit(tenant_id, "rpm", window, left, limit, with_version=True, day=day)
 
 
 def api_call_today(tenant_id, limit, now=None):

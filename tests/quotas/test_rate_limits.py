@@ -382,3 +382,65 @@ def test_a_script_that_could_not_be_sent_degrades_at_once(app, monkeypatch):
     with app.app_context():
         decision = ratelimit.requests_this_minute(uuid.uuid4(), 100)
     assert decision.degraded and decision.allowed
+
+
+# -- an API call's day counted in the minute's round trip ------------------------------------
+def _round_trips(monkeypatch):
+    """Commands written to Redis, whatever the client (a single server's or a cluster's)."""
+    from redis.connection import AbstractConnection
+
+    sent, original = [], AbstractConnection.send_packed_command
+
+    def counted(connection, command, check_health=True):
+        sent.append(command)
+        return original(connection, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
+def test_an_api_call_makes_one_round_trip_to_redis(app, client, factory, override, monkeypatch, redis_client):
+    tenant = factory.tenant(plan="professional")
+    override(tenant, "limit:api_calls_per_day", "5")
+    fresh_minute()
+    assert _api(client, tenant).headers["X-RateLimit-Remaining"] == "4"  # (scripts loaded, caches warm)
+    sent = _round_trips(monkeypatch)
+    answer = _api(client, tenant)
+    assert answer.status_code == 200 and answer.headers["X-RateLimit-Remaining"] == "3"
+    assert len(sent) == 1  # the minute, the versions, the fence and the day: one script
+    monkeypatch.undo()
+    assert int(redis_client.get(tenant_key(tenant.id, "api", ratelimit.day_window()[0]))) == 2
+
+
+def test_a_request_the_minute_refuses_is_not_counted_as_an_api_call(client, factory, override, redis_client):
+    tenant, other = factory.tenant(plan="professional"), factory.tenant(plan="professional")
+    override(tenant, "limit:requests_per_minute", "2")
+    override(tenant, "limit:api_calls_per_day", "10")
+    fresh_minute()
+    day_key = tenant_key(tenant.id, "api", ratelimit.day_window()[0])
+    assert [_api(client, tenant).status_code for _ in range(4)] == [200, 200, 429, 429]
+    assert int(redis_client.get(day_key)) == 2  # the minute's refusals (the hook's, the gate's) took none
+    allowed = entitlements.for_tenant(other.id, "professional").limit("api_calls_per_day")
+    assert _api(client, other).headers["X-RateLimit-Remaining"] == str(allowed - 1)  # each tenant's day its own
+    assert redis_client.get(tenant_key(other.id, "api", ratelimit.day_window()[0])) == "1"
+
+
+def test_an_api_write_refused_for_maintenance_is_not_counted_as_a_call(app, factory):
+    """What `enforce` refuses before the day's count (a write in maintenance, no API for the
+    plan, no limit) is not sent with the minute's count."""
+    import dataclasses
+
+    from portal.quotas import limits
+
+    tenant = factory.tenant(plan="professional")
+    granted = entitlements.for_tenant(tenant.id, "professional")
+    in_maintenance = dataclasses.replace(tenant, maintenance_reason="an upgrade")
+    with app.test_request_context("/api/v1/orders", method="POST"):
+        assert limits._counts_a_day(tenant, granted) and not limits._counts_a_day(in_maintenance, granted)
+    with app.test_request_context("/api/v1/orders", method="GET"):
+        assert limits._counts_a_day(in_maintenance, granted)
+    with app.test_request_context(f"/t/{tenant.slug}/orders", method="GET"):
+        assert not limits._counts_a_day(tenant, granted)  # not the API
+    basic = entitlements.for_tenant(tenant.id, "basic")
+    with app.test_request_context("/api/v1/orders", method="GET"):
+        assert limits._counts_a_day(tenant, basic) == basic.has("api_access")
