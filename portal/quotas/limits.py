@@ -161,13 +161,17 @@ def _loads_principal_from_tenant_data():
     return "_user_id" in session or request.headers.get("Authorization", "").startswith("Bearer ")
 
 
+def _refused_for_maintenance(tenant):
+    """A change while the tenant is in maintenance (signing in and out still work)."""
+    return bool(tenant.maintenance_reason) and request.method not in SAFE_METHODS and request.blueprint != "auth"
+
+
 def _counts_a_day(tenant, granted):
     """Whether this request will be counted against the tenant's API calls a day, unless
     the minute refuses it: an API call the plan allows, not a write refused for maintenance
     (as `enforce` decides below, with what is known before the count)."""
     return (request.blueprint == "api" and granted.has("api_access")
-            and granted.limit("api_calls_per_day") is not None
-            and not (tenant.maintenance_reason and request.method not in SAFE_METHODS))
+            and granted.limit("api_calls_per_day") is not None and not _refused_for_maintenance(tenant))
 
 
 def enforce():
@@ -193,6 +197,7 @@ def enforce():
         # A move has switched it (this request goes to the new place), or its registry
         # row changed, maybe on another node (a suspension, a plan): read it again.
         tenant = reload_tenant(tenant)
+        sent.give_back_day()  # (its call, if any, is counted below as the fresh tenant says)
         answer = status_refusal(tenant)
         if answer is not None:
             refused(request.environ, answer.reason)
@@ -210,7 +215,7 @@ def enforce():
         refused(request.environ, "rate_limit")
         return refusal(429, "Too many requests", minute_refusal(minute.limit, minute.reset_seconds),
                        {"Retry-After": minute.reset_seconds})
-    if tenant.maintenance_reason and request.method not in SAFE_METHODS and request.blueprint != "auth":
+    if _refused_for_maintenance(tenant):
         refused(request.environ, "maintenance")
         return refusal(503, "In maintenance", f"This workspace is in maintenance ({tenant.maintenance_reason}): "
                        "changes are paused; reading goes on.", {"Retry-After": 30})
@@ -220,7 +225,7 @@ def enforce():
             return feature_refusal("api_access")
         if sent.day is not None:
             day = sent.day_decision(granted.limit("api_calls_per_day"))
-        else:  # (the tenant was read again above: its plan may give the API since)
+        else:  # (not counted with the minute: an unlimited day, no round trip; or a tenant read again above)
             day = ratelimit.api_call_today(tenant.id, granted.limit("api_calls_per_day"))
         g.api_calls = day
         if not day.allowed:

@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 # published placement version (KEYS[2]; portal/lifecycle/moves.py), whether a move has
 # its writes frozen (KEYS[3]; portal/lifecycle/fences.py) and its registry version (KEYS[4];
 # portal/tenancy/lookup.py); and, given KEYS[5] (an API call's day), count the day too, but
-# only when the hit is let through (ARGV[3]: the hit's limit, -1 for none; ARGV[4]: the
-# day key's expiry). Every key carries the tenant's hash tag: one Redis Cluster slot.
+# only when the hit is let through (ARGV[3]: the hit's limit; ARGV[4]: the day key's
+# expiry). Every key carries the tenant's hash tag: one Redis Cluster slot.
 _COUNT = """
 local count = 0
 if ARGV[2] == '1' then
@@ -35,7 +35,7 @@ if ARGV[2] == '1' then
   if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 end
 local day = false
-if KEYS[5] and (ARGV[3] == '-1' or count <= tonumber(ARGV[3])) then
+if KEYS[5] and (ARGV[2] == '0' or count <= tonumber(ARGV[3])) then
   day = redis.call('INCR', KEYS[5])
   if day == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[4]) end
 end
@@ -102,7 +102,7 @@ class Hit:
         self.args = [seconds_left * 1000 + 1000, "0" if limit is None else "1"]
         if day is not None:  # (an API call, its day counted in the same round trip)
             self.keys.append(tenant_key(tenant_id, "api", day.window))
-            self.args += [-1 if limit is None else limit, day.seconds_left * 1000 + 1000]
+            self.args += [0 if limit is None else limit, day.seconds_left * 1000 + 1000]
         client = redis_holder.client
         if self.asks and isinstance(client, CountingRedis):
             try:
@@ -129,6 +129,16 @@ class Hit:
         # The key outlives its window by a second of grace; the window itself ends in seconds_left.
         return Decision(int(count) <= limit, limit, int(count), max(1, seconds_left), placement_version=version,
                         frozen=frozen, registry_version=registry)
+
+    def give_back_day(self):
+        """The API call's day, counted with what was known when the script went, is not to
+        count after all (the tenant was read again: whether it counts is decided afresh)."""
+        counted, self.day, self.day_count = self.day_count, None, None
+        if counted is not None:
+            try:
+                redis_holder.client.decr(self.keys[4])
+            except redis.RedisError as exc:
+                log.warning("rate limit api: an API call counted too early stays counted: %s", exc)
 
     def day_decision(self, limit):
         """The API call's day (`day`), counted with this hit once `decision()` let it

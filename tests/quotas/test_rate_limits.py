@@ -146,8 +146,8 @@ def _api(client, tenant):
 
 def test_api_calls_a_day_429_with_headers(client, factory, override):
     # A real basic tenant allows 1,000 API calls a day; the 1,001st is refused by the same
-    # code path as the 4th here (enforcement → ratelimit.api_call_today with the plan's
-    # limit). The override of 3 keeps the test fast.
+    # code path as the 4th here (enforcement → the day counted with the minute, decided
+    # against the plan's limit). The override of 3 keeps the test fast.
     tenant = factory.tenant(plan="basic")
     assert entitlements.for_tenant(tenant.id, "basic").limit("api_calls_per_day") == 1000
     override(tenant, "limit:api_calls_per_day", "3")
@@ -439,8 +439,25 @@ def test_an_api_write_refused_for_maintenance_is_not_counted_as_a_call(app, fact
         assert limits._counts_a_day(tenant, granted) and not limits._counts_a_day(in_maintenance, granted)
     with app.test_request_context("/api/v1/orders", method="GET"):
         assert limits._counts_a_day(in_maintenance, granted)
-    with app.test_request_context(f"/t/{tenant.slug}/orders", method="GET"):
+    with app.test_request_context("/admin/tenants", method="GET"):
         assert not limits._counts_a_day(tenant, granted)  # not the API
-    basic = entitlements.for_tenant(tenant.id, "basic")
-    with app.test_request_context("/api/v1/orders", method="GET"):
-        assert limits._counts_a_day(tenant, basic) == basic.has("api_access")
+
+
+def test_an_api_call_refused_once_its_tenant_is_read_again_is_not_counted(client, factory, override, redis_client):
+    """The day is counted with the minute on what this process's cached tenant says; when
+    the reply shows the tenant changed elsewhere (suspended on another node here) and the
+    fresh row refuses the call, that count is given back."""
+    from portal.extensions import db
+    from portal.services.keys import registry_version_key
+    from portal.tenants.services import get_tenant
+
+    tenant = factory.tenant(plan="professional")
+    override(tenant, "limit:api_calls_per_day", "5")
+    fresh_minute()
+    assert _api(client, tenant).headers["X-RateLimit-Remaining"] == "4"  # (this process caches it: active)
+    get_tenant(tenant.id).status = "suspended"  # as another node would: the row, then the published version
+    db.session.flush()
+    redis_client.incr(registry_version_key(tenant.id))
+    refused = _api(client, tenant)
+    assert refused.status_code == 403, refused.get_data(as_text=True)
+    assert int(redis_client.get(tenant_key(tenant.id, "api", ratelimit.day_window()[0]))) == 1

@@ -36,6 +36,8 @@ def test_a_tenant_s_keys_live_on_one_slot_and_tenants_spread_over_the_masters(on
     with app.test_request_context():
         for tenant_id in tenants:
             assert ratelimit.requests_this_minute(tenant_id, 100).count == 1  # the Lua script: four keys, one slot
+            api_call = ratelimit.minute_hit(tenant_id, 100, api_call=True)  # five keys, the day's too
+            assert api_call.decision().count == 2 and api_call.day_decision(10).count == 1
             cache.set(tenant_id, "report", {"of": str(tenant_id)}, 60)
             throttle.failed(tenant_id, "someone@example.com", "203.0.113.7")
         slots = {t: {client.keyslot(k) for k in client.scan_iter(match=keys.tenant_key(t, "*"))} for t in tenants}
@@ -49,7 +51,7 @@ def test_a_tenant_s_keys_live_on_one_slot_and_tenants_spread_over_the_masters(on
         assert all(cache.get(t, "report") == {"of": str(t)} for t in tenants[1:])
         # Reads across tenants (the staff figures, the overview): one answer per key, in order.
         counts = keys.read_many([keys.tenant_key(t, "rpm", ratelimit.minute_window()[0]) for t in tenants])
-        assert counts == ["1"] * len(tenants)
+        assert counts == ["2"] * len(tenants)  # (each counted twice above: alone, then with an API call's day)
         keys.clear_tenant_keys(tenants[1])
         assert list(client.scan_iter(match=keys.tenant_key(tenants[1], "*"))) == []
         assert cache.get(tenants[2], "report") == {"of": str(tenants[2])}
