@@ -95,13 +95,14 @@ class Hit:
 
     def __init__(self, tenant_id, name, window, seconds_left, limit, with_version=False, day=None):
         self.name, self.limit, self.seconds_left, self.sent, self.unsent = name, limit, seconds_left, None, None
-        self.day, self.day_count = day, None
+        self.day, self.day_count, self.day_key = day, None, None
         self.asks = limit is not None or with_version
         self.keys = [tenant_key(tenant_id, name, window), placement_version_key(tenant_id), frozen_key(tenant_id),
                      registry_version_key(tenant_id)]
         self.args = [seconds_left * 1000 + 1000, "0" if limit is None else "1"]
         if day is not None:  # (an API call, its day counted in the same round trip)
-            self.keys.append(tenant_key(tenant_id, "api", day.window))
+            self.day_key = tenant_key(tenant_id, "api", day.window)
+            self.keys.append(self.day_key)
             self.args += [0 if limit is None else limit, day.seconds_left * 1000 + 1000]
         client = redis_holder.client
         if self.asks and isinstance(client, CountingRedis):
@@ -136,16 +137,15 @@ class Hit:
         counted, self.day, self.day_count = self.day_count, None, None
         if counted is not None:
             try:
-                redis_holder.client.decr(self.keys[4])
+                redis_holder.client.decr(self.day_key)
             except redis.RedisError as exc:
                 log.warning("rate limit api: an API call counted too early stays counted: %s", exc)
 
     def day_decision(self, limit):
         """The API call's day (`day`), counted with this hit once `decision()` let it
-        through: decided against `limit` (the tenant's, read again if it changed since)."""
+        through: decided against `limit`, the day's limit it was sent for (a tenant read
+        again since gave its count back: `give_back_day`)."""
         seconds_left = self.day.seconds_left
-        if limit is None:
-            return Decision(True, None, 0, seconds_left)
         if self.day_count is None:  # (Redis did not answer: as the hit itself)
             return Decision(_fails_open("api", limit, "no answer to the script"), limit, 0, seconds_left,
                             degraded=True)
